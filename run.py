@@ -1,0 +1,16 @@
+"""Entry point: python run.py [group=option ...] [key=value ...] (Hydra; -m for multirun sweeps)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from toponets_exp.tasks import run
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    """Compose the config and run its task."""
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""toponets_exp: train and evaluate topographic neural networks (TopoLoss)."""
+
+__version__ = "0.1.0"

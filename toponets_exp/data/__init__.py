@@ -1,0 +1,5 @@
+"""LightningDataModules and stimulus sets."""
+
+from toponets_exp.data.digits import DigitsDataModule
+
+__all__ = ["DigitsDataModule"]

@@ -1,0 +1,85 @@
+"""Embedded default data: scikit-learn's bundled 8x8 handwritten digits (1 797 images, 10 classes)."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from toponets_exp.errors import ConfigError
+
+
+class ShiftAugment(Dataset):
+    """Random translation by up to `pad` pixels (zero padding), applied per item."""
+
+    def __init__(self, base: TensorDataset, pad: int) -> None:
+        self.base, self.pad = base, pad
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = self.base[i]
+        if self.pad:
+            size = x.shape[-1]
+            x = F.pad(x, (self.pad,) * 4)
+            dy, dx = torch.randint(0, 2 * self.pad + 1, (2,)).tolist()
+            x = x[:, dy:dy + size, dx:dx + size]
+        return x, y
+
+
+class DigitsDataModule(L.LightningDataModule):
+    """Digits upsampled to `image_size`, 3 channels, standardised; fixed seeded stratified train/val/test split."""
+
+    n_digit_classes = 10
+
+    def __init__(self, num_classes: int = 10, image_size: int = 16, batch_size: int = 64, val_fraction: float = 0.15,
+                 test_fraction: float = 0.15, split_seed: int = 0, augment_shift: int = 1, num_workers: int = 0,
+                 pin_memory: bool = False) -> None:
+        super().__init__()
+        if num_classes != self.n_digit_classes:
+            raise ConfigError(f"data.num_classes={num_classes} but the digits have {self.n_digit_classes} classes")
+        if not 8 <= image_size <= 224:
+            raise ConfigError(f"data.image_size={image_size} must be between 8 and 224")
+        if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+            raise ConfigError("data.val_fraction and data.test_fraction must be in (0, 1) and sum below 1")
+        self.save_hyperparameters()
+        self.splits: dict[str, TensorDataset] = {}
+
+    def _tensors(self, images: np.ndarray, labels: np.ndarray) -> TensorDataset:
+        """8x8 images in [0, 16] → (N, 3, S, S) float tensors, standardised with the digits' global stats."""
+        x = torch.tensor(images, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
+        x = F.interpolate(x, size=self.hparams.image_size, mode="bilinear", align_corners=False)
+        x = ((x - 0.3) / 0.4).expand(-1, 3, -1, -1).contiguous()
+        return TensorDataset(x, torch.tensor(labels, dtype=torch.long))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        digits = load_digits()
+        hp = self.hparams
+        idx = np.arange(len(digits.target))
+        rest, test = train_test_split(idx, test_size=hp.test_fraction, random_state=hp.split_seed,
+                                      stratify=digits.target)
+        train, val = train_test_split(rest, test_size=hp.val_fraction / (1 - hp.test_fraction),
+                                      random_state=hp.split_seed, stratify=digits.target[rest])
+        for name, ids in (("train", train), ("val", val), ("test", test)):
+            self.splits[name] = self._tensors(digits.images[ids], digits.target[ids])
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        hp = self.hparams
+        return DataLoader(dataset, batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
+                          pin_memory=hp.pin_memory, persistent_workers=hp.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(ShiftAugment(self.splits["train"], self.hparams.augment_shift), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.splits["val"], shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.splits["test"], shuffle=False)

@@ -1,0 +1,58 @@
+"""Image-classification LightningModule, generic over the backbone; knows nothing of TopoLoss."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from toponets_exp.lit.optim import build_lr_schedule, build_optimizer, param_groups
+
+
+class ImageClassifier(L.LightningModule):
+    """Cross-entropy training of `net` with top-1 accuracy from torchmetrics."""
+
+    monitor, monitor_mode = "val/acc", "max"
+
+    def __init__(self, net: nn.Module, num_classes: int, optim: Mapping[str, Any],
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
+        self.accuracy = nn.ModuleDict({s: MulticlassAccuracy(num_classes, average="micro")
+                                       for s in ("train_", "val_", "test_")})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        acc = self.accuracy[stage + "_"]
+        acc(logits, y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
+        self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optim = self.hparams.optim
+        groups = param_groups(self.net, float(optim.get("weight_decay", 0.0)), bool(optim.get("no_decay_1d", False)))
+        optimizer = build_optimizer(groups, optim)
+        schedule = build_lr_schedule(optimizer, optim, self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

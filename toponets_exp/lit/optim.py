@@ -1,0 +1,58 @@
+"""Optimizer and LR schedule from the plain `optim.*` config keys."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from toponets_exp.errors import ConfigError
+
+OPTIMIZERS = ("sgd", "adamw")
+LR_SCHEDULES = ("cosine", "constant")
+
+
+def param_groups(module: nn.Module, weight_decay: float, no_decay_1d: bool) -> list[dict[str, Any]]:
+    """Parameter groups; with `no_decay_1d`, biases and norm/embedding-free 1-D params get no weight decay."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not no_decay_1d:
+        return [{"params": params, "weight_decay": weight_decay}]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(groups: Iterable[dict[str, Any]], optim: Mapping[str, Any]) -> torch.optim.Optimizer:
+    """SGD (momentum, nesterov) or AdamW (betas) over the given groups."""
+    name = str(optim.get("name", "sgd")).lower()
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=optim["lr"], momentum=optim.get("momentum", 0.9),
+                               nesterov=optim.get("nesterov", False))
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=optim["lr"], betas=tuple(optim.get("betas", (0.9, 0.999))),
+                                 eps=optim.get("eps", 1e-8))
+    raise ConfigError(f"optim.name={name!r} is not supported; use one of {', '.join(OPTIMIZERS)}")
+
+
+def build_lr_schedule(optimizer: torch.optim.Optimizer, optim: Mapping[str, Any],
+                      total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `optim.warmup_steps`, then cosine to `optim.min_lr_ratio` or constant; stepped per step."""
+    kind = str(optim.get("lr_schedule", "cosine"))
+    if kind not in LR_SCHEDULES:
+        raise ConfigError(f"optim.lr_schedule={kind!r} is not supported; use one of {', '.join(LR_SCHEDULES)}")
+    warmup = int(optim.get("warmup_steps", 0))
+    floor = float(optim.get("min_lr_ratio", 0.0))
+    total = max(int(total_steps), warmup + 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        frac = min((step - warmup) / max(total - warmup, 1), 1.0)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

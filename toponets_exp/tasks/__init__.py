@@ -1,0 +1,47 @@
+"""Task dispatch: `task=train | eval | report`, with bad config turned into one clear message and exit code 2."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig
+
+from toponets_exp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _tasks() -> dict[str, Callable[[DictConfig], dict[str, Any]]]:
+    """The runnable tasks (imported lazily so `--help` and errors stay fast)."""
+    from toponets_exp.tasks.train import train
+
+    return {"train": train}
+
+
+def config_error(err: BaseException) -> ConfigError | None:
+    """The ConfigError behind an exception (Hydra wraps errors raised while instantiating), if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, ConfigError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Run `cfg.task`; a configuration error exits with status 2 and a one-line message."""
+    try:
+        tasks = _tasks()
+        if cfg.task not in tasks:
+            raise ConfigError(f"task={cfg.task!r} is not a task; use one of {', '.join(tasks)}")
+        return tasks[cfg.task](cfg)
+    except Exception as err:  # noqa: BLE001 - only configuration errors are handled, the rest re-raised
+        bad = config_error(err)
+        if bad is None:
+            raise
+        log.error("Configuration error: %s", bad)
+        sys.exit(2)

@@ -1,0 +1,56 @@
+"""Build the run's objects from the composed config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from toponets_exp.errors import ConfigError
+from toponets_exp.topo import TopoLossCallback
+
+
+def _plain(node: Any) -> Any:
+    """A config node as plain Python containers."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def seed_and_check(cfg: DictConfig) -> int:
+    """Validate `seed` and seed every RNG (python, numpy, torch, dataloader workers)."""
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ConfigError(f"seed={cfg.seed!r} must be an integer")
+    return L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    """The LightningDataModule of `data=`."""
+    return instantiate(cfg.data, _convert_="all")
+
+
+def build_module(cfg: DictConfig) -> L.LightningModule:
+    """Backbone from `model.net`, wrapped in the LightningModule of `model.lit` with `optim`."""
+    net = instantiate(cfg.model.net, _convert_="all")
+    return instantiate(cfg.model.lit, net=net, optim=_plain(cfg.optim), _convert_="all")
+
+
+def build_topo(cfg: DictConfig, module: L.LightningModule) -> TopoLossCallback:
+    """The TopoLoss callback, bound to the backbone now so a bad selection fails before training starts."""
+    callback: TopoLossCallback = instantiate(cfg.topo, _convert_="all")
+    callback.bind(getattr(module, callback.module_attr))
+    return callback
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """Every logger under `logger` (csv always; wandb with logger=wandb)."""
+    return [instantiate(node, _convert_="all") for node in cfg.logger.values()]
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    """The run directory (Hydra's), created if needed."""
+    path = Path(cfg.paths.output_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,12 @@
+"""TopoLoss: sheet geometry, the loss, τ schedules and the Lightning callback."""
+
+from toponets_exp.topo.callback import TopoLossCallback
+from toponets_exp.topo.loss import TopoLayer, TopoLoss, blur_matrix, layer_loss
+from toponets_exp.topo.schedule import Chained, Constant, CosineDecay, LinearWarmup, Schedule
+from toponets_exp.topo.selection import select_layers
+from toponets_exp.topo.sheet import sheet_shape, unit_matrix
+
+__all__ = [
+    "Chained", "Constant", "CosineDecay", "LinearWarmup", "Schedule", "TopoLayer", "TopoLoss", "TopoLossCallback",
+    "blur_matrix", "layer_loss", "select_layers", "sheet_shape", "unit_matrix",
+]

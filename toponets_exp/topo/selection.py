@@ -1,0 +1,127 @@
+"""Select a model's topo layers by name patterns and validate them against their sheets."""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import nn
+
+from toponets_exp.errors import ConfigError
+from toponets_exp.topo.loss import TopoLayer, check_factor
+from toponets_exp.topo.sheet import sheet_shape
+
+SHEET_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _matches(pattern: str, name: str) -> bool:
+    """Glob match by default; a `re:` prefix makes the pattern a full-match regular expression."""
+    if pattern.startswith("re:"):
+        return re.fullmatch(pattern[3:], name) is not None
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def _unit_dim(module: nn.Module, param_name: str | None) -> int | None:
+    """Axis of the output units in the module's sheet parameter, or None if the type is unsupported."""
+    if param_name is not None:
+        return 0  # custom attribute (e.g. an RNN's weight_ih_l0): rows are units
+    if isinstance(module, SHEET_TYPES):
+        return 0
+    if type(module).__name__ == "Conv1D" and type(module).__module__.startswith("transformers"):
+        return 1  # HF GPT-2 Conv1D stores (in, out)
+    return None
+
+
+def as_number(key: str, value: Any, minimum: float | None = None) -> float:
+    """A config value as a float, or a ConfigError naming the key and what is accepted."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{key}={value!r} is not a number")
+    try:
+        out = float(value)
+    except ValueError:
+        raise ConfigError(f"{key}={value!r} is not a number") from None
+    if not math.isfinite(out):
+        raise ConfigError(f"{key}={value!r} must be finite")
+    if minimum is not None and out < minimum:
+        raise ConfigError(f"{key}={value!r} must be >= {minimum:g}")
+    return out
+
+
+def _factor_pair(key: str, entry: Mapping[str, Any], default: Any) -> tuple[float, float]:
+    """(φh, φw) from `factor_h`/`factor_w`, else `factor` (a number or a [h, w] pair), else the default."""
+    factor = entry.get("factor", default)
+    if isinstance(factor, Sequence) and not isinstance(factor, str):
+        if len(factor) != 2:
+            raise ConfigError(f"{key}.factor={list(factor)} must be a number or a [factor_h, factor_w] pair")
+        fh, fw = factor
+    else:
+        fh = fw = factor
+    fh = entry.get("factor_h", fh)
+    fw = entry.get("factor_w", fw)
+    return as_number(f"{key}.factor_h", fh, 1.0), as_number(f"{key}.factor_w", fw, 1.0)
+
+
+def _entry(item: Any) -> dict[str, Any]:
+    """A `topo.layers` item as a dict: a bare string is a pattern."""
+    if isinstance(item, str):
+        return {"pattern": item}
+    if isinstance(item, Mapping) and "pattern" in item:
+        return dict(item)
+    raise ConfigError(
+        f"topo.layers item {item!r} must be a name pattern or a mapping with 'pattern' "
+        "(and optional factor, factor_h, factor_w, weight, param)"
+    )
+
+
+def _listing(names: list[str], limit: int = 60) -> str:
+    """Names for an error message, truncated."""
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: float) -> list[TopoLayer]:
+    """Resolve `topo.layers` patterns over `net.named_modules()` into validated TopoLayers."""
+    if not layers:
+        raise ConfigError("topo.layers is empty; give at least one module-name pattern (glob, or 're:' regex)")
+    modules = dict(net.named_modules())
+    selected: dict[str, TopoLayer] = {}
+    for i, item in enumerate(layers):
+        entry = _entry(item)
+        key = f"topo.layers[{i}]"
+        pattern, param_name = str(entry["pattern"]), entry.get("param")
+        fh, fw = _factor_pair(key, entry, factor)
+        tau = as_number(f"{key}.weight", entry["weight"], 0.0) if "weight" in entry else weight
+        names = [n for n in modules if n and _matches(pattern, n)]
+        if not names:
+            candidates = [n for n, m in modules.items() if n and any(True for _ in m.parameters(recurse=False))]
+            raise ConfigError(
+                f"{key}={pattern!r} matches no layer of {type(net).__name__}. Layers with parameters: "
+                f"{_listing(candidates)}"
+            )
+        for name in names:
+            module = modules[name]
+            unit_dim = _unit_dim(module, param_name)
+            if unit_dim is None:
+                raise ConfigError(
+                    f"{key}={pattern!r} matches {name!r} of type {type(module).__name__}, which has no sheet; "
+                    "supported: Linear, Conv1d/2d/3d, transformers Conv1D, or any module with 'param' naming "
+                    "its weight attribute. Make the pattern more specific."
+                )
+            pname = param_name or "weight"
+            param = getattr(module, pname, None)
+            if param is None or getattr(param, "ndim", 0) < 2:
+                raise ConfigError(f"{key}: {name!r} has no >=2-D parameter {pname!r}")
+            if name in selected:
+                raise ConfigError(f"{key}={pattern!r} selects {name!r}, which an earlier topo.layers item selects")
+            sheet = sheet_shape(param.shape[unit_dim])
+            where = f" of layer {name!r} (sheet {sheet[0]}x{sheet[1]} for {param.shape[unit_dim]} units)"
+            try:
+                fh_ok = check_factor(fh, sheet[0], "h", where)
+                fw_ok = check_factor(fw, sheet[1], "w", where)
+            except ValueError as err:
+                raise ConfigError(f"topo.factor: {err}") from None
+            selected[name] = TopoLayer(name, module, pname, unit_dim, fh_ok, fw_ok, tau, sheet)
+    return list(selected.values())
