@@ -97,8 +97,8 @@ class TopoLossCallback(Callback):
 
     def _log(self, trainer: L.Trainer, total: torch.Tensor, per_layer: dict[str, torch.Tensor], scale: float) -> None:
         """Write topo metrics straight to the loggers (every `log_every_n_steps` optimizer steps)."""
-        metrics = {f"topo/{name}": float(v) for name, v in per_layer.items()}
-        metrics["topo/total"] = float(total)
+        metrics = {f"topo/{name}": float(v.detach()) for name, v in per_layer.items()}
+        metrics["topo/total"] = float(total.detach())
         metrics["topo/tau_multiplier"] = scale
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)

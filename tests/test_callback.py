@@ -1,0 +1,177 @@
+"""TopoLossCallback makes training equivalent to minimising task_loss + TopoLoss."""
+
+import copy
+import csv
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from toponets_exp.lit import ImageClassifier
+from toponets_exp.topo import LinearWarmup, TopoLoss, TopoLossCallback, select_layers
+
+LAYERS = ["conv*", {"pattern": "fc1", "factor": [1.5, 2.0], "weight": 3.0}]
+OPTIM = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4,
+         "lr_schedule": "constant"}
+
+
+class TinyNet(nn.Module):
+    """Two convs (16 units: 4x4 sheets) and a hidden linear layer (12 units: 3x4) before a 10-way head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 16, 3, padding=1)
+        self.fc1 = nn.Linear(16, 12)
+        self.head = nn.Linear(12, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
+        return self.head(torch.relu(self.fc1(x.mean((2, 3)))))
+
+
+class TopoInLoss(ImageClassifier):
+    """Reference: TopoLoss added to the task loss inside the training step (float32, autocast off)."""
+
+    def __init__(self, net: nn.Module, weight: float, task_scale: float = 1.0) -> None:
+        super().__init__(net, 10, OPTIM)
+        self.topo = TopoLoss(select_layers(net, LAYERS, 2.0, weight))
+        self.task_scale = task_scale
+
+    def training_step(self, batch, batch_idx):
+        loss = self.task_scale * super().training_step(batch, batch_idx)
+        with torch.autocast("cpu", enabled=False):
+            total, _ = self.topo()
+        return loss + total
+
+
+class ScaledTask(ImageClassifier):
+    """The task loss times a constant (0 isolates the TopoLoss gradient)."""
+
+    def __init__(self, net: nn.Module, task_scale: float) -> None:
+        super().__init__(net, 10, OPTIM)
+        self.task_scale = task_scale
+
+    def training_step(self, batch, batch_idx):
+        return self.task_scale * super().training_step(batch, batch_idx)
+
+
+def loader() -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    data = TensorDataset(torch.randn(48, 3, 8, 8, generator=g), torch.randint(0, 10, (48,), generator=g))
+    return DataLoader(data, batch_size=8, shuffle=False)
+
+
+def fit(module: L.LightningModule, callbacks=(), steps: int = 4, **trainer_kwargs) -> dict[str, torch.Tensor]:
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks),
+                        **trainer_kwargs)
+    trainer.fit(module, train_dataloaders=loader())
+    return {k: v.detach().clone() for k, v in module.net.state_dict().items()}
+
+
+def assert_same(a: dict, b: dict, atol: float) -> None:
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=atol, rtol=0, msg=lambda m, k=key: f"{k}: {m}")
+
+
+def nets() -> tuple[TinyNet, TinyNet]:
+    torch.manual_seed(0)
+    net = TinyNet()
+    return net, copy.deepcopy(net)
+
+
+@pytest.mark.parametrize("trainer_kwargs", [
+    {},
+    {"accumulate_grad_batches": 3},
+    {"gradient_clip_val": 0.05},  # clipping acts on task + topo gradients alike
+])
+def test_callback_equals_topo_in_loss(trainer_kwargs):
+    net_a, net_b = nets()
+    start = copy.deepcopy(net_a.state_dict())
+    ours = fit(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(LAYERS, weight=5.0, factor=2.0)],
+               **trainer_kwargs)
+    ref = fit(TopoInLoss(net_b, 5.0), **trainer_kwargs)
+    assert_same(ours, ref, atol=1e-6)
+    assert not torch.allclose(ours["conv1.weight"], start["conv1.weight"])  # it trained
+
+
+def test_callback_changes_training_versus_baseline():
+    net_a, net_b = nets()
+    topo = fit(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(LAYERS, weight=5.0, factor=2.0)])
+    base = fit(ImageClassifier(net_b, 10, OPTIM), [TopoLossCallback(["conv*", "fc1"], weight=0.0, factor=2.0)])
+    assert (topo["conv1.weight"] - base["conv1.weight"]).abs().max() > 1e-3
+
+
+def test_tau_zero_does_no_topo_compute_in_training(monkeypatch):
+    """τ=0 on every layer: the training step never evaluates TopoLoss and training equals plain training."""
+    calls = []
+    original = TopoLoss.layer_losses
+    monkeypatch.setattr(TopoLoss, "layer_losses", lambda self, dtype=None: calls.append(1) or original(self, dtype))
+    net_a, net_b = nets()
+    base = fit(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(["conv*", "fc1"], weight=0.0, factor=2.0)])
+    assert calls == []
+    assert_same(base, fit(ImageClassifier(net_b, 10, OPTIM)), atol=0)
+
+
+def test_bf16_mixed_topo_term_is_float32_exact():
+    """With the task loss switched off, bf16-mixed training must follow the float32 TopoLoss gradient exactly:
+    the topo term is computed in float32 on the float32 weights, outside autocast."""
+    net_a, net_b = nets()
+    cb = lambda: TopoLossCallback(LAYERS, weight=5.0, factor=2.0)  # noqa: E731
+    mixed = fit(ScaledTask(net_a, 0.0), [cb()], precision="bf16-mixed")
+    full = fit(ScaledTask(net_b, 0.0), [cb()], precision="32-true")
+    assert_same(mixed, full, atol=1e-6)
+
+
+def test_bf16_mixed_equals_reference_with_float32_topo():
+    """Full bf16-mixed training against the reference that adds the float32 TopoLoss to the autocast task loss.
+
+    Both runs see the same bf16 task gradients, so they agree to float32 round-off; against pure float32 training
+    they differ by the bf16 error of the task gradient (~1e-2 relative after a few steps), checked loosely."""
+    net_a, net_b = nets()
+    net_c = copy.deepcopy(net_a)
+    ours = fit(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(LAYERS, weight=5.0, factor=2.0)],
+               precision="bf16-mixed")
+    ref = fit(TopoInLoss(net_b, 5.0), precision="bf16-mixed")
+    assert_same(ours, ref, atol=1e-5)
+    fp32 = fit(TopoInLoss(net_c, 5.0), precision="32-true")
+    assert_same(ours, fp32, atol=5e-2)
+
+
+def test_schedule_state_survives_checkpoint(tmp_path):
+    net, _ = nets()
+    cb = TopoLossCallback(LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=10))
+    trainer = L.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[cb])
+    trainer.fit(ImageClassifier(net, 10, OPTIM), train_dataloaders=loader())
+    assert cb.schedule.step_count == 3
+    path = tmp_path / "three.ckpt"
+    trainer.save_checkpoint(path)
+    saved = torch.load(path, weights_only=True)["callbacks"]["TopoLossCallback"]
+    assert saved["schedule"]["step_count"] == 3
+
+    resumed = TopoLossCallback(LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=10))
+    assert resumed.schedule.value == 0.0
+    trainer = L.Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[resumed])
+    trainer.fit(ImageClassifier(TinyNet(), 10, OPTIM), train_dataloaders=loader(), ckpt_path=path)
+    assert resumed.schedule.step_count == 5
+    assert resumed.schedule.value == pytest.approx(0.5)
+
+
+def test_logs_per_layer_and_total_every_n_steps(tmp_path):
+    net, _ = nets()
+    logger = L.pytorch.loggers.CSVLogger(tmp_path, name="", version="")
+    cb = TopoLossCallback(LAYERS, weight=5.0, factor=2.0, log_every_n_steps=2)
+    trainer = L.Trainer(max_steps=6, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[cb])
+    trainer.fit(ImageClassifier(net, 10, OPTIM), train_dataloaders=loader())
+    rows = [r for r in csv.DictReader(open(tmp_path / "metrics.csv")) if r.get("topo/total")]
+    assert [int(r["step"]) for r in rows] == [0, 2, 4]
+    for r in rows:
+        per_layer = [float(r[f"topo/{n}"]) for n in ("conv1", "conv2", "fc1")]
+        expected = (5.0 * per_layer[0] + 5.0 * per_layer[1] + 3.0 * per_layer[2]) / 3  # mean of τ_l · loss_l
+        assert float(r["topo/total"]) == pytest.approx(expected, rel=1e-5)
