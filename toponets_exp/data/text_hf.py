@@ -1,0 +1,191 @@
+"""Hugging Face `datasets` text corpora (OpenWebText, FineWeb-Edu, Wikipedia, local files) as packed LM blocks."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from toponets_exp.data.text import BlockDataset, check_lm_sizes
+from toponets_exp.data.tokenizer import TextTokenizer, load_tokenizer
+from toponets_exp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".txt": "text", ".parquet": "parquet", ".csv": "csv",
+                 ".arrow": "arrow"}
+SPLITS = ("train", "val", "test")
+
+
+def pack_stream(token_lists: Iterable[list[int]], block_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(input, target) blocks from a stream of token lists, exactly as `BlockDataset` cuts their concatenation."""
+    buffer: list[int] = []
+    for ids in token_lists:
+        buffer.extend(ids)
+        while len(buffer) > block_size:
+            chunk = torch.tensor(buffer[:block_size + 1], dtype=torch.long)
+            del buffer[:block_size]
+            yield chunk[:-1], chunk[1:]
+
+
+class PackedStream(IterableDataset):
+    """Streaming documents → tokens (+ end-of-text) → blocks; this rank reads a disjoint shard of the documents."""
+
+    def __init__(self, source: Any, tokenizer: TextTokenizer, text_column: str, block_size: int, rank: int = 0,
+                 world_size: int = 1, repeat: bool = False, docs_per_batch: int = 64) -> None:
+        self.source, self.tokenizer, self.text_column = source, tokenizer, text_column
+        self.block_size, self.rank, self.world_size = block_size, rank, world_size
+        self.repeat, self.docs_per_batch = repeat, docs_per_batch
+
+    def shard(self) -> Any:
+        """This rank's documents: `split_dataset_by_node` (whole shards when they divide evenly, else 1 in N docs)."""
+        if self.world_size == 1:
+            return self.source
+        from datasets.distributed import split_dataset_by_node
+
+        return split_dataset_by_node(self.source, rank=self.rank, world_size=self.world_size)
+
+    def _token_lists(self) -> Iterator[list[int]]:
+        """Each document's tokens followed by the end-of-text id; passes repeat (new shuffle epoch) if `repeat`."""
+        shard, epoch = self.shard(), 0
+        eos = [] if self.tokenizer.eos_id is None else [self.tokenizer.eos_id]
+        while True:
+            if hasattr(shard, "set_epoch"):
+                shard.set_epoch(epoch)
+            texts: list[str] = []
+            for doc in shard:
+                texts.append(doc[self.text_column])
+                if len(texts) == self.docs_per_batch:
+                    yield from (ids + eos for ids in self.tokenizer.encode_batch(texts))
+                    texts = []
+            if texts:
+                yield from (ids + eos for ids in self.tokenizer.encode_batch(texts))
+            if not self.repeat:
+                return
+            epoch += 1
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return pack_stream(self._token_lists(), self.block_size)
+
+
+def _as_list(files: str | Sequence[str]) -> list[str]:
+    """`data_files` as a list of paths or glob patterns (user paths expanded)."""
+    return [os.path.expanduser(f) for f in ([files] if isinstance(files, str) else files)]
+
+
+class HFTextDataModule(L.LightningDataModule):
+    """A `datasets` text corpus tokenized with a local BPE and packed into blocks; the first `val_docs` and next
+    `test_docs` documents are held out. Map-style (DistributedSampler under DDP) or streaming (rank-sharded)."""
+
+    def __init__(self, tokenizer_path: str | None, vocab_size: int, block_size: int, hf_name: str | None = None,
+                 hf_config: str | None = None, split: str = "train", data_files: str | list[str] | None = None,
+                 text_column: str = "text", streaming: bool = False, val_docs: int = 1000, test_docs: int = 1000,
+                 eos_token: str | None = "<|endoftext|>", shuffle_buffer: int = 10_000, seed: int = 0,
+                 batch_size: int = 8, num_workers: int = 0, pin_memory: bool = False) -> None:
+        super().__init__()
+        self.tokenizer = load_tokenizer(tokenizer_path, eos_token)
+        check_lm_sizes(vocab_size, block_size, self.tokenizer.vocab_size)
+        if hf_name is None and not data_files:
+            raise ConfigError("no text source: set data.hf_name (a Hub dataset such as HuggingFaceFW/fineweb-edu, or a "
+                              "local dataset directory) or data.data_files=/path/to/*.jsonl (json, txt, parquet, csv)")
+        if min(val_docs, test_docs) < 1:
+            raise ConfigError(f"data.val_docs={val_docs} and data.test_docs={test_docs} must be >= 1")
+        self.save_hyperparameters()
+        self.splits: dict[str, Any] = {}
+
+    def load_source(self) -> Any:
+        """The raw document dataset (map-style `Dataset` or streaming `IterableDataset`)."""
+        import datasets
+
+        hp = self.hparams
+        kwargs: dict[str, Any] = {"split": hp.split, "streaming": hp.streaming}
+        if hp.data_files:
+            files = _as_list(hp.data_files)
+            if not any("://" in f or glob.glob(os.path.expanduser(f)) for f in files):
+                raise ConfigError(f"data.data_files={files} matches no file; give existing local text files")
+            suffix = Path(files[0]).suffix.lower()
+            builder = hp.hf_name or FILE_BUILDERS.get(suffix)
+            if builder is None:
+                raise ConfigError(f"data.data_files has suffix {suffix!r}: set data.hf_name to its builder "
+                                  f"({', '.join(sorted(set(FILE_BUILDERS.values())))}) or use one of "
+                                  f"{', '.join(FILE_BUILDERS)}")
+            return datasets.load_dataset(builder, data_files={hp.split: files}, **kwargs)
+        try:
+            if (Path(hp.hf_name) / "state.json").exists() or (Path(hp.hf_name) / "dataset_dict.json").exists():
+                saved = datasets.load_from_disk(hp.hf_name)
+                saved = saved[hp.split] if isinstance(saved, datasets.DatasetDict) else saved
+                return saved.to_iterable_dataset() if hp.streaming else saved
+            return datasets.load_dataset(hp.hf_name, hp.hf_config, **kwargs)
+        except (FileNotFoundError, ConnectionError, datasets.exceptions.DatasetNotFoundError) as err:
+            raise ConfigError(f"data.hf_name={hp.hf_name!r} (config {hp.hf_config!r}) could not be loaded ({err}); "
+                              "with no network, point data.data_files at local files or data.hf_name at a local "
+                              "dataset directory") from err
+
+    def _check_columns(self, source: Any) -> None:
+        """The text column must exist."""
+        names = source.column_names
+        if names is not None and self.hparams.text_column not in names:
+            raise ConfigError(f"data.text_column={self.hparams.text_column!r} is not a column of the dataset; "
+                              f"columns: {', '.join(names)}")
+
+    def _map_style(self, source: Any) -> dict[str, BlockDataset]:
+        """Tokenize every document once, concatenate each split's tokens and cut them into blocks."""
+        hp = self.hparams
+        held = hp.val_docs + hp.test_docs
+        if len(source) <= held:
+            raise ConfigError(f"the dataset has {len(source)} documents, not more than data.val_docs + data.test_docs "
+                              f"= {held}")
+        ranges = {"val": range(hp.val_docs), "test": range(hp.val_docs, held), "train": range(held, len(source))}
+        eos = [] if self.tokenizer.eos_id is None else [self.tokenizer.eos_id]
+        dtype = np.uint16 if self.hparams.vocab_size <= 2 ** 16 else np.uint32
+        out = {}
+        for name in SPLITS:
+            docs = source.select(ranges[name])[hp.text_column]
+            ids = [np.asarray(t + eos, dtype=dtype) for t in self.tokenizer.encode_batch(docs)]
+            out[name] = BlockDataset(np.concatenate(ids), hp.block_size)
+        return out
+
+    def _streaming(self, source: Any) -> dict[str, PackedStream]:
+        """Held-out docs from the head of the stream; training docs shuffled (buffer) and repeated without end."""
+        hp = self.hparams
+        held = hp.val_docs + hp.test_docs
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        parts = {"val": (source.take(hp.val_docs), False),
+                 "test": (source.skip(hp.val_docs).take(hp.test_docs), False),
+                 "train": (source.skip(held).shuffle(seed=hp.seed, buffer_size=hp.shuffle_buffer), True)}
+        return {name: PackedStream(docs, self.tokenizer, hp.text_column, hp.block_size, rank, world, repeat)
+                for name, (docs, repeat) in parts.items()}
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        if hp.streaming and stage == "fit" and self.trainer is not None and self.trainer.max_steps < 0:
+            raise ConfigError("data.streaming=true trains on an endless token stream: set trainer.max_steps")
+        if self.splits:
+            return
+        source = self.load_source()
+        self._check_columns(source)
+        self.splits = self._streaming(source) if hp.streaming else self._map_style(source)
+        log.info("text data: %s", ", ".join(f"{k} {len(v)} blocks" for k, v in self.splits.items()
+                                           if isinstance(v, BlockDataset)) or "streaming")
+
+    def _loader(self, name: str) -> DataLoader:
+        hp = self.hparams
+        shuffle = name == "train" and not hp.streaming
+        return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
+                          pin_memory=hp.pin_memory, persistent_workers=hp.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

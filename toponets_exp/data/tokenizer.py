@@ -1,0 +1,85 @@
+"""Tokenizers for the text data: raw UTF-8 bytes (no download) or a local BPE (e.g. GPT-2's) loaded from disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from toponets_exp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+
+class TextTokenizer(Protocol):
+    """What the text DataModules need from a tokenizer."""
+
+    vocab_size: int
+    eos_id: int | None
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text, no special tokens added."""
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens: vocabulary 256, nothing to download, lossless."""
+
+    vocab_size = 256
+    eos_id = None
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """The UTF-8 bytes of each text."""
+        return [list(text.encode("utf-8")) for text in texts]
+
+    def decode(self, ids: list[int]) -> str:
+        """Text from byte ids (invalid UTF-8 sequences replaced)."""
+        return bytes(ids).decode("utf-8", errors="replace")
+
+
+class BPETokenizer:
+    """A `tokenizers.Tokenizer` (fast BPE) with the id of its end-of-text token, used as the document separator."""
+
+    def __init__(self, backend: Tokenizer, eos_token: str | None) -> None:
+        self.backend = backend
+        self.vocab_size = backend.get_vocab_size(with_added_tokens=True)
+        self.eos_id = backend.token_to_id(eos_token) if eos_token else None
+        if eos_token and self.eos_id is None:
+            raise ConfigError(f"data.eos_token={eos_token!r} is not in the tokenizer's vocabulary; set data.eos_token "
+                              "to its end-of-text token (GPT-2: '<|endoftext|>') or null")
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text (no special tokens added)."""
+        return [enc.ids for enc in self.backend.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: list[int]) -> str:
+        """Text from token ids."""
+        return self.backend.decode(ids)
+
+
+def load_tokenizer(path: str | None, eos_token: str | None = "<|endoftext|>") -> BPETokenizer:
+    """A local tokenizer: a `tokenizer.json` file, or a directory that `AutoTokenizer` reads offline (e.g. gpt2/)."""
+    if not path:
+        raise ConfigError("data.tokenizer_path is not set: point it at a local tokenizer directory or tokenizer.json "
+                          "file, e.g. data.tokenizer_path=/path/to/gpt2 (saved once with "
+                          "AutoTokenizer.from_pretrained('gpt2').save_pretrained('/path/to/gpt2'))")
+    local = Path(path).expanduser()
+    if not local.exists():
+        raise ConfigError(f"data.tokenizer_path={path!r} does not exist; give a local tokenizer directory or "
+                          "tokenizer.json file, e.g. data.tokenizer_path=/path/to/gpt2")
+    if local.is_file():
+        from tokenizers import Tokenizer
+
+        try:
+            return BPETokenizer(Tokenizer.from_file(str(local)), eos_token)
+        except Exception as err:  # noqa: BLE001 - the tokenizers library raises a bare Exception on a bad file
+            raise ConfigError(f"data.tokenizer_path={path!r} is not a tokenizers JSON file ({err})") from err
+    from transformers import AutoTokenizer
+
+    try:
+        auto = AutoTokenizer.from_pretrained(str(local), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"data.tokenizer_path={path!r} holds no tokenizer AutoTokenizer can read offline "
+                          f"({err}); save one there with tokenizer.save_pretrained(path)") from err
+    if not getattr(auto, "is_fast", False):
+        raise ConfigError(f"data.tokenizer_path={path!r} loads a slow tokenizer; a fast (tokenizers) one is required")
+    return BPETokenizer(auto.backend_tokenizer, eos_token)
