@@ -1,0 +1,24 @@
+"""torchvision ViT-B/32 builder (random init) with the sizes reachable from config for tiny variants."""
+
+from __future__ import annotations
+
+from torchvision.models.vision_transformer import VisionTransformer
+
+from toponets_exp.errors import ConfigError
+from toponets_exp.models.checkpoints import load_weights
+
+
+def vit_b_32(num_classes: int = 1000, image_size: int = 224, patch_size: int = 32, num_layers: int = 12,
+             num_heads: int = 12, hidden_dim: int = 768, mlp_dim: int = 3072, dropout: float = 0.0,
+             attention_dropout: float = 0.0, pretrained_path: str | None = None) -> VisionTransformer:
+    """torchvision `vit_b_32` (module names as in the official TopoNets checkpoint); the defaults are ViT-B/32."""
+    if image_size % patch_size:
+        raise ConfigError(f"model.net.image_size={image_size} is not a multiple of model.net.patch_size={patch_size}")
+    if hidden_dim % num_heads:
+        raise ConfigError(f"model.net.hidden_dim={hidden_dim} is not a multiple of model.net.num_heads={num_heads}")
+    net = VisionTransformer(image_size=image_size, patch_size=patch_size, num_layers=num_layers, num_heads=num_heads,
+                            hidden_dim=hidden_dim, mlp_dim=mlp_dim, dropout=dropout,
+                            attention_dropout=attention_dropout, num_classes=num_classes)
+    if pretrained_path is not None:
+        load_weights(net, pretrained_path)
+    return net
