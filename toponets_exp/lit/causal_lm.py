@@ -1,0 +1,74 @@
+"""Causal language-model LightningModule, generic over the backbone; knows nothing of TopoLoss."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.text import Perplexity
+
+from toponets_exp.lit.optim import build_lr_schedule, build_optimizer, param_groups
+
+
+def logits_of(output: Any) -> torch.Tensor:
+    """(B, T, V) logits from a backbone's output: the tensor itself, an object with `.logits`, or a (logits, ...) tuple."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if hasattr(output, "logits"):
+        return output.logits
+    if isinstance(output, (tuple, list)) and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise TypeError(f"the language model returned {type(output).__name__}; expected logits or an object with .logits")
+
+
+class CausalLM(L.LightningModule):
+    """Next-token cross-entropy training of `net(idx)`; perplexity from torchmetrics on val/test."""
+
+    monitor, monitor_mode = "val/loss", "min"
+
+    def __init__(self, net: nn.Module, optim: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net"])
+        self.net = net
+        self.perplexity = nn.ModuleDict({s: Perplexity() for s in ("val_", "test_")})
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return logits_of(self.net(idx))
+
+    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mean next-token cross-entropy (in float32), with the logits and targets."""
+        idx, targets = batch
+        logits = self(idx)
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        return loss, logits, targets
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        loss, _, _ = self._loss(batch)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        return loss
+
+    def _eval_step(self, batch: Any, stage: str) -> None:
+        """Loss and perplexity of a held-out batch."""
+        loss, logits, targets = self._loss(batch)
+        ppl = self.perplexity[stage + "_"]
+        ppl(logits.float(), targets)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log(f"{stage}/ppl", ppl, on_step=False, on_epoch=True, prog_bar=True)
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """Optimizer of `optim` (weight decay on ≥2-D weights only, unless optim.no_decay_1d=false), LR per step."""
+        optim = self.hparams.optim
+        groups = param_groups(self.net, float(optim.get("weight_decay", 0.0)), bool(optim.get("no_decay_1d", True)))
+        optimizer = build_optimizer(groups, optim)
+        schedule = build_lr_schedule(optimizer, optim, self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
