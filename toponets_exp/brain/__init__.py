@@ -1,0 +1,11 @@
+"""Brain-likeness statistics of model layers: dimensionality, topographic smoothness, selectivity, predictivity."""
+
+from toponets_exp.brain.dimensionality import effective_dimensionality
+from toponets_exp.brain.plots import (plot_bar, plot_curves, plot_selectivity_maps, plot_sheet_map,
+                                      plot_similarity_curves, plot_weight_sheet)
+from toponets_exp.brain.predictivity import PredictivityResult, ridge_predictivity
+from toponets_exp.brain.selectivity import SelectivityMap, selectivity_map
+from toponets_exp.brain.smoothness import (SimilarityCurve, SmoothnessResult, response_profiles,
+                                           similarity_by_distance, smoothness)
+from toponets_exp.brain.spatial import map_pearson, map_ssim, morans_i
+from toponets_exp.brain.stats import benjamini_hochberg, d_prime, welch_t, welch_t_pvalues

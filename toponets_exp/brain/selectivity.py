@@ -1,0 +1,67 @@
+"""Category-selectivity maps: per-unit Welch t and d′ of one category vs all other stimuli, on the sheet."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Hashable
+
+import numpy as np
+
+from toponets_exp.brain.spatial import morans_i
+from toponets_exp.brain.stats import ArrayLike, as_float64, d_prime, welch_t
+from toponets_exp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# fMRI localiser convention (Kanwisher et al.): p < 1e-4 uncorrected, i.e. t ≈ 4 for the usual stimulus counts.
+DEFAULT_T_THRESHOLD = 4.0
+
+
+@dataclass(frozen=True)
+class SelectivityMap:
+    """One category's selectivity on the sheet: t and d′ maps (H, W), share of selective units, Moran's I of t."""
+
+    category: Hashable
+    t: np.ndarray
+    d_prime: np.ndarray
+    fraction_selective: float
+    threshold: float
+    morans_i: float
+
+
+def selectivity_map(responses: ArrayLike, labels: ArrayLike, category: Hashable, sheet: tuple[int, int],
+                    threshold: float = DEFAULT_T_THRESHOLD) -> SelectivityMap:
+    """Selectivity of every unit for `category` vs all other stimuli, laid out row-major on the H×W sheet.
+
+    responses: (n_stimuli, n_units) with n_units = H·W; labels: (n_stimuli,) category of each stimulus.
+    A unit is selective when its Welch t exceeds `threshold` (positive preference only). Moran's I is
+    computed on the t map (NaN if a zero-variance unit makes some t infinite).
+    """
+    x = as_float64(responses)
+    y = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
+    h, w = (int(s) for s in sheet)
+    if x.ndim != 2 or x.shape[1] != h * w:
+        raise ConfigError(
+            f"responses must be (n_stimuli, n_units) with n_units = H·W = {h * w} for sheet={tuple(sheet)}, "
+            f"got shape {x.shape}"
+        )
+    if y.shape != (x.shape[0],):
+        raise ConfigError(f"labels must have shape ({x.shape[0]},) to match responses, got {y.shape}")
+    inside = y == category
+    if not inside.any():
+        raise ConfigError(f"category={category!r} is not among the labels; present: {sorted(set(y.tolist()))}")
+    t = welch_t(x[inside], x[~inside])
+    if np.all(np.isfinite(t)):
+        spatial = morans_i(t.reshape(h, w))
+    else:
+        log.warning("category %r: infinite t-values (zero-variance units); Moran's I set to NaN", category)
+        spatial = float("nan")
+    return SelectivityMap(
+        category=category,
+        t=t.reshape(h, w),
+        d_prime=d_prime(x[inside], x[~inside]).reshape(h, w),
+        fraction_selective=float(np.mean(t > threshold)),
+        threshold=float(threshold),
+        morans_i=spatial,
+    )

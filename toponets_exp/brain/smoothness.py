@@ -1,0 +1,195 @@
+"""Topographic smoothness: how similar units are as a function of their distance on the cortical sheet.
+
+Units are laid out row-major on an H×W sheet (unit i at row i // W, column i % W, unit spacing 1). A unit is any
+vector: its flattened incoming weights, or its response profile over stimuli (see `response_profiles`). The
+similarity of two units is the cosine of their vectors (0 when either is all zeros). Pairs are binned by their
+Euclidean sheet distance d into unit-width bins centred on the integers, bin k = [k − ½, k + ½); bin 1 holds the
+adjacent and diagonal neighbours (d = 1, √2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from toponets_exp.brain.stats import ArrayLike, as_float64
+from toponets_exp.errors import ConfigError
+
+METHODS = ("near_minus_far", "max_minus_min", "tdann")
+NEAR_BIN = 1
+MIN_BIN_FRACTION = 0.01  # bins with fewer pairs than this share are too noisy for the curve's max and min
+CHUNK_ELEMENTS = 1 << 22  # gathered floats per chunk of pair cosines (2 × 32 MiB)
+
+
+@dataclass(frozen=True)
+class SimilarityCurve:
+    """Mean cosine similarity c(d) of unit pairs per non-empty distance bin (bin centres), with pair counts."""
+
+    distances: np.ndarray
+    similarity: np.ndarray
+    counts: np.ndarray
+
+
+@dataclass(frozen=True)
+class SmoothnessResult:
+    """A smoothness score, the method that produced it, and the full similarity-vs-distance curve."""
+
+    value: float
+    method: str
+    curve: SimilarityCurve
+
+
+def response_profiles(responses: ArrayLike) -> np.ndarray:
+    """Unit vectors (n_units, n_stimuli) from responses (n_stimuli, n_units), each centred over stimuli.
+
+    The cosine of two centred profiles is the Pearson correlation of the two units' tuning, the similarity used
+    for response maps (TDANN); raw ReLU responses would make every pair look similar.
+    """
+    x = as_float64(responses)
+    if x.ndim != 2:
+        raise ConfigError(f"responses must be a 2-D array (n_stimuli, n_units), got shape {x.shape}")
+    return (x - x.mean(axis=0)).T
+
+
+def _unit_vectors(vectors: ArrayLike, sheet: tuple[int, int]) -> np.ndarray:
+    """Validated (H·W, dim) vectors scaled to unit norm (zero vectors stay zero)."""
+    h, w = (int(s) for s in sheet)
+    x = as_float64(vectors)
+    if h < 1 or w < 1 or h * w < 2:
+        raise ConfigError(f"sheet={tuple(sheet)} must be (H, W) with H, W >= 1 and at least 2 units")
+    if x.ndim < 2 or x.shape[0] != h * w:
+        raise ConfigError(
+            f"vectors must be (n_units, dim...) with n_units = H·W = {h * w} for sheet={tuple(sheet)}, "
+            f"got shape {x.shape}"
+        )
+    x = x.reshape(x.shape[0], -1)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0.0, norms, 1.0)
+
+
+def triangle_pairs(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j), i < j, at row-major positions k of the strict upper triangle of an n×n matrix."""
+    k = np.asarray(k, dtype=np.int64)
+
+    def start(i: np.ndarray) -> np.ndarray:
+        """Position of the first pair whose first index is i."""
+        return i * n - i * (i + 1) // 2
+
+    b = 2 * n - 1
+    i = np.floor((b - np.sqrt(np.maximum(b * b - 8.0 * k, 0.0))) / 2.0).astype(np.int64)
+    i = np.clip(i, 0, n - 2)
+    i = np.where(start(i) > k, i - 1, i)  # correct a float rounding step either way
+    i = np.where(start(i + 1) <= k, i + 1, i)
+    return i, k - start(i) + i + 1
+
+
+def _near_pairs(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair in the nearest bin: offsets (0, 1), (1, −1), (1, 0), (1, 1) on the H×W sheet."""
+    rows, cols = np.divmod(np.arange(h * w), w)
+    i_all, j_all = [], []
+    for dr, dc in ((0, 1), (1, -1), (1, 0), (1, 1)):
+        ok = (rows + dr < h) & (cols + dc >= 0) & (cols + dc < w)
+        i_all.append(np.flatnonzero(ok))
+        j_all.append((rows[ok] + dr) * w + cols[ok] + dc)
+    return np.concatenate(i_all), np.concatenate(j_all)
+
+
+def _sheet_distances(i: np.ndarray, j: np.ndarray, w: int) -> np.ndarray:
+    """Euclidean distance between units i and j on a sheet of width w."""
+    ri, ci = np.divmod(i, w)
+    rj, cj = np.divmod(j, w)
+    return np.hypot(ri - rj, ci - cj)
+
+
+def sample_pairs(sheet: tuple[int, int], max_pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit pairs (i, j), i < j: all of them if at most max_pairs, else a seeded sample of at most max_pairs.
+
+    The sample stratifies on the nearest bin: its pairs (about 4·H·W) are all kept, up to half the budget, so
+    c(1) stays precise on large sheets; the rest of the budget is a uniform sample without replacement of all
+    pairs, from which nearest-bin pairs are dropped. Each bin's mean is thus an unbiased estimate.
+    """
+    if int(max_pairs) < 1:
+        raise ConfigError(f"max_pairs={max_pairs} must be a positive integer")
+    h, w = sheet
+    n = h * w
+    total = n * (n - 1) // 2
+    if total <= max_pairs:
+        return np.triu_indices(n, 1)
+    rng = np.random.default_rng(seed)
+    near_i, near_j = _near_pairs(h, w)
+    keep = min(near_i.size, max_pairs // 2)
+    if keep < near_i.size:
+        pick = np.sort(rng.choice(near_i.size, size=keep, replace=False))
+        near_i, near_j = near_i[pick], near_j[pick]
+    far_i, far_j = triangle_pairs(np.sort(rng.choice(total, size=max_pairs - keep, replace=False)), n)
+    far = np.rint(_sheet_distances(far_i, far_j, w)) != NEAR_BIN
+    return np.concatenate([near_i, far_i[far]]), np.concatenate([near_j, far_j[far]])
+
+
+def _pair_cosines(units: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Cosine of unit-norm rows i and j, in chunks that bound the gathered memory."""
+    chunk = max(1, CHUNK_ELEMENTS // units.shape[1])
+    return np.concatenate([
+        np.einsum("pd,pd->p", units[i[s:s + chunk]], units[j[s:s + chunk]]) for s in range(0, i.size, chunk)
+    ])
+
+
+def pair_similarities(vectors: ArrayLike, sheet: tuple[int, int], max_pairs: int = 200_000,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(sheet distance, cosine similarity) of the unit pairs chosen by `sample_pairs`."""
+    units = _unit_vectors(vectors, sheet)
+    h, w = (int(s) for s in sheet)
+    i, j = sample_pairs((h, w), max_pairs, seed)
+    return _sheet_distances(i, j, w), _pair_cosines(units, i, j)
+
+
+def _curve(distances: np.ndarray, cosines: np.ndarray) -> SimilarityCurve:
+    """Bin pair cosines by rounded distance into a SimilarityCurve of the non-empty bins."""
+    bins = np.rint(distances).astype(np.int64)
+    counts = np.bincount(bins)
+    sums = np.bincount(bins, weights=cosines)
+    full = np.flatnonzero(counts)
+    return SimilarityCurve(full.astype(np.float64), sums[full] / counts[full], counts[full])
+
+
+def similarity_by_distance(vectors: ArrayLike, sheet: tuple[int, int], max_pairs: int = 200_000,
+                           seed: int = 0) -> SimilarityCurve:
+    """Mean cosine similarity of unit pairs per unit-width bin of sheet distance (see module docstring)."""
+    return _curve(*pair_similarities(vectors, sheet, max_pairs, seed))
+
+
+def _reliable(curve: SimilarityCurve) -> np.ndarray:
+    """Curve values of the bins holding at least MIN_BIN_FRACTION of the pairs (drops the sparse corners)."""
+    return curve.similarity[curve.counts >= max(1.0, MIN_BIN_FRACTION * curve.counts.sum())]
+
+
+def smoothness(vectors: ArrayLike, sheet: tuple[int, int], method: str = "near_minus_far",
+               max_pairs: int = 200_000, seed: int = 0) -> SmoothnessResult:
+    """One topographic smoothness score of units on the sheet, with the similarity curve it came from.
+
+    Methods (c(d) = mean cosine in distance bin d; D = √((H−1)² + (W−1)²) the sheet diagonal):
+      near_minus_far: c_near − c_far, c_near = c(1) (adjacent and diagonal neighbours), c_far the mean cosine
+          over all pairs farther apart than D/2. ≈0 without topography, up to 2 when neighbours agree and distant
+          units oppose. The default: it is defined for signed similarities (weights, centred profiles).
+      max_minus_min: max − min of c(d) over bins holding at least 1% of the pairs (sparse corner bins excluded).
+      tdann: (max − min) / max of that same curve: the drop of similarity with distance relative to its peak,
+          the normalised smoothness used for TDANN maps (Margalit et al., Neuron 2024) and TopoNets: 0 for a
+          flat curve, 1 when distant units are uncorrelated. It assumes mostly positive similarities (raw
+          rectified responses); it is NaN when the peak is ≤ 0 and unstable when every c(d) is near 0.
+    """
+    if method not in METHODS:
+        raise ConfigError(f"eval.smoothness={method!r} is not a smoothness method; accepted: {', '.join(METHODS)}")
+    distances, cosines = pair_similarities(vectors, sheet, max_pairs, seed)
+    curve = _curve(distances, cosines)
+    if method == "near_minus_far":
+        h, w = (int(s) for s in sheet)
+        far = distances > np.hypot(h - 1, w - 1) / 2.0
+        near = np.rint(distances) == NEAR_BIN
+        value = cosines[near].mean() - cosines[far].mean()
+    else:
+        reliable = _reliable(curve)
+        value = reliable.max() - reliable.min()
+        if method == "tdann":
+            value = value / reliable.max() if reliable.max() > 0.0 else float("nan")
+    return SmoothnessResult(float(value), method, curve)
