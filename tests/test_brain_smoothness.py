@@ -120,6 +120,7 @@ def test_tdann_normalised_drop_of_the_curve() -> None:
     result = smoothness(profiles, (h, w), method="tdann")
     mm = smoothness(profiles, (h, w), method="max_minus_min")
     reliable = result.curve.similarity[result.curve.counts >= 0.01 * result.curve.counts.sum()]
+    assert mm.value == pytest.approx(reliable.max() - reliable.min(), rel=1e-12)
     assert result.value == pytest.approx(mm.value / reliable.max(), rel=1e-12)
     assert 0.0 < result.value < 1.0
     assert smoothness(np.random.default_rng(0).permutation(profiles), (h, w), method="tdann").value < 0.01

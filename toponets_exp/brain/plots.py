@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 
 from toponets_exp.brain.selectivity import SelectivityMap
-from toponets_exp.brain.smoothness import SimilarityCurve
+from toponets_exp.brain.smoothness import MIN_BIN_FRACTION, SimilarityCurve, reliable_bins
 from toponets_exp.brain.stats import ArrayLike, as_float64
 from toponets_exp.errors import ConfigError
 
@@ -85,13 +85,14 @@ def plot_weight_sheet(vectors: ArrayLike, sheet: tuple[int, int], path: str | Pa
 
 def plot_similarity_curves(curves: dict[str, SimilarityCurve], path: str | Path,
                            title: str = "Unit similarity vs sheet distance") -> Path:
-    """Mean cosine similarity against sheet distance, one line per model or layer."""
+    """Mean cosine similarity against sheet distance, one line per model or layer (sparse far bins left out)."""
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.subplots()
     ax.axhline(0.0, color="0.6", linewidth=0.8)
     for name, curve in curves.items():
-        ax.plot(curve.distances, curve.similarity, marker="o", markersize=3, label=name)
-    ax.set_xlabel("distance on the sheet (units)")
+        keep = reliable_bins(curve)
+        ax.plot(curve.distances[keep], curve.similarity[keep], marker="o", markersize=3, label=name)
+    ax.set_xlabel(f"distance on the sheet (units; bins with >= {100 * MIN_BIN_FRACTION:g}% of the pairs)")
     ax.set_ylabel("mean cosine similarity")
     ax.set_title(title)
     ax.legend(fontsize="small")
@@ -112,8 +113,8 @@ def plot_selectivity_maps(maps: Sequence[SelectivityMap], path: str | Path, titl
         image = ax.imshow(sel.t, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
         if np.nanmin(sel.t) < sel.threshold < np.nanmax(sel.t):
             ax.contour(sel.t, levels=[sel.threshold], colors="k", linewidths=0.8)
-        _sheet_axes(ax, f"{sel.category}: {100 * sel.fraction_selective:.1f}% t>{sel.threshold:g}, "
-                        f"I={sel.morans_i:.2f}")
+        _sheet_axes(ax, f"{sel.category}\n{100 * sel.fraction_selective:.1f}% units t > {sel.threshold:g}, "
+                        f"Moran's I {sel.morans_i:.2f}")
     for ax in axes[len(maps):]:
         ax.set_axis_off()
     fig.colorbar(image, ax=list(axes[:len(maps)]), shrink=0.85, label="Welch t (category vs rest)")
@@ -153,7 +154,8 @@ def plot_sheet_map(values2d: ArrayLike, path: str | Path, title: str, cmap: str 
     values = as_float64(values2d)
     if values.ndim != 2:
         raise ConfigError(f"plot_sheet_map needs a 2-D map, got shape {values.shape}")
-    fig = Figure(figsize=(PANEL_INCHES + 1.4, PANEL_INCHES + 0.4), layout="constrained")
+    aspect = float(np.clip(values.shape[1] / values.shape[0], 0.5, 3.0))
+    fig = Figure(figsize=(PANEL_INCHES * aspect + 1.4, PANEL_INCHES + 0.4), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(values, cmap=cmap, interpolation="nearest")
     _sheet_axes(ax, title)

@@ -159,9 +159,9 @@ def similarity_by_distance(vectors: ArrayLike, sheet: tuple[int, int], max_pairs
     return _curve(*pair_similarities(vectors, sheet, max_pairs, seed))
 
 
-def _reliable(curve: SimilarityCurve) -> np.ndarray:
-    """Curve values of the bins holding at least MIN_BIN_FRACTION of the pairs (drops the sparse corners)."""
-    return curve.similarity[curve.counts >= max(1.0, MIN_BIN_FRACTION * curve.counts.sum())]
+def reliable_bins(curve: SimilarityCurve) -> np.ndarray:
+    """Mask of the bins holding at least MIN_BIN_FRACTION of the pairs (drops the sparse far corners)."""
+    return curve.counts >= max(1.0, MIN_BIN_FRACTION * curve.counts.sum())
 
 
 def smoothness(vectors: ArrayLike, sheet: tuple[int, int], method: str = "near_minus_far",
@@ -188,7 +188,7 @@ def smoothness(vectors: ArrayLike, sheet: tuple[int, int], method: str = "near_m
         near = np.rint(distances) == NEAR_BIN
         value = cosines[near].mean() - cosines[far].mean()
     else:
-        reliable = _reliable(curve)
+        reliable = curve.similarity[reliable_bins(curve)]
         value = reliable.max() - reliable.min()
         if method == "tdann":
             value = value / reliable.max() if reliable.max() > 0.0 else float("nan")
