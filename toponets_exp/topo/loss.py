@@ -7,8 +7,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import FunctionCtx, once_differentiable
 
 from toponets_exp.topo.sheet import sheet_shape, unit_matrix
+
+COS_EPS = 1e-8  # F.cosine_similarity's default: a norm below it is clamped to it
 
 
 def check_factor(factor: float, side: int, axis: str, where: str = "") -> float:
@@ -32,26 +35,64 @@ def blur_matrix(side: int, factor: float, dtype: torch.dtype = torch.float32,
     return up[0].T.contiguous().to(dtype)  # column j = blurred j-th basis vector
 
 
-def blur_sheet(units: torch.Tensor, blur_h: torch.Tensor, blur_w: torch.Tensor) -> torch.Tensor:
-    """Blur an (H·W, E) row-major sheet with per-axis matrices: (A_h ⊗ A_w) · units, without the Kronecker."""
-    h, w = blur_h.shape[0], blur_w.shape[0]
-    x = torch.matmul(blur_w, units.reshape(h, w, -1))  # along W, batched over rows
-    x = torch.matmul(blur_h, x.reshape(h, -1))  # along H
-    return x.reshape(h * w, -1)
+def sheet_blur_operator(h: int, w: int, factor_h: float, factor_w: float, dtype: torch.dtype = torch.float32,
+                        device: torch.device | str | None = None) -> torch.Tensor:
+    """Sparse (H·W, H·W) matrix A_h ⊗ A_w of the whole sheet blur, built from the per-axis matrices' non-zeros.
+
+    Bilinear resampling has at most 2 taps per output, so each axis has at most 4 non-zeros per row (2 for an
+    integer φ, whose down-sampling grid falls on pixel centres) and A at most 16: applying it costs a few
+    multiply-adds per weight, where dense per-axis matrices cost 2(H + W).
+    """
+    a_h = blur_matrix(h, factor_h, torch.float64).to_sparse()
+    a_w = blur_matrix(w, factor_w, torch.float64).to_sparse()
+    (row_h, col_h), (row_w, col_w) = a_h.indices(), a_w.indices()
+    rows = (row_h[:, None] * w + row_w[None, :]).reshape(-1)
+    cols = (col_h[:, None] * w + col_w[None, :]).reshape(-1)
+    values = (a_h.values()[:, None] * a_w.values()[None, :]).reshape(-1)
+    op = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (h * w, h * w), check_invariants=True)
+    return op.coalesce().to(dtype=dtype, device=device)
 
 
-def cosine_loss(units: torch.Tensor, blurred: torch.Tensor) -> torch.Tensor:
-    """1 - mean over units of cosine(original, blurred)."""
-    return 1.0 - F.cosine_similarity(units, blurred, dim=-1).mean()
+class SheetCosineLoss(torch.autograd.Function):
+    """1 - mean_i cos(u_i, (A u)_i) for a linear sheet blur A, with an analytic backward.
+
+    Forward keeps only the blurred sheet and per-unit scalars (O(weights) memory); backward is
+    ∂L/∂u = -(1/N) [α·b - β·u + Aᵀ(α·u - γ·b)] with α = 1/(|u||b|), β = cos/|u|², γ = cos/|b|² per unit.
+    Norms are clamped at COS_EPS like F.cosine_similarity. `op` and `op_t` are A and Aᵀ (sparse).
+    """
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, units: torch.Tensor, op: torch.Tensor, op_t: torch.Tensor) -> torch.Tensor:
+        blurred = torch.sparse.mm(op, units)
+        norm_u = torch.linalg.vector_norm(units, dim=1)
+        norm_b = torch.linalg.vector_norm(blurred, dim=1)
+        denom_u, denom_b = norm_u.clamp_min(COS_EPS), norm_b.clamp_min(COS_EPS)
+        alpha = (denom_u * denom_b).reciprocal()
+        cos = torch.linalg.vecdot(units, blurred) * alpha
+        beta = torch.where(norm_u >= COS_EPS, cos / denom_u.square(), 0.0)
+        gamma = torch.where(norm_b >= COS_EPS, cos / denom_b.square(), 0.0)
+        ctx.save_for_backward(units, blurred, op_t, alpha, beta, gamma)
+        return 1.0 - cos.mean()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        units, blurred, op_t, alpha, beta, gamma = ctx.saved_tensors
+        scale = grad * (-1.0 / units.shape[0])
+        alpha, beta, gamma = (alpha * scale).unsqueeze(1), (beta * scale).unsqueeze(1), (gamma * scale).unsqueeze(1)
+        through_blur = units * alpha
+        through_blur.addcmul_(blurred, gamma, value=-1.0)
+        out = torch.sparse.mm(op_t, through_blur)
+        out.addcmul_(blurred, alpha).addcmul_(units, beta, value=-1.0)
+        return out, None, None
 
 
 def layer_loss(weight: torch.Tensor, factor_h: float, factor_w: float, unit_dim: int = 0) -> torch.Tensor:
     """Unweighted TopoLoss of one Linear (out, in) or Conv (out, in, kh, kw) weight; differentiable."""
     units = unit_matrix(weight, unit_dim)
     h, w = sheet_shape(units.shape[0])
-    blur_h = blur_matrix(h, factor_h, units.dtype, units.device)
-    blur_w = blur_matrix(w, factor_w, units.dtype, units.device)
-    return cosine_loss(units, blur_sheet(units, blur_h, blur_w))
+    op = sheet_blur_operator(h, w, factor_h, factor_w, units.dtype, units.device)
+    return SheetCosineLoss.apply(units, op, op.t().coalesce())
 
 
 @dataclass
@@ -81,14 +122,15 @@ class TopoLoss:
             raise ValueError(f"reduction={reduction!r} is not supported; use 'mean' or 'sum'")
         self.layers = layers
         self.reduction = reduction
-        self._matrices: dict[tuple, torch.Tensor] = {}
+        self._operators: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _blur(self, side: int, factor: float, like: torch.Tensor) -> torch.Tensor:
-        """Cached blur matrix for this side, factor, dtype and device."""
-        key = (side, factor, like.dtype, like.device)
-        if key not in self._matrices:
-            self._matrices[key] = blur_matrix(side, factor, like.dtype, like.device)
-        return self._matrices[key]
+    def _operator(self, layer: TopoLayer, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cached sparse blur A and Aᵀ for this layer's sheet and factors, on `like`'s dtype and device."""
+        key = (layer.sheet, layer.factor_h, layer.factor_w, like.dtype, like.device)
+        if key not in self._operators:
+            op = sheet_blur_operator(*layer.sheet, layer.factor_h, layer.factor_w, like.dtype, like.device)
+            self._operators[key] = op, op.t().coalesce()
+        return self._operators[key]
 
     def layer_losses(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
         """Unweighted loss of every selected layer (computed in `dtype` if given)."""
@@ -97,9 +139,7 @@ class TopoLoss:
             units = unit_matrix(layer.param, layer.unit_dim)
             if dtype is not None:
                 units = units.to(dtype)
-            h, w = layer.sheet
-            blurred = blur_sheet(units, self._blur(h, layer.factor_h, units), self._blur(w, layer.factor_w, units))
-            out[layer.name] = cosine_loss(units, blurred)
+            out[layer.name] = SheetCosineLoss.apply(units, *self._operator(layer, units))
         return out
 
     def total(self, per_layer: dict[str, torch.Tensor], scale: float = 1.0) -> torch.Tensor:
