@@ -1,6 +1,7 @@
 """Entry point: python run.py [group=option ...] [key=value ...] (Hydra; -m for multirun sweeps)."""
 
 import hydra
+import lightning  # noqa: F401  imported before Hydra's logging set-up, which then replaces its console handler
 from omegaconf import DictConfig
 
 from toponets_exp.tasks import run

@@ -49,6 +49,13 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
     return [instantiate(node, _convert_="all") for node in cfg.logger.values()]
 
 
+def overrides() -> list[str]:
+    """The command-line overrides of this run (empty outside a Hydra app)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def output_dir(cfg: DictConfig) -> Path:
     """The run directory (Hydra's), created if needed."""
     path = Path(cfg.paths.output_dir)

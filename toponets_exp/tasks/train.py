@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.tasks.build import (build_datamodule, build_loggers, build_module, build_topo, output_dir,
-                                      seed_and_check)
+                                      overrides, seed_and_check)
 from toponets_exp.topo import TopoLossCallback
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     summary = {
         "task": "train",
         "output_dir": str(out),
+        "overrides": overrides(),
         "seed": cfg.seed,
         "epochs": trainer.current_epoch,
         "optimizer_steps": trainer.global_step,

@@ -1,0 +1,55 @@
+"""Layer selection by name patterns, per-layer settings and the errors for bad selections."""
+
+import pytest
+from torch import nn
+from torchvision.models import resnet18
+
+from toponets_exp.errors import ConfigError
+from toponets_exp.topo import select_layers
+
+
+@pytest.fixture(scope="module")
+def net():
+    return resnet18(num_classes=10)
+
+
+def test_default_resnet_pattern_selects_every_block_conv(net):
+    names = [layer.name for layer in select_layers(net, ["layer*.*.conv*"], 3.0, 1.0)]
+    assert len(names) == 16 and names[0] == "layer1.0.conv1" and names[-1] == "layer4.1.conv2"
+    assert not any("downsample" in n for n in names)
+
+
+def test_regex_and_per_layer_settings(net):
+    layers = select_layers(net, [r"re:layer4\.\d\.conv1", {"pattern": "fc", "factor_h": 1, "factor_w": 2.5,
+                                                           "weight": 7}], 2.0, 1.0)
+    assert [(l.name, l.sheet, l.factor_h, l.factor_w, l.weight) for l in layers] == [
+        ("layer4.0.conv1", (16, 32), 2.0, 2.0, 1.0), ("layer4.1.conv1", (16, 32), 2.0, 2.0, 1.0),
+        ("fc", (2, 5), 1.0, 2.5, 7.0)]
+
+
+def test_custom_weight_attribute():
+    rnn = nn.Sequential(nn.LSTM(8, 16))
+    (layer,) = select_layers(rnn, [{"pattern": "0", "param": "weight_ih_l0"}], 2.0, 1.0)
+    assert layer.param.shape == (64, 8) and layer.sheet == (8, 8)
+
+
+def test_hf_conv1d_units_are_columns():
+    from transformers.pytorch_utils import Conv1D
+    (layer,) = select_layers(nn.Sequential(Conv1D(48, 8)), ["0"], 2.0, 1.0)
+    assert layer.unit_dim == 1 and layer.sheet == (6, 8)
+
+
+@pytest.mark.parametrize("layers,factor,match", [
+    (["nope*"], 3.0, r"matches no layer.*layer1\.0\.conv1"),
+    (["layer1.0.bn1"], 3.0, "BatchNorm2d, which has no sheet"),
+    (["layer1.*"], 3.0, "BasicBlock, which has no sheet"),
+    (["layer1.0.conv1"], 9.0, r"layer1\.0\.conv1.*sheet 8x8"),
+    (["layer1.0.conv1"], 0.5, "factor_h"),
+    (["layer1.0.conv1"], "big", "not a number"),
+    ([{"pattern": "fc", "weight": -1}], 2.0, "weight=-1"),
+    (["layer1.0.conv1", "layer1.*.conv1"], 2.0, "earlier topo.layers item"),
+    ([], 2.0, "empty"),
+])
+def test_bad_selections(net, layers, factor, match):
+    with pytest.raises(ConfigError, match=match):
+        select_layers(net, layers, factor, 1.0)
