@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 import numpy as np
+import torch
 
 from toponets_exp.brain.spatial import morans_i
 from toponets_exp.brain.stats import ArrayLike, as_float64, d_prime, welch_t
@@ -30,8 +31,8 @@ class SelectivityMap:
     morans_i: float
 
 
-def selectivity_map(responses: ArrayLike, labels: ArrayLike, category: Hashable, sheet: tuple[int, int],
-                    threshold: float = DEFAULT_T_THRESHOLD) -> SelectivityMap:
+def selectivity_map(responses: ArrayLike, labels: np.ndarray | torch.Tensor | list, category: Hashable,
+                    sheet: tuple[int, int], threshold: float = DEFAULT_T_THRESHOLD) -> SelectivityMap:
     """Selectivity of every unit for `category` vs all other stimuli, laid out row-major on the H×W sheet.
 
     responses: (n_stimuli, n_units) with n_units = H·W; labels: (n_stimuli,) category of each stimulus.
@@ -39,7 +40,7 @@ def selectivity_map(responses: ArrayLike, labels: ArrayLike, category: Hashable,
     computed on the t map (NaN if a zero-variance unit makes some t infinite).
     """
     x = as_float64(responses)
-    y = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
+    y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     h, w = (int(s) for s in sheet)
     if x.ndim != 2 or x.shape[1] != h * w:
         raise ConfigError(

@@ -65,7 +65,7 @@ def _unit_vectors(vectors: ArrayLike, sheet: tuple[int, int]) -> np.ndarray:
         )
     x = x.reshape(x.shape[0], -1)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0.0, norms, 1.0)
+    return np.ascontiguousarray(x / np.where(norms > 0.0, norms, 1.0))
 
 
 def triangle_pairs(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +111,7 @@ def sample_pairs(sheet: tuple[int, int], max_pairs: int, seed: int) -> tuple[np.
     """
     if int(max_pairs) < 1:
         raise ConfigError(f"max_pairs={max_pairs} must be a positive integer")
+    max_pairs = int(max_pairs)
     h, w = sheet
     n = h * w
     total = n * (n - 1) // 2
@@ -128,7 +129,10 @@ def sample_pairs(sheet: tuple[int, int], max_pairs: int, seed: int) -> tuple[np.
 
 
 def _pair_cosines(units: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Cosine of unit-norm rows i and j, in chunks that bound the gathered memory."""
+    """Cosine of unit-norm rows i and j: from the Gram matrix when the pairs cover most of it, else gathered rows
+    in chunks that bound memory."""
+    if units.shape[0] ** 2 <= 4 * i.size:
+        return (units @ units.T)[i, j]
     chunk = max(1, CHUNK_ELEMENTS // units.shape[1])
     return np.concatenate([
         np.einsum("pd,pd->p", units[i[s:s + chunk]], units[j[s:s + chunk]]) for s in range(0, i.size, chunk)
@@ -173,10 +177,11 @@ def smoothness(vectors: ArrayLike, sheet: tuple[int, int], method: str = "near_m
           over all pairs farther apart than D/2. ≈0 without topography, up to 2 when neighbours agree and distant
           units oppose. The default: it is defined for signed similarities (weights, centred profiles).
       max_minus_min: max − min of c(d) over bins holding at least 1% of the pairs (sparse corner bins excluded).
-      tdann: (max − min) / max of that same curve: the drop of similarity with distance relative to its peak,
-          the normalised smoothness used for TDANN maps (Margalit et al., Neuron 2024) and TopoNets: 0 for a
-          flat curve, 1 when distant units are uncorrelated. It assumes mostly positive similarities (raw
-          rectified responses); it is NaN when the peak is ≤ 0 and unstable when every c(d) is near 0.
+      tdann: (max − min) / max of that same curve, i.e. the fall-off of similarity with distance relative to
+          its peak, the scale-free form in which TDANN-style analyses (Margalit et al., Neuron 2024) report how
+          response correlation decays over cortex: 0 for a flat curve, 1 when distant units are uncorrelated.
+          It assumes mostly positive similarities (e.g. raw rectified response profiles); it is NaN when the
+          peak is ≤ 0 and unstable when every c(d) is near 0 (untrained weights).
     """
     if method not in METHODS:
         raise ConfigError(f"eval.smoothness={method!r} is not a smoothness method; accepted: {', '.join(METHODS)}")

@@ -1,4 +1,4 @@
-"""Per-unit two-sample statistics (Welch t, d′) and Benjamini–Hochberg FDR control."""
+"""Array coercion, per-unit two-sample statistics (Welch t, d′) and Benjamini–Hochberg FDR control."""
 
 from __future__ import annotations
 
