@@ -185,3 +185,6 @@ def test_directories_need_a_huggingface_model_and_config(tmp_path):
         load_weights(gpt_neo_125m(**TINY_NEO), tmp_path)
     with pytest.raises(ConfigError, match="is a directory, but format='plain' expects a file"):
         load_weights(resnet18(**TINY_RESNET), tmp_path, "plain")
+    torch.save({}, tmp_path / "weights.pt")
+    with pytest.raises(ConfigError, match="format 'huggingface' expects a model directory"):
+        load_weights(gpt_neo_125m(**TINY_NEO), tmp_path / "weights.pt", "huggingface")

@@ -178,7 +178,8 @@ def test_gpt_weight_tying_and_vocab_padding():
     logits.sum().backward()
     assert net.lm_head.weight.grad is not None
     assert len([p for p in net.parameters() if p.shape == (128, 8)]) == 1
-    assert gpt(vocab_size=100, vocab_multiple=1, block_size=8, n_layer=1, n_head=2, n_embd=8).lm_head.out_features == 100
+    unpadded = gpt(vocab_size=100, vocab_multiple=1, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    assert unpadded.lm_head.out_features == 100
 
 
 def test_gpt_is_causal_and_checks_context():

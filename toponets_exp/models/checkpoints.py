@@ -100,6 +100,8 @@ def huggingface_state(net: nn.Module, path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(net, PreTrainedModel):
         raise ConfigError(f"{str(path)!r} is a directory (Hugging Face format), which only a transformers model "
                           f"can load; the backbone is a {type(net).__name__}")
+    if not path.is_dir():
+        raise ConfigError(f"format 'huggingface' expects a model directory, {str(path)!r} is a file")
     if not (path / "config.json").is_file():
         raise ConfigError(f"directory {str(path)!r} has no config.json; expected a Hugging Face model directory "
                           "(config.json + model.safetensors or pytorch_model.bin)")

@@ -14,7 +14,7 @@ from toponets_exp.errors import ConfigError
 from toponets_exp.models.checkpoints import load_weights
 
 
-def attention_types(num_layers: int) -> list:
+def attention_types(num_layers: int) -> list[list]:
     """GPT-Neo's run-length attention pattern: global, local, global, ... for `num_layers` layers."""
     pattern = [[["global", "local"], num_layers // 2]]
     if num_layers % 2:
