@@ -59,10 +59,8 @@ def read_file(path: Path) -> Any:
             f"checkpoint {str(path)!r} cannot be read with torch.load(weights_only=True): {reason}") from None
 
 
-def detect_format(path: Path, content: Any = None) -> str:
-    """The format of a checkpoint path (a directory is Hugging Face; a file is told apart by its top-level keys)."""
-    if path.is_dir():
-        return "huggingface"
+def detect_format(path: Path, content: Any) -> str:
+    """The format of a loaded checkpoint file, told apart by its top-level keys."""
     if isinstance(content, Mapping):
         if isinstance(content.get("state_dict"), Mapping):
             return "lightning"
