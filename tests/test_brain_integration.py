@@ -35,7 +35,8 @@ class LinearUnits:
     """Synthetic units: r_u = Σ_j W[u, j] · f(word at distance j from the last word), f a random word feature."""
 
     def __init__(self, vocabulary: int = 400, seed: int = 0) -> None:
-        self.feature = dict(zip((f"w{i}" for i in range(vocabulary)), np.random.default_rng(seed).normal(size=vocabulary)))
+        values = np.random.default_rng(seed).normal(size=vocabulary)
+        self.feature = {f"w{i}": value for i, value in enumerate(values)}
         curves = [lambda d, t=t: np.exp(-d / t) for t in TRUE_TAU] + [lambda d, a=a: (1 + d) ** -a for a in TRUE_ALPHA]
         self.weights = np.stack([weights_for(c) for c in curves])  # (units, C + 1)
         self.calls: list[list[str]] = []

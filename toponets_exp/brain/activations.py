@@ -136,6 +136,7 @@ class _Recorder:
     def _hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
         """A hook storing the reduced output of module `name` for the current batch."""
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            """Reduce this forward call's output to (B, units) rows on the CPU."""
             if name in self.current:
                 raise ConfigError(f"layer {name!r} ran more than once in one forward pass (a shared module); "
                                   "record a module that runs once per input")

@@ -249,7 +249,8 @@ def downsampling_curve(model: nn.Module, pairs: Sequence[Sequence[str]], factors
     kept_fraction (weights and biases of the pairs' two maps), metric.
     """
     if not pairs:
-        raise ConfigError("pairs is empty; give (layer, next_layer) name pairs, e.g. ('h.0.mlp.c_fc', 'h.0.mlp.c_proj')")
+        raise ConfigError("pairs is empty; give (layer, next_layer) name pairs, "
+                          "e.g. ('transformer.h.0.mlp.c_fc', 'transformer.h.0.mlp.c_proj')")
     for pair in pairs:
         if len(pair) not in (2, 3):
             raise ConfigError(f"pair {tuple(pair)!r} must be (layer, next) or (layer, next, batchnorm)")

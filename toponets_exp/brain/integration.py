@@ -44,7 +44,6 @@ TAU_RANGE = (1e-2, 1e4)
 ALPHA_RANGE = (1e-2, 1e2)
 GRID_POINTS = 241
 GOLDEN_STEPS = 60
-MODELS = ("exponential", "power")
 
 
 def exponential(d: np.ndarray, tau: np.ndarray) -> np.ndarray:
