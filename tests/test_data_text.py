@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +179,7 @@ def test_streaming_ranks_read_disjoint_documents_that_cover_the_data(tokenizer_f
         torch.testing.assert_close((x, y), (ex, ey))
 
 
-def test_streaming_datamodule_from_jsonl(tokenizer_file: Path, tmp_path: Path) -> None:
+def test_streaming_datamodule_holds_out_the_first_docs(tokenizer_file: Path, tmp_path: Path) -> None:
     docs = make_docs(50)
     files = write_jsonl(tmp_path / "corpus.jsonl", docs)
     dm = HFTextDataModule(tokenizer_path=str(tokenizer_file), vocab_size=320, block_size=16, data_files=[str(files)],
@@ -188,7 +189,11 @@ def test_streaming_datamodule_from_jsonl(tokenizer_file: Path, tmp_path: Path) -
     val_tokens = np.concatenate([ids + [tok.eos_id] for ids in tok.encode_batch(docs[:6])])
     val_blocks = torch.cat([x for x, _ in dm.val_dataloader()])
     torch.testing.assert_close(val_blocks, torch.stack([x for x, _ in BlockDataset(val_tokens, 16)]))
+    assert len(dm.splits["test"].tokens) == sum(len(ids) + 1 for ids in tok.encode_batch(docs[6:10]))
+
+    first_pass = list(islice(dm.splits["train"]._token_lists(), 40))  # the training stream: shuffled, endless
+    assert sorted(tok.decode(ids[:-1]) for ids in first_pass) == sorted(docs[10:])
     train = iter(dm.train_dataloader())
-    n_train_blocks = sum(len(ids) + 1 for ids in tok.encode_batch(docs[10:])) // 16
-    batches = [next(train) for _ in range(n_train_blocks)]  # more than one pass: the training stream repeats
+    n_blocks = sum(len(ids) for ids in first_pass) // 16
+    batches = [next(train) for _ in range(n_blocks)]  # more than one pass: the training stream repeats
     assert all(x.shape == (2, 16) for x, _ in batches)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from toponets_exp.data.text import BlockDataset, check_lm_sizes
 from toponets_exp.data.tokenizer import TextTokenizer, load_tokenizer
@@ -35,14 +37,21 @@ def pack_stream(token_lists: Iterable[list[int]], block_size: int) -> Iterator[t
             yield chunk[:-1], chunk[1:]
 
 
+def digest(text: str) -> bytes:
+    """A process-independent fingerprint of a document's text."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+
+
 class PackedStream(IterableDataset):
-    """Streaming documents → tokens (+ end-of-text) → blocks; this rank reads a disjoint shard of the documents."""
+    """Streaming documents → tokens (+ end-of-text) → blocks; this rank reads a disjoint shard of the documents and
+    drops those whose text fingerprint is in `exclude` (the held-out documents)."""
 
     def __init__(self, source: Any, tokenizer: TextTokenizer, text_column: str, block_size: int, rank: int = 0,
-                 world_size: int = 1, repeat: bool = False, docs_per_batch: int = 64) -> None:
+                 world_size: int = 1, repeat: bool = False, exclude: frozenset[bytes] = frozenset(),
+                 docs_per_batch: int = 64) -> None:
         self.source, self.tokenizer, self.text_column = source, tokenizer, text_column
         self.block_size, self.rank, self.world_size = block_size, rank, world_size
-        self.repeat, self.docs_per_batch = repeat, docs_per_batch
+        self.repeat, self.exclude, self.docs_per_batch = repeat, exclude, docs_per_batch
 
     def shard(self) -> Any:
         """This rank's documents: `split_dataset_by_node` (whole shards when they divide evenly, else 1 in N docs)."""
@@ -61,7 +70,10 @@ class PackedStream(IterableDataset):
                 shard.set_epoch(epoch)
             texts: list[str] = []
             for doc in shard:
-                texts.append(doc[self.text_column])
+                text = doc[self.text_column]
+                if self.exclude and digest(text) in self.exclude:
+                    continue
+                texts.append(text)
                 if len(texts) == self.docs_per_batch:
                     yield from (ids + eos for ids in self.tokenizer.encode_batch(texts))
                     texts = []
@@ -135,33 +147,39 @@ class HFTextDataModule(L.LightningDataModule):
             raise ConfigError(f"data.text_column={self.hparams.text_column!r} is not a column of the dataset; "
                               f"columns: {', '.join(names)}")
 
+    def _blocks(self, docs: list[str]) -> BlockDataset:
+        """Documents tokenized, each followed by end-of-text, concatenated and cut into blocks."""
+        eos = [] if self.tokenizer.eos_id is None else [self.tokenizer.eos_id]
+        dtype = np.uint16 if self.hparams.vocab_size <= 2 ** 16 else np.uint32
+        ids = [np.asarray(t + eos, dtype=dtype) for t in self.tokenizer.encode_batch(docs)]
+        return BlockDataset(np.concatenate(ids), self.hparams.block_size)
+
     def _map_style(self, source: Any) -> dict[str, BlockDataset]:
-        """Tokenize every document once, concatenate each split's tokens and cut them into blocks."""
+        """Tokenize every document once; the first val_docs are val, the next test_docs test, the rest train."""
         hp = self.hparams
         held = hp.val_docs + hp.test_docs
         if len(source) <= held:
             raise ConfigError(f"the dataset has {len(source)} documents, not more than data.val_docs + data.test_docs "
                               f"= {held}")
         ranges = {"val": range(hp.val_docs), "test": range(hp.val_docs, held), "train": range(held, len(source))}
-        eos = [] if self.tokenizer.eos_id is None else [self.tokenizer.eos_id]
-        dtype = np.uint16 if self.hparams.vocab_size <= 2 ** 16 else np.uint32
-        out = {}
-        for name in SPLITS:
-            docs = source.select(ranges[name])[hp.text_column]
-            ids = [np.asarray(t + eos, dtype=dtype) for t in self.tokenizer.encode_batch(docs)]
-            out[name] = BlockDataset(np.concatenate(ids), hp.block_size)
-        return out
+        return {name: self._blocks(source.select(ranges[name])[hp.text_column]) for name in SPLITS}
 
-    def _streaming(self, source: Any) -> dict[str, PackedStream]:
-        """Held-out docs from the head of the stream; training docs shuffled (buffer) and repeated without end."""
+    def _streaming(self, source: Any) -> dict[str, Dataset]:
+        """The stream's first val_docs / test_docs documents, read once, are the fixed val / test sets (the same on
+        any number of devices); training streams every other document (dropped by text fingerprint), shuffled
+        within a buffer, sharded across ranks and repeated without end."""
         hp = self.hparams
-        held = hp.val_docs + hp.test_docs
+        try:
+            held = [doc[hp.text_column] for doc in islice(source, hp.val_docs + hp.test_docs)]
+        except KeyError as err:
+            raise ConfigError(f"data.text_column={hp.text_column!r} is not a field of the streamed documents") from err
+        if len(held) < hp.val_docs + hp.test_docs:
+            raise ConfigError(f"the stream has only {len(held)} documents, fewer than data.val_docs + data.test_docs")
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-        parts = {"val": (source.take(hp.val_docs), False),
-                 "test": (source.skip(hp.val_docs).take(hp.test_docs), False),
-                 "train": (source.skip(held).shuffle(seed=hp.seed, buffer_size=hp.shuffle_buffer), True)}
-        return {name: PackedStream(docs, self.tokenizer, hp.text_column, hp.block_size, rank, world, repeat)
-                for name, (docs, repeat) in parts.items()}
+        train = PackedStream(source.shuffle(seed=hp.seed, buffer_size=hp.shuffle_buffer), self.tokenizer,
+                             hp.text_column, hp.block_size, rank, world, repeat=True,
+                             exclude=frozenset(map(digest, held)))
+        return {"val": self._blocks(held[:hp.val_docs]), "test": self._blocks(held[hp.val_docs:]), "train": train}
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
@@ -172,8 +190,8 @@ class HFTextDataModule(L.LightningDataModule):
         source = self.load_source()
         self._check_columns(source)
         self.splits = self._streaming(source) if hp.streaming else self._map_style(source)
-        log.info("text data: %s", ", ".join(f"{k} {len(v)} blocks" for k, v in self.splits.items()
-                                           if isinstance(v, BlockDataset)) or "streaming")
+        log.info("text data: %s", ", ".join(f"{k} {len(v)} blocks" if isinstance(v, BlockDataset) else f"{k} stream"
+                                           for k, v in self.splits.items()))
 
     def _loader(self, name: str) -> DataLoader:
         hp = self.hparams
