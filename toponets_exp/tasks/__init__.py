@@ -16,9 +16,10 @@ log = logging.getLogger(__name__)
 
 def _tasks() -> dict[str, Callable[[DictConfig], dict[str, Any]]]:
     """The runnable tasks (imported lazily so `--help` and errors stay fast)."""
+    from toponets_exp.tasks.evaluate import run_eval
     from toponets_exp.tasks.train import train
 
-    return {"train": train}
+    return {"train": train, "eval": run_eval}
 
 
 def config_error(err: BaseException) -> ConfigError | None:

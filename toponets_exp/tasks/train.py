@@ -73,6 +73,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     if trainer.is_global_zero:
+        if cfg.eval.after_train and best:
+            from toponets_exp.tasks.evaluate import evaluate
+
+            report = evaluate(cfg, best, datamodule, trainer.loggers)
+            summary["eval"] = {"report": str(out / "report.json"), **report["aggregate"]}
+            summary["wall_time_s"] = round(time.perf_counter() - start, 1)
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         _print_summary(summary)
     return summary
@@ -85,6 +91,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
     lines.append(f"TopoLoss (τ={topo['weight']:g}, {topo['reduction']}): total {topo['total']:.4f}, "
                  f"unweighted mean {topo['mean_unweighted']:.4f}")
     lines += [f"  {name}: {v:.4f}" for name, v in topo["per_layer"].items()]
+    if "eval" in summary:
+        ev = summary["eval"]
+        lines.append(f"weight smoothness {ev['weight_smoothness']:.4f}, effective dimensionality "
+                     f"{ev['effective_dimensionality']:.2f} (means over topo layers; {ev['report']})")
     lines.append(f"wall time {summary['wall_time_s']:.1f} s")
     lines.append(f"outputs: {summary['output_dir']} (summary.json, metrics.csv, checkpoints/)")
     log.info("Summary\n%s", "\n".join(lines))

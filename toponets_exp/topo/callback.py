@@ -66,6 +66,8 @@ class TopoLossCallback(Callback):
         if not isinstance(net, nn.Module):
             raise ConfigError(f"the LightningModule has no backbone attribute {self.module_attr!r} for TopoLoss")
         self.bind(net)
+        if stage != "fit":
+            return
         layers = ", ".join(f"{l.name} {l.sheet[0]}x{l.sheet[1]} φ=({l.factor_h:g},{l.factor_w:g}) τ={l.weight:g}"
                            for l in self.loss.layers)
         log.info("TopoLoss on %d layers (%s): %s", len(self.loss.layers), self.reduction, layers)
