@@ -120,10 +120,11 @@ class HFTextDataModule(L.LightningDataModule):
         kwargs: dict[str, Any] = {"split": hp.split, "streaming": hp.streaming}
         if hp.data_files:
             files = _as_list(hp.data_files)
-            if not any("://" in f or glob.glob(os.path.expanduser(f)) for f in files):
-                raise ConfigError(f"data.data_files={files} matches no file; give existing local text files")
             suffix = Path(files[0]).suffix.lower()
             builder = hp.hf_name or FILE_BUILDERS.get(suffix)
+            local = builder in FILE_BUILDERS.values()  # else: files inside the Hub repository `hf_name`
+            if local and not any("://" in f or glob.glob(f) for f in files):
+                raise ConfigError(f"data.data_files={files} matches no file; give existing local text files")
             if builder is None:
                 raise ConfigError(f"data.data_files has suffix {suffix!r}: set data.hf_name to its builder "
                                   f"({', '.join(sorted(set(FILE_BUILDERS.values())))}) or use one of "
