@@ -25,12 +25,13 @@ from toponets_exp.topo import TopoLayer
 
 
 def encoder(datamodule: L.LightningDataModule) -> Callable[[str], list[int]]:
-    """text -> token ids with the data's tokenizer."""
+    """text -> token ids with the data's tokenizer, keeping the last data.block_size tokens (the model's context)."""
     tokenizer = getattr(datamodule, "tokenizer", None)
     if tokenizer is None:
         raise ConfigError(f"eval=language needs a text data module with a tokenizer; {type(datamodule).__name__} "
                           "has none (use data=text_embedded or an HF text corpus)")
-    return lambda text: tokenizer.encode_batch([text])[0]
+    context = int(datamodule.hparams.block_size)
+    return lambda text: tokenizer.encode_batch([text])[0][-context:]
 
 
 def sentences(ev: Mapping[str, Any]) -> list[str]:

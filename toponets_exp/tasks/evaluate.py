@@ -22,7 +22,7 @@ from toponets_exp.tasks.eval_common import jsonable, mean_of, weight_maps
 from toponets_exp.topo import select_layers
 
 log = logging.getLogger(__name__)
-KINDS = ("vision", "language")
+KINDS = ("auto", "vision", "language")
 
 
 def _device(name: str) -> torch.device:
@@ -54,6 +54,8 @@ def evaluate(cfg: DictConfig, ckpt_path: str | None = None, datamodule: L.Lightn
     ev = OmegaConf.to_container(cfg.eval, resolve=True)
     if ev["kind"] not in KINDS:
         raise ConfigError(f"eval.kind={ev['kind']!r} is not supported; use one of {', '.join(KINDS)}")
+    if ev["kind"] == "auto":
+        ev["kind"] = "language" if cfg.model.lit._target_.endswith("CausalLM") else "vision"
     path = ckpt_path or cfg.ckpt_path
     if not path:
         raise ConfigError("task=eval needs ckpt_path=<a .ckpt of ours, an official TopoNets file, or an HF folder>")
