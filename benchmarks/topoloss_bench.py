@@ -151,28 +151,49 @@ class _Recorder:
         self.rows.append(metrics)
 
 
+class FusedHookCallback(TopoLossCallback):
+    """TopoLossCallback with the hook body proposed for it: TopoLoss.accumulate_grad instead of autograd.grad."""
+
+    def on_before_optimizer_step(self, trainer: object, pl_module: object, optimizer: object) -> None:
+        if not self.active:
+            return
+        scale = self.schedule.value
+        self.schedule.step()
+        if scale == 0.0:
+            return
+        with torch.no_grad(), torch.autocast(pl_module.device.type, enabled=False):
+            total, per_layer = self.loss.accumulate_grad(scale, dtype=torch.float32)
+        if trainer.global_step % self.log_every_n_steps == 0:
+            self._log(trainer, total, per_layer, scale)
+
+
+HOOKS = {"τ=0": (TopoLossCallback, 0.0), "τ=5": (TopoLossCallback, 5.0), "τ=5 fused": (FusedHookCallback, 5.0)}
+
+
 def training_overhead(name: str, build: Callable[[], nn.Module], batch: Callable[[], tuple[torch.Tensor, ...]],
                       step_loss: Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor], pattern: str,
                       args: argparse.Namespace, device: torch.device) -> dict[str, object]:
-    """Median step time with τ>0 vs τ=0 through TopoLossCallback.on_before_optimizer_step, steps interleaved.
+    """Step times with τ=0, τ=5 through TopoLossCallback.on_before_optimizer_step, and τ=5 through the fused hook.
 
     Each step is what Lightning's automatic optimisation runs: forward, loss, backward, the callback hook,
-    optimizer step, zero_grad. The Trainer's own bookkeeping is left out so it does not dilute the ratio.
+    optimizer step, zero_grad. The Trainer's own bookkeeping is left out so it does not dilute the ratio. The three
+    variants (same init, same batch) take turns step by step, so load drifts hit them alike.
     """
     runs = {}
-    for tau in (0.0, 5.0):
+    for key, (kind, tau) in HOOKS.items():
         torch.manual_seed(0)
         net = build().to(device)
-        callback = TopoLossCallback([pattern], weight=tau, factor=FACTOR, log_every_n_steps=10)
+        callback = kind([pattern], weight=tau, factor=FACTOR, log_every_n_steps=10)
         callback.bind(net)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
         trainer = SimpleNamespace(global_step=0, loggers=[_Recorder()])
-        runs[tau] = (net, callback, opt, trainer, SimpleNamespace(device=device))
+        runs[key] = (net, callback, opt, trainer, SimpleNamespace(device=device))
     data = batch()
-    hook_times: list[float] = []
+    times: dict[str, list[float]] = {key: [] for key in HOOKS}
+    hook_times: dict[str, list[float]] = {key: [] for key in HOOKS}
 
-    def step(tau: float) -> float:
-        net, callback, opt, trainer, module = runs[tau]
+    def step(key: str) -> None:
+        net, callback, opt, trainer, module = runs[key]
         sync(device)
         start = time.perf_counter()
         step_loss(net, data).backward()
@@ -180,26 +201,24 @@ def training_overhead(name: str, build: Callable[[], nn.Module], batch: Callable
         hook_start = time.perf_counter()
         callback.on_before_optimizer_step(trainer, module, opt)
         sync(device)
-        if tau > 0:
-            hook_times.append(time.perf_counter() - hook_start)
+        hook_times[key].append(time.perf_counter() - hook_start)
         opt.step()
         opt.zero_grad(set_to_none=True)
         trainer.global_step += 1
         sync(device)
-        return time.perf_counter() - start
+        times[key].append(time.perf_counter() - start)
 
-    for _ in range(args.warmup):
-        step(0.0), step(5.0)
-    hook_times.clear()
-    off, on = [], []
-    for _ in range(args.steps):
-        off.append(step(0.0))
-        on.append(step(5.0))
-    ratios = [b / a for a, b in zip(off, on)]
-    n_topo = len(runs[5.0][1].loss.layers)
-    return {"name": name, "off": Timing(off), "on": Timing(on), "hook": Timing(hook_times), "layers": n_topo,
-            "overhead_pct": (statistics.median(ratios) - 1.0) * 100.0,
-            "hook_pct": statistics.median(hook_times) / statistics.median(off) * 100.0}
+    for _ in range(args.warmup + args.steps):
+        for key in HOOKS:
+            step(key)
+    off = times["τ=0"][args.warmup:]
+    out = {"name": name, "layers": len(runs["τ=5"][1].loss.layers), "off": Timing(off)}
+    for key in ("τ=5", "τ=5 fused"):
+        on, hook = times[key][args.warmup:], hook_times[key][args.warmup:]
+        out[key] = {"step": Timing(on), "hook": Timing(hook),
+                    "overhead_pct": (statistics.median(b / a for a, b in zip(off, on)) - 1.0) * 100.0,
+                    "hook_pct": statistics.median(hook) / statistics.median(off) * 100.0}
+    return out
 
 
 def resnet_overhead(args: argparse.Namespace, device: torch.device) -> dict[str, object]:
@@ -238,7 +257,8 @@ def gpt_overhead(args: argparse.Namespace, device: torch.device) -> dict[str, ob
 
 def table(cases: list[dict[str, object]], overheads: list[dict[str, object]], args: argparse.Namespace) -> str:
     """The markdown tables of this run."""
-    lines = [f"TopoLoss forward + backward, {args.device}, {args.dtype} weights, {args.repeats} repeats, "
+    lines = [f"TopoLoss forward + backward, {args.device} ({args.threads} thread(s)), {args.dtype} weights, "
+             f"{args.repeats} repeats, "
              "ms: median (IQR, min)", "",
              "| case | implementation | value | time ms | speed-up vs this row |", "|---|---|---|---|---|"]
     for case in cases:
@@ -246,13 +266,15 @@ def table(cases: list[dict[str, object]], overheads: list[dict[str, object]], ar
         for impl, timing in case["timings"].items():
             lines.append(f"| {case['name']} ({case['layers']} layers, {case['weights'] / 1e6:.1f}M weights) | {impl} "
                          f"| {case['values'][impl]:.8f} | {timing.describe()} | {timing.median / ours:.2f}x |")
-    lines += ["", f"Training step with TopoLossCallback, τ=5 vs τ=0 (log every 10 steps), {args.steps} interleaved "
-              "steps, ms: median (IQR, min)", "",
-              "| model | topo layers | step τ=0 | step τ=5 | hook alone | overhead (step ratio) | hook / step |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", f"Training step with TopoLossCallback (log every 10 steps), {args.steps} interleaved steps per variant, "
+              "ms: median (IQR, min); overhead = median over step pairs of (τ>0 step / τ=0 step) - 1", "",
+              "| model | topo layers | hook | step τ=0 | step τ=5 | hook alone | overhead | hook / step |",
+              "|---|---|---|---|---|---|---|---|"]
     for o in overheads:
-        lines.append(f"| {o['name']} | {o['layers']} | {o['off'].describe()} | {o['on'].describe()} "
-                     f"| {o['hook'].describe()} | {o['overhead_pct']:+.1f} % | {o['hook_pct']:.1f} % |")
+        for key, label in (("τ=5", "TopoLossCallback (autograd.grad)"), ("τ=5 fused", "proposed: accumulate_grad")):
+            r = o[key]
+            lines.append(f"| {o['name']} | {o['layers']} | {label} | {o['off'].describe()} | {r['step'].describe()} "
+                         f"| {r['hook'].describe()} | {r['overhead_pct']:+.1f} % | {r['hook_pct']:.1f} % |")
     return "\n".join(lines)
 
 
@@ -271,9 +293,12 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="weight dtype for the loss comparison (bf16 weights, float32 topo maths); "
                              "bfloat16 also turns on bf16 autocast in the training steps")
-    parser.add_argument("--repeats", type=int, default=15, help="timed calls per loss implementation")
-    parser.add_argument("--steps", type=int, default=12, help="timed training steps per τ")
+    parser.add_argument("--repeats", type=int, default=7, help="timed calls per loss implementation")
+    parser.add_argument("--steps", type=int, default=6, help="timed training steps per τ")
     parser.add_argument("--batch", type=int, default=32, help="images per ResNet step (GPT: batch/4 sequences)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (default 1: on a shared machine, a descheduled OpenMP thread stalls every "
+                             "parallel op and swings timings by 10x)")
     parser.add_argument("--quick", action="store_true", help="3 repeats, 3 steps, 1 warm-up: a smoke run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -281,6 +306,7 @@ def main() -> None:
     if args.quick:
         args.repeats, args.steps, args.warmup = 3, 3, 1
     device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     torch.manual_seed(0)
     cases = [compare_losses("ResNet-18 block convs", *resnet18_layers(device, dtype), args, device),
@@ -289,8 +315,8 @@ def main() -> None:
     print(table(cases, overheads, args))
     print()
     print(f"speedup_vs_official_resnet18={speedup(cases[0]):.2f} speedup_vs_official_gpt={speedup(cases[1]):.2f} "
-          f"callback_overhead_resnet18_pct={overheads[0]['overhead_pct']:.2f} "
-          f"callback_overhead_gpt_pct={overheads[1]['overhead_pct']:.2f}")
+          f"callback_overhead_resnet18_pct={overheads[0]['τ=5']['overhead_pct']:.2f} "
+          f"callback_overhead_gpt_pct={overheads[1]['τ=5']['overhead_pct']:.2f}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def sheet_blur_operator(h: int, w: int, factor_h: float, factor_w: float, dtype:
                         device: torch.device | str | None = None) -> torch.Tensor:
     """Sparse (H·W, H·W) matrix A_h ⊗ A_w of the whole sheet blur, built from the per-axis matrices' non-zeros.
 
-    Bilinear resampling has at most 2 taps per output, so each axis has at most 4 non-zeros per row (2 for an
+    Bilinear resampling has at most 2 taps per output, so each axis has at most 4 non-zeros per row (2 for an odd
     integer φ, whose down-sampling grid falls on pixel centres) and A at most 16: applying it costs a few
     multiply-adds per weight, where dense per-axis matrices cost 2(H + W).
     """
@@ -53,46 +53,98 @@ def sheet_blur_operator(h: int, w: int, factor_h: float, factor_w: float, dtype:
     return op.coalesce().to(dtype=dtype, device=device)
 
 
-class SheetCosineLoss(torch.autograd.Function):
-    """1 - mean_i cos(u_i, (A u)_i) for a linear sheet blur A, with an analytic backward.
+class SheetBlur:
+    """A sheet blur A (sparse, see sheet_blur_operator) applied in place, and its analytic TopoLoss gradient.
 
-    Forward keeps only the blurred sheet and per-unit scalars (O(weights) memory); backward is
-    ∂L/∂u = -(1/N) [α·b - β·u + Aᵀ(α·u - γ·b)] with α = 1/(|u||b|), β = cos/|u|², γ = cos/|b|² per unit.
-    Norms are clamped at COS_EPS like F.cosine_similarity. `op` and `op_t` are A and Aᵀ (sparse).
+    The gradient α·b - β·u + Aᵀ(α·u - γ·b) of the backward is written as P·u + Q·b with P = Aᵀdiag(α) - diag(β)
+    and Q = diag(α) - Aᵀdiag(γ): two sparse products on the fixed pattern of Aᵀ + I, no (units, fan-in) temporaries.
+    """
+
+    def __init__(self, op: torch.Tensor) -> None:
+        self.op = op.coalesce()
+        n = op.shape[0]
+        op_t = self.op.t().coalesce()
+        diag = torch.arange(n, device=op.device).expand(2, n)
+        pattern = torch.sparse_coo_tensor(torch.cat([op_t.indices(), diag], 1),
+                                          torch.cat([op_t.values(), op_t.values().new_zeros(n)]), op.shape,
+                                          check_invariants=True)
+        pattern = pattern.coalesce()  # sums the zeros onto Aᵀ's diagonal entries; keeps explicit zeros
+        self.indices = pattern.indices()
+        self.values_t = pattern.values()
+        self.diag = (self.indices[0] == self.indices[1]).to(op.dtype)
+
+    @classmethod
+    def for_sheet(cls, sheet: tuple[int, int], factor_h: float, factor_w: float, dtype: torch.dtype,
+                  device: torch.device | str | None) -> SheetBlur:
+        """The blur of an H×W sheet with factors (φh, φw), in `dtype` on `device`."""
+        return cls(sheet_blur_operator(*sheet, factor_h, factor_w, dtype, device))
+
+    def blur(self, units: torch.Tensor) -> torch.Tensor:
+        """A @ units, accumulated in place into a zeroed buffer (torch.sparse.mm allocates and is ~10x slower on CPU)."""
+        return units.new_zeros((self.op.shape[0], units.shape[1])).addmm_(self.op, units)
+
+    def add_grad(self, out: torch.Tensor, units: torch.Tensor, blurred: torch.Tensor, alpha: torch.Tensor,
+                 beta: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        """out += P·units + Q·blurred in place (α, β, γ per unit, already times -∂total/∂loss / N)."""
+        rows, cols = self.indices
+        p = torch.sparse_coo_tensor(self.indices, self.values_t * alpha[cols] - self.diag * beta[rows],
+                                    self.op.shape, is_coalesced=True, check_invariants=False)
+        q = torch.sparse_coo_tensor(self.indices, self.diag * alpha[rows] - self.values_t * gamma[cols],
+                                    self.op.shape, is_coalesced=True, check_invariants=False)
+        return out.addmm_(p, units).addmm_(q, blurred)
+
+
+def cosine_terms(units: torch.Tensor, blurred: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Per unit: cos(u, b) and the gradient coefficients α = 1/(|u||b|), β = cos/|u|², γ = cos/|b|².
+
+    Norms are clamped at COS_EPS as in F.cosine_similarity (a clamped norm is a constant: its β or γ is 0).
+    """
+    norm_u = torch.linalg.vector_norm(units, dim=1)
+    norm_b = torch.linalg.vector_norm(blurred, dim=1)
+    denom_u, denom_b = norm_u.clamp_min(COS_EPS), norm_b.clamp_min(COS_EPS)
+    alpha = (denom_u * denom_b).reciprocal()
+    cos = torch.linalg.vecdot(units, blurred) * alpha
+    beta = torch.where(norm_u >= COS_EPS, cos / denom_u.square(), 0.0)
+    gamma = torch.where(norm_b >= COS_EPS, cos / denom_b.square(), 0.0)
+    return cos, alpha, beta, gamma
+
+
+class SheetCosineLoss(torch.autograd.Function):
+    """1 - mean_i cos(u_i, (A u)_i) for a sheet blur A, with the analytic backward of SheetBlur.add_grad.
+
+    Forward keeps only the blurred sheet and per-unit scalars (O(weights) memory); no graph through the blur.
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, units: torch.Tensor, op: torch.Tensor, op_t: torch.Tensor) -> torch.Tensor:
-        blurred = torch.sparse.mm(op, units)
-        norm_u = torch.linalg.vector_norm(units, dim=1)
-        norm_b = torch.linalg.vector_norm(blurred, dim=1)
-        denom_u, denom_b = norm_u.clamp_min(COS_EPS), norm_b.clamp_min(COS_EPS)
-        alpha = (denom_u * denom_b).reciprocal()
-        cos = torch.linalg.vecdot(units, blurred) * alpha
-        beta = torch.where(norm_u >= COS_EPS, cos / denom_u.square(), 0.0)
-        gamma = torch.where(norm_b >= COS_EPS, cos / denom_b.square(), 0.0)
-        ctx.save_for_backward(units, blurred, op_t, alpha, beta, gamma)
+    def forward(ctx: FunctionCtx, units: torch.Tensor, blur: SheetBlur) -> torch.Tensor:
+        blurred = blur.blur(units)
+        cos, alpha, beta, gamma = cosine_terms(units, blurred)
+        ctx.blur = blur
+        ctx.save_for_backward(units, blurred, alpha, beta, gamma)
         return 1.0 - cos.mean()
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        units, blurred, op_t, alpha, beta, gamma = ctx.saved_tensors
+    def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        units, blurred, alpha, beta, gamma = ctx.saved_tensors
         scale = grad * (-1.0 / units.shape[0])
-        alpha, beta, gamma = (alpha * scale).unsqueeze(1), (beta * scale).unsqueeze(1), (gamma * scale).unsqueeze(1)
-        through_blur = units * alpha
-        through_blur.addcmul_(blurred, gamma, value=-1.0)
-        out = torch.sparse.mm(op_t, through_blur)
-        out.addcmul_(blurred, alpha).addcmul_(units, beta, value=-1.0)
-        return out, None, None
+        out = blurred.new_zeros(units.shape)
+        return ctx.blur.add_grad(out, units, blurred, alpha * scale, beta * scale, gamma * scale), None
+
+
+def contiguous_units(units: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Units row-major (and in `dtype`) in one pass: the sparse products read whole unit rows.
+
+    Fan-in-major storage (transformers Conv1D, unit_dim=1) is copied: strided rows make them several times slower.
+    """
+    return units.to(dtype or units.dtype, memory_format=torch.contiguous_format).contiguous()  # no-op if both hold
 
 
 def layer_loss(weight: torch.Tensor, factor_h: float, factor_w: float, unit_dim: int = 0) -> torch.Tensor:
     """Unweighted TopoLoss of one Linear (out, in) or Conv (out, in, kh, kw) weight; differentiable."""
-    units = unit_matrix(weight, unit_dim)
-    h, w = sheet_shape(units.shape[0])
-    op = sheet_blur_operator(h, w, factor_h, factor_w, units.dtype, units.device)
-    return SheetCosineLoss.apply(units, op, op.t().coalesce())
+    units = contiguous_units(unit_matrix(weight, unit_dim))
+    blur = SheetBlur.for_sheet(sheet_shape(units.shape[0]), factor_h, factor_w, units.dtype, units.device)
+    return SheetCosineLoss.apply(units, blur)
 
 
 @dataclass
@@ -122,25 +174,56 @@ class TopoLoss:
             raise ValueError(f"reduction={reduction!r} is not supported; use 'mean' or 'sum'")
         self.layers = layers
         self.reduction = reduction
-        self._operators: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._blurs: dict[tuple, SheetBlur] = {}
 
-    def _operator(self, layer: TopoLayer, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cached sparse blur A and Aᵀ for this layer's sheet and factors, on `like`'s dtype and device."""
+    def _blur(self, layer: TopoLayer, like: torch.Tensor) -> SheetBlur:
+        """Cached blur for this layer's sheet and factors, on `like`'s dtype and device."""
         key = (layer.sheet, layer.factor_h, layer.factor_w, like.dtype, like.device)
-        if key not in self._operators:
-            op = sheet_blur_operator(*layer.sheet, layer.factor_h, layer.factor_w, like.dtype, like.device)
-            self._operators[key] = op, op.t().coalesce()
-        return self._operators[key]
+        if key not in self._blurs:
+            self._blurs[key] = SheetBlur.for_sheet(layer.sheet, layer.factor_h, layer.factor_w, like.dtype, like.device)
+        return self._blurs[key]
+
+    def _units(self, layer: TopoLayer, dtype: torch.dtype | None) -> torch.Tensor:
+        """The layer's (units, fan-in) matrix in `dtype` if given, row-major (copied only if it is not)."""
+        return contiguous_units(unit_matrix(layer.param, layer.unit_dim), dtype)
 
     def layer_losses(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
         """Unweighted loss of every selected layer (computed in `dtype` if given)."""
         out = {}
         for layer in self.layers:
-            units = unit_matrix(layer.param, layer.unit_dim)
-            if dtype is not None:
-                units = units.to(dtype)
-            out[layer.name] = SheetCosineLoss.apply(units, *self._operator(layer, units))
+            units = self._units(layer, dtype)
+            out[layer.name] = SheetCosineLoss.apply(units, self._blur(layer, units))
         return out
+
+    @torch.no_grad()
+    def accumulate_grad(self, scale: float = 1.0,
+                        dtype: torch.dtype | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Add ∂total/∂W to each selected parameter's .grad, layer by layer, without autograd; (total, per-layer).
+
+        The same numbers as autograd.grad(self.total(self.layer_losses(dtype), scale)) added to .grad, but each
+        layer's gradient goes straight into .grad (sparse products accumulate in place) and its temporaries are
+        freed before the next layer. Layers with τ = 0 get their value only.
+        """
+        per_layer = {}
+        count = len(self.layers) if self.reduction == "mean" else 1
+        for layer in self.layers:
+            param, units = layer.param, self._units(layer, dtype)
+            blur = self._blur(layer, units)
+            blurred = blur.blur(units)
+            cos, alpha, beta, gamma = cosine_terms(units, blurred)
+            per_layer[layer.name] = 1.0 - cos.mean()
+            coef = -layer.weight * scale / (count * units.shape[0])
+            if coef == 0.0:
+                continue
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            target = unit_matrix(param.grad, layer.unit_dim)
+            if target.dtype == units.dtype and target.is_contiguous():
+                blur.add_grad(target, units, blurred, alpha * coef, beta * coef, gamma * coef)
+            else:
+                target.add_(blur.add_grad(torch.zeros_like(blurred), units, blurred, alpha * coef, beta * coef,
+                                          gamma * coef))
+        return self.total(per_layer, scale), per_layer
 
     def total(self, per_layer: dict[str, torch.Tensor], scale: float = 1.0) -> torch.Tensor:
         """Reduce τ_l · loss_l over layers (mean or sum), times a schedule multiplier."""
