@@ -33,7 +33,8 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for cls in CLASSES:
             (root / split / cls).mkdir(parents=True)
             for i in range(n):
-                random_image(rng, int(rng.integers(40, 90)), int(rng.integers(40, 90))).save(root / split / cls / f"{i}.png")
+                height, width = rng.integers(40, 90, size=2)
+                random_image(rng, int(height), int(width)).save(root / split / cls / f"{i}.png")
     return root
 
 

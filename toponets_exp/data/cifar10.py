@@ -40,10 +40,12 @@ class CIFAR10DataModule(L.LightningDataModule):
         self.splits: dict[str, Dataset] = {}
 
     def prepare_data(self) -> None:
+        """Download CIFAR-10 into `root` (rank 0 only) when `download` is set."""
         if self.hparams.download:
             CIFAR10(str(Path(self.hparams.root).expanduser()), train=True, download=True)
 
     def setup(self, stage: str | None = None) -> None:
+        """Build the splits once (idempotent)."""
         if self.splits:
             return
         hp = self.hparams
@@ -63,13 +65,16 @@ class CIFAR10DataModule(L.LightningDataModule):
                        "test": Transformed(test, plain)}
 
     def train_dataloader(self) -> DataLoader:
+        """Training batches."""
         hp = self.hparams
         return image_loader(self.splits["train"], hp.batch_size, True, hp.num_workers, hp.pin_memory)
 
     def val_dataloader(self) -> DataLoader:
+        """Validation batches."""
         hp = self.hparams
         return image_loader(self.splits["val"], hp.batch_size, False, hp.num_workers, hp.pin_memory)
 
     def test_dataloader(self) -> DataLoader:
+        """Test batches."""
         hp = self.hparams
         return image_loader(self.splits["test"], hp.batch_size, False, hp.num_workers, hp.pin_memory)

@@ -90,6 +90,7 @@ class ImageNetDataModule(L.LightningDataModule):
         return train, val, train.num_classes()
 
     def setup(self, stage: str | None = None) -> None:
+        """Build the splits once (idempotent)."""
         if self.splits:
             return
         hp = self.hparams
@@ -105,12 +106,15 @@ class ImageNetDataModule(L.LightningDataModule):
         log.info("images: %d train, %d val, %d classes", len(train), len(val), n_classes)
 
     def train_dataloader(self) -> DataLoader:
+        """Training batches."""
         hp = self.hparams
         return image_loader(self.splits["train"], hp.batch_size, True, hp.num_workers, hp.pin_memory, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
+        """Validation batches."""
         hp = self.hparams
         return image_loader(self.splits["val"], hp.batch_size, False, hp.num_workers, hp.pin_memory)
 
     def test_dataloader(self) -> DataLoader:
+        """Test batches."""
         return self.val_dataloader()

@@ -69,6 +69,7 @@ class EmbeddedTextDataModule(L.LightningDataModule):
         self.splits: dict[str, BlockDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
+        """Build the splits once (idempotent)."""
         if self.splits:
             return
         hp = self.hparams
@@ -77,15 +78,19 @@ class EmbeddedTextDataModule(L.LightningDataModule):
             self.splits[name] = BlockDataset(part, hp.block_size)
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        """The DataLoader of one split (shuffled for training)."""
         hp = self.hparams
         return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
                           pin_memory=hp.pin_memory, persistent_workers=hp.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
+        """Training batches."""
         return self._loader("train", shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
+        """Validation batches."""
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
+        """Test batches."""
         return self._loader("test", shuffle=False)

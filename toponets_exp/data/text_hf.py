@@ -84,6 +84,7 @@ class PackedStream(IterableDataset):
             epoch += 1
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(input, target) blocks of this rank's documents."""
         return pack_stream(self._token_lists(), self.block_size)
 
 
@@ -183,6 +184,7 @@ class HFTextDataModule(L.LightningDataModule):
         return {"val": self._blocks(held[:hp.val_docs]), "test": self._blocks(held[hp.val_docs:]), "train": train}
 
     def setup(self, stage: str | None = None) -> None:
+        """Build the splits once (idempotent)."""
         hp = self.hparams
         if hp.streaming and stage == "fit" and self.trainer is not None and self.trainer.max_steps < 0:
             raise ConfigError("data.streaming=true trains on an endless token stream: set trainer.max_steps")
@@ -195,16 +197,20 @@ class HFTextDataModule(L.LightningDataModule):
                                            for k, v in self.splits.items()))
 
     def _loader(self, name: str) -> DataLoader:
+        """The DataLoader of one split (shuffled for training)."""
         hp = self.hparams
         shuffle = name == "train" and not hp.streaming
         return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
                           pin_memory=hp.pin_memory, persistent_workers=hp.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
+        """Training batches."""
         return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
+        """Validation batches."""
         return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
+        """Test batches."""
         return self._loader("test")

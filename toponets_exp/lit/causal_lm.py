@@ -15,7 +15,7 @@ from toponets_exp.lit.optim import build_lr_schedule, build_optimizer, param_gro
 
 
 def logits_of(output: Any) -> torch.Tensor:
-    """(B, T, V) logits from a backbone's output: the tensor itself, an object with `.logits`, or a (logits, ...) tuple."""
+    """(B, T, V) logits of a backbone output: the tensor, an object with `.logits`, or a (logits, ...) tuple."""
     if isinstance(output, torch.Tensor):
         return output
     if hasattr(output, "logits"):
@@ -37,6 +37,7 @@ class CausalLM(L.LightningModule):
         self.perplexity = nn.ModuleDict({s: Perplexity() for s in ("val_", "test_")})
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (B, T, V) of token ids (B, T)."""
         return logits_of(self.net(idx))
 
     def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -47,6 +48,7 @@ class CausalLM(L.LightningModule):
         return loss, logits, targets
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        """Next-token loss of a training batch."""
         loss, _, _ = self._loss(batch)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         return loss
@@ -60,9 +62,11 @@ class CausalLM(L.LightningModule):
         self.log(f"{stage}/ppl", ppl, on_step=False, on_epoch=True, prog_bar=True)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
+        """Loss and perplexity of a validation batch."""
         self._eval_step(batch, "val")
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
+        """Loss and perplexity of a test batch."""
         self._eval_step(batch, "test")
 
     def configure_optimizers(self) -> dict[str, Any]:
