@@ -10,7 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
         "trainer.limit_test_batches=1", "trainer.log_every_n_steps=1", "data.image_size=8", "data.batch_size=16",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "eval.after_train=false"]
+FAST_EVAL = ["eval.pruning=[0.0,0.5]", "eval.downsampling=[1,2]", "eval.metric_batches=2"]
 
 
 def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:

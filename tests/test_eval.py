@@ -1,0 +1,89 @@
+"""End to end: evaluation after training and task=eval on a checkpoint, vision and language."""
+
+import json
+
+import pytest
+from PIL import Image
+
+from cli import FAST_EVAL, TINY, run_cli
+
+VISION_LAYER_KEYS = {"sheet", "weight_smoothness", "weight_similarity_curve", "effective_dimensionality",
+                     "response_smoothness", "selectivity", "map_similarity"}
+LANGUAGE_LAYER_KEYS = {"sheet", "weight_smoothness", "weight_similarity_curve", "effective_dimensionality",
+                       "response_smoothness", "language_selectivity"}
+
+
+def check_figures(out, report, prefixes):
+    assert report["figures"], "no figures"
+    for rel in report["figures"]:
+        with Image.open(out / rel) as img:
+            assert img.size[0] > 200 and img.size[1] > 150
+    stems = [rel.split("/")[-1] for rel in report["figures"]]
+    for prefix in prefixes:
+        assert any(s.startswith(prefix) for s in stems), prefix
+
+
+@pytest.fixture(scope="module")
+def vision_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vision")
+    proc = run_cli(*TINY, *FAST_EVAL, "eval.after_train=true", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return out, proc.stdout
+
+
+def test_training_ends_with_evaluation(vision_run):
+    out, stdout = vision_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"weight_smoothness", "effective_dimensionality", "report"} <= set(summary["eval"])
+    assert "weight smoothness" in stdout and "effective dimensionality" in stdout and "test acc" in stdout
+    assert (out / "report.json").is_file()
+
+
+@pytest.mark.slow
+def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
+    train_dir, _ = vision_run
+    proc = run_cli("task=eval", f"ckpt_path={train_dir / 'checkpoints' / 'last.ckpt'}", "data.image_size=8",
+                   *FAST_EVAL, f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["kind"] == "vision" and report["n_stimuli"] == 270 and len(report["categories"]) == 10
+    assert set(report["aggregate"]) == {"weight_smoothness", "response_smoothness", "effective_dimensionality"}
+    assert len(report["layers"]) == 16
+    for entry in report["layers"].values():
+        assert VISION_LAYER_KEYS <= set(entry)
+        assert set(entry["selectivity"]) == {str(c) for c in range(10)}
+        assert len(entry["map_similarity"]["pearson"]) == 10
+    eff = report["efficiency"]
+    assert eff["metric"] == "accuracy" and set(eff["pruning"]) == {"0.0", "0.5"}
+    assert [row["factor"] for row in eff["downsampling"]["curve"]] == [1, 2]
+    assert eff["downsampling"]["curve"][1]["kept_fraction"] == pytest.approx(0.25)
+    check_figures(tmp_path, report, ["weight_sheet_", "similarity_vs_distance", "selectivity_", "effective_dim",
+                                     "pruning", "downsampling"])
+
+
+def test_task_eval_needs_a_checkpoint(tmp_path):
+    proc = run_cli("task=eval", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2 and "task=eval needs ckpt_path=" in proc.stdout
+
+
+@pytest.mark.slow
+def test_language_training_and_evaluation(tmp_path):
+    proc = run_cli("experiment=nanogpt_embedded", "model.net.n_layer=2", "model.net.n_embd=64", "model.net.n_head=2",
+                   "data.block_size=64", "trainer.max_steps=3", "trainer.val_check_interval=3",
+                   "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "eval.n_sentences=40",
+                   "trainer.enable_progress_bar=false", *FAST_EVAL, f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {"loss", "ppl"} <= set(summary["test"])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["kind"] == "language" and report["n_sentences"] == 40
+    assert report["val_perplexity"] == pytest.approx(2.718281828 ** report["val_loss"], rel=1e-6)
+    assert len(report["layers"]) == 2
+    for entry in report["layers"].values():
+        assert LANGUAGE_LAYER_KEYS <= set(entry)
+    assert report["integration"]["layer"] == "transformer.h.1.mlp.c_fc"
+    assert len(report["integration"]["window"]) == 256
+    assert report["efficiency"]["metric"] == "val loss"
+    check_figures(tmp_path, report, ["weight_sheet_", "similarity_vs_distance", "language_selectivity_",
+                                     "integration_window_", "integration_model_", "effective_dim", "pruning",
+                                     "downsampling"])
