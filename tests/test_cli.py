@@ -100,3 +100,14 @@ def test_bad_run_in_an_existing_run_dir_overwrites_no_result(trained):
     proc = run_cli(*TINY, "topo.factor=9", f"hydra.run.dir={out}")
     assert proc.returncode == 2
     assert all(p.read_bytes() == content for p, content in before.items())
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_files(tmp_path):
+    proc = run_cli(*TINY, "logger=wandb", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    assert list(run_dir.glob("run-*.wandb")) and (tmp_path / "metrics.csv").is_file()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["wandb"] == [{"dir": str(run_dir), "url": None}]
+    assert f"wandb sync {run_dir}" in proc.stdout

@@ -1,6 +1,12 @@
-"""Brain-likeness statistics of model layers: dimensionality, topographic smoothness, selectivity, predictivity."""
+"""Brain-likeness analyses of model layers: dimensionality, topographic smoothness, selectivity, predictivity,
+language selectivity, integration windows, efficiency under pruning and sheet downsampling, BLiMP."""
 
+from toponets_exp.brain.activations import record_activations, text_responses
+from toponets_exp.brain.blimp import blimp_accuracy, load_blimp, sequence_log_prob
 from toponets_exp.brain.dimensionality import effective_dimensionality
+from toponets_exp.brain.efficiency import downsample_pair, downsampling_curve, prune_l1, pruning_curve
+from toponets_exp.brain.integration import IntegrationResult, integration_windows
+from toponets_exp.brain.language import LanguageSelectivity, embedded_sentences, language_selectivity, make_nonwords
 from toponets_exp.brain.plots import (plot_bar, plot_curves, plot_selectivity_maps, plot_sheet_map,
                                       plot_similarity_curves, plot_weight_sheet)
 from toponets_exp.brain.predictivity import PredictivityResult, ridge_predictivity

@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.errors import ConfigError
@@ -79,9 +80,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             report = evaluate(cfg, best, datamodule, trainer.loggers)
             summary["eval"] = {"report": str(out / "report.json"), **report["aggregate"]}
             summary["wall_time_s"] = round(time.perf_counter() - start, 1)
+        summary.update(_wandb_runs(trainer.loggers))
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         _print_summary(summary)
     return summary
+
+
+def _wandb_runs(loggers: list[Any]) -> dict[str, Any]:
+    """Where each W&B run lives: its local directory, and the URL when online."""
+    runs = [{"dir": str(Path(lg.experiment.dir).parent), "url": lg.experiment.url}
+            for lg in loggers if isinstance(lg, WandbLogger)]
+    return {"wandb": runs} if runs else {}
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -95,6 +104,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         ev = summary["eval"]
         lines.append(f"weight smoothness {ev['weight_smoothness']:.4f}, effective dimensionality "
                      f"{ev['effective_dimensionality']:.2f} (means over topo layers; {ev['report']})")
+    for run in summary.get("wandb", []):
+        lines.append(f"W&B run {run['url']}" if run["url"] else f"W&B offline run {run['dir']} "
+                     f"(upload with: wandb sync {run['dir']})")
     lines.append(f"wall time {summary['wall_time_s']:.1f} s")
     lines.append(f"outputs: {summary['output_dir']} (summary.json, metrics.csv, checkpoints/)")
     log.info("Summary\n%s", "\n".join(lines))
