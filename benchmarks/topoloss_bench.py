@@ -131,7 +131,7 @@ def compare_losses(name: str, net: nn.Module, layers: list[TopoLayer], args: arg
         log.warning("the official package is not installed (pip install topoloss==0.0.2 einops torchtyping)")
     values = {k: float(fn().detach()) for k, fn in impls.items()}
     ref = values["reference (interpolate, autograd)"]
-    tol = VALUE_TOL if args.dtype == "float32" else 1e-2  # the official package computes in the weights' dtype
+    tol = VALUE_TOL if args.dtype == "float32" else 3e-2  # the official package computes in bf16 (8-bit mantissa)
     for k, v in values.items():
         if abs(v - ref) > tol:
             raise AssertionError(f"{name}: {k} gives {v!r}, the reference {ref!r} (tolerance {tol:g})")
