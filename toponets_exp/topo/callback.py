@@ -83,17 +83,8 @@ class TopoLossCallback(Callback):
         self.schedule.step()
         if scale == 0.0:
             return
-        params = [layer.param for layer in self.loss.layers]
-        with torch.enable_grad(), torch.autocast(pl_module.device.type, enabled=False):
-            per_layer = self.loss.layer_losses(dtype=torch.float32)
-            total = self.loss.total(per_layer, scale)
-            grads = torch.autograd.grad(total, params)
-        for p, g in zip(params, grads):
-            g = g.to(p.dtype)
-            if p.grad is None:
-                p.grad = g
-            else:
-                p.grad.add_(g)
+        with torch.no_grad(), torch.autocast(pl_module.device.type, enabled=False):
+            total, per_layer = self.loss.accumulate_grad(scale, dtype=torch.float32)
         if trainer.global_step % self.log_every_n_steps == 0:
             self._log(trainer, total, per_layer, scale)
 
