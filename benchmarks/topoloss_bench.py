@@ -151,39 +151,23 @@ class _Recorder:
         self.rows.append(metrics)
 
 
-class FusedHookCallback(TopoLossCallback):
-    """TopoLossCallback with the hook body proposed for it: TopoLoss.accumulate_grad instead of autograd.grad."""
-
-    def on_before_optimizer_step(self, trainer: object, pl_module: object, optimizer: object) -> None:
-        if not self.active:
-            return
-        scale = self.schedule.value
-        self.schedule.step()
-        if scale == 0.0:
-            return
-        with torch.no_grad(), torch.autocast(pl_module.device.type, enabled=False):
-            total, per_layer = self.loss.accumulate_grad(scale, dtype=torch.float32)
-        if trainer.global_step % self.log_every_n_steps == 0:
-            self._log(trainer, total, per_layer, scale)
-
-
-HOOKS = {"τ=0": (TopoLossCallback, 0.0), "τ=5": (TopoLossCallback, 5.0), "τ=5 fused": (FusedHookCallback, 5.0)}
+HOOKS = {"τ=0": 0.0, "τ=5": 5.0}
 
 
 def training_overhead(name: str, build: Callable[[], nn.Module], batch: Callable[[], tuple[torch.Tensor, ...]],
                       step_loss: Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor], pattern: str,
                       args: argparse.Namespace, device: torch.device) -> dict[str, object]:
-    """Step times with τ=0, τ=5 through TopoLossCallback.on_before_optimizer_step, and τ=5 through the fused hook.
+    """Step times with τ=0 and τ=5 through TopoLossCallback.on_before_optimizer_step.
 
     Each step is what Lightning's automatic optimisation runs: forward, loss, backward, the callback hook,
-    optimizer step, zero_grad. The Trainer's own bookkeeping is left out so it does not dilute the ratio. The three
+    optimizer step, zero_grad. The Trainer's own bookkeeping is left out so it does not dilute the ratio. The two
     variants (same init, same batch) take turns step by step, so load drifts hit them alike.
     """
     runs = {}
-    for key, (kind, tau) in HOOKS.items():
+    for key, tau in HOOKS.items():
         torch.manual_seed(0)
         net = build().to(device)
-        callback = kind([pattern], weight=tau, factor=FACTOR, log_every_n_steps=10)
+        callback = TopoLossCallback([pattern], weight=tau, factor=FACTOR, log_every_n_steps=10)
         callback.bind(net)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
         trainer = SimpleNamespace(global_step=0, loggers=[_Recorder()])
@@ -213,11 +197,10 @@ def training_overhead(name: str, build: Callable[[], nn.Module], batch: Callable
             step(key)
     off = times["τ=0"][args.warmup:]
     out = {"name": name, "layers": len(runs["τ=5"][1].loss.layers), "off": Timing(off)}
-    for key in ("τ=5", "τ=5 fused"):
-        on, hook = times[key][args.warmup:], hook_times[key][args.warmup:]
-        out[key] = {"step": Timing(on), "hook": Timing(hook),
-                    "overhead_pct": (statistics.median(b / a for a, b in zip(off, on)) - 1.0) * 100.0,
-                    "hook_pct": statistics.median(hook) / statistics.median(off) * 100.0}
+    on, hook = times["τ=5"][args.warmup:], hook_times["τ=5"][args.warmup:]
+    out["τ=5"] = {"step": Timing(on), "hook": Timing(hook),
+                  "overhead_pct": (statistics.median(b / a for a, b in zip(off, on)) - 1.0) * 100.0,
+                  "hook_pct": statistics.median(hook) / statistics.median(off) * 100.0}
     return out
 
 
@@ -271,10 +254,10 @@ def table(cases: list[dict[str, object]], overheads: list[dict[str, object]], ar
               "| model | topo layers | hook | step τ=0 | step τ=5 | hook alone | overhead | hook / step |",
               "|---|---|---|---|---|---|---|---|"]
     for o in overheads:
-        for key, label in (("τ=5", "TopoLossCallback (autograd.grad)"), ("τ=5 fused", "proposed: accumulate_grad")):
-            r = o[key]
-            lines.append(f"| {o['name']} | {o['layers']} | {label} | {o['off'].describe()} | {r['step'].describe()} "
-                         f"| {r['hook'].describe()} | {r['overhead_pct']:+.1f} % | {r['hook_pct']:.1f} % |")
+        r = o["τ=5"]
+        lines.append(f"| {o['name']} | {o['layers']} | TopoLossCallback | {o['off'].describe()} | "
+                     f"{r['step'].describe()} | {r['hook'].describe()} | {r['overhead_pct']:+.1f} % | "
+                     f"{r['hook_pct']:.1f} % |")
     return "\n".join(lines)
 
 
