@@ -64,8 +64,9 @@ def loader() -> DataLoader:
     return DataLoader(data, batch_size=8, shuffle=False)
 
 
-def fit(module: L.LightningModule, callbacks=(), steps: int = 4, **trainer_kwargs) -> dict[str, torch.Tensor]:
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+def fit(module: L.LightningModule, callbacks=(), steps: int = 4, devices: int = 1,
+        **trainer_kwargs) -> dict[str, torch.Tensor]:
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=devices, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks),
                         **trainer_kwargs)
     trainer.fit(module, train_dataloaders=loader())

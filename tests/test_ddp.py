@@ -1,0 +1,39 @@
+"""Under multi-process DDP (2 CPU processes, gloo), training with the callback equals 1-process training."""
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+import test_callback
+from test_callback import LAYERS, OPTIM, TopoInLoss, assert_same, fit, nets
+from toponets_exp.lit import ImageClassifier
+from toponets_exp.topo import TopoLossCallback
+
+N, PER_RANK, RANKS = 64, 4, 2
+
+
+def dataset() -> TensorDataset:
+    g = torch.Generator().manual_seed(0)
+    return TensorDataset(torch.randn(N, 3, 8, 8, generator=g), torch.randint(0, 10, (N,), generator=g))
+
+
+def global_batches() -> list[list[int]]:
+    """The samples that both ranks see together at each step: Lightning gives each rank a DistributedSampler
+    (shuffle=True for training, seed 0), so rank r takes perm[r::2] and batches of PER_RANK of it."""
+    perm = torch.randperm(N, generator=torch.Generator().manual_seed(0)).tolist()
+    shards = [perm[r::RANKS] for r in range(RANKS)]
+    return [sum((s[i:i + PER_RANK] for s in shards), []) for i in range(0, N // RANKS, PER_RANK)]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_equal_one_process_on_the_global_batch(monkeypatch):
+    """The all-reduced task gradient equals the 1-process gradient on the union of the ranks' batches; TopoLoss is
+    then added once per rank after the all-reduce, identically on both ranks, so the parameters must match the
+    1-process reference with TopoLoss in the loss."""
+    net_a, net_b = nets()
+    monkeypatch.setattr(test_callback, "loader", lambda: DataLoader(dataset(), batch_size=PER_RANK))
+    ours = fit(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(LAYERS, weight=5.0, factor=2.0)],
+               strategy="ddp_spawn", devices=RANKS)
+    monkeypatch.setattr(test_callback, "loader", lambda: DataLoader(dataset(), batch_sampler=global_batches()))
+    ref = fit(TopoInLoss(net_b, 5.0))
+    assert_same(ours, ref, atol=1e-6)
