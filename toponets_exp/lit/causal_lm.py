@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.text import Perplexity
 
-from toponets_exp.lit.optim import build_lr_schedule, build_optimizer, param_groups
+from toponets_exp.lit.optim import optimizer_config
 
 
 def logits_of(output: Any) -> torch.Tensor:
@@ -71,8 +71,5 @@ class CausalLM(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         """Optimizer of `optim` (weight decay on ≥2-D weights only, unless optim.no_decay_1d=false), LR per step."""
-        optim = self.hparams.optim
-        groups = param_groups(self.net, float(optim.get("weight_decay", 0.0)), bool(optim.get("no_decay_1d", True)))
-        optimizer = build_optimizer(groups, optim)
-        schedule = build_lr_schedule(optimizer, optim, self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return optimizer_config(self.net, self.hparams.optim, self.trainer.estimated_stepping_batches,
+                                no_decay_1d=True)

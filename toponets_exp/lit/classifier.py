@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from toponets_exp.lit.optim import build_lr_schedule, build_optimizer, param_groups
+from toponets_exp.lit.optim import optimizer_config
 
 
 class ImageClassifier(L.LightningModule):
@@ -51,8 +51,5 @@ class ImageClassifier(L.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optim = self.hparams.optim
-        groups = param_groups(self.net, float(optim.get("weight_decay", 0.0)), bool(optim.get("no_decay_1d", False)))
-        optimizer = build_optimizer(groups, optim)
-        schedule = build_lr_schedule(optimizer, optim, self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return optimizer_config(self.net, self.hparams.optim, self.trainer.estimated_stepping_batches,
+                                no_decay_1d=False)

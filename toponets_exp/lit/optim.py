@@ -56,3 +56,15 @@ def build_lr_schedule(optimizer: torch.optim.Optimizer, optim: Mapping[str, Any]
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def optimizer_config(net: nn.Module, optim: Mapping[str, Any], total_steps: int,
+                     no_decay_1d: bool) -> dict[str, Any]:
+    """Lightning's configure_optimizers result: optimizer over `net`'s groups and the LR schedule stepped per step.
+
+    `no_decay_1d` is the default for `optim.no_decay_1d` when the config does not set it.
+    """
+    groups = param_groups(net, float(optim.get("weight_decay", 0.0)), bool(optim.get("no_decay_1d", no_decay_1d)))
+    optimizer = build_optimizer(groups, optim)
+    schedule = build_lr_schedule(optimizer, optim, total_steps)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
