@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
+from toponets_exp.data.resumable import train_loader
 from toponets_exp.data.vision import Transformed, image_loader, to_normalized_tensor
 from toponets_exp.errors import ConfigError
 
@@ -67,14 +68,14 @@ class CIFAR10DataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Training batches."""
         hp = self.hparams
-        return image_loader(self.splits["train"], hp.batch_size, True, hp.num_workers, hp.pin_memory)
+        return train_loader(self, self.splits["train"], hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches."""
         hp = self.hparams
-        return image_loader(self.splits["val"], hp.batch_size, False, hp.num_workers, hp.pin_memory)
+        return image_loader(self.splits["val"], hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def test_dataloader(self) -> DataLoader:
         """Test batches."""
         hp = self.hparams
-        return image_loader(self.splits["test"], hp.batch_size, False, hp.num_workers, hp.pin_memory)
+        return image_loader(self.splits["test"], hp.batch_size, hp.num_workers, hp.pin_memory)

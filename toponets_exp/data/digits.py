@@ -10,6 +10,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from toponets_exp.data.resumable import train_loader
 from toponets_exp.errors import ConfigError
 
 
@@ -70,16 +71,18 @@ class DigitsDataModule(L.LightningDataModule):
         for name, ids in (("train", train), ("val", val), ("test", test)):
             self.splits[name] = self._tensors(digits.images[ids], digits.target[ids])
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset) -> DataLoader:
         hp = self.hparams
-        return DataLoader(dataset, batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
+        return DataLoader(dataset, batch_size=hp.batch_size, shuffle=False, num_workers=hp.num_workers,
                           pin_memory=hp.pin_memory, persistent_workers=hp.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(ShiftAugment(self.splits["train"], self.hparams.augment_shift), shuffle=True)
+        hp = self.hparams
+        return train_loader(self, ShiftAugment(self.splits["train"], hp.augment_shift), hp.batch_size, hp.num_workers,
+                            hp.pin_memory)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["val"], shuffle=False)
+        return self._loader(self.splits["val"])
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["test"], shuffle=False)
+        return self._loader(self.splits["test"])

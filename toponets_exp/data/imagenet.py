@@ -10,6 +10,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
 
+from toponets_exp.data.resumable import train_loader
 from toponets_exp.data.vision import (Transformed, check_image_size, image_loader, imagenet_eval_transform,
                                       imagenet_train_transform)
 from toponets_exp.errors import ConfigError
@@ -108,12 +109,12 @@ class ImageNetDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Training batches."""
         hp = self.hparams
-        return image_loader(self.splits["train"], hp.batch_size, True, hp.num_workers, hp.pin_memory, drop_last=True)
+        return train_loader(self, self.splits["train"], hp.batch_size, hp.num_workers, hp.pin_memory, drop_last=True)
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches."""
         hp = self.hparams
-        return image_loader(self.splits["val"], hp.batch_size, False, hp.num_workers, hp.pin_memory)
+        return image_loader(self.splits["val"], hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def test_dataloader(self) -> DataLoader:
         """Test batches."""

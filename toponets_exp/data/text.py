@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from toponets_exp.data.resumable import train_loader
 from toponets_exp.data.tokenizer import ByteTokenizer
 from toponets_exp.errors import ConfigError
 
@@ -77,20 +78,21 @@ class EmbeddedTextDataModule(L.LightningDataModule):
         for name, part in split_tokens(tokens, hp.val_fraction, hp.test_fraction).items():
             self.splits[name] = BlockDataset(part, hp.block_size)
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        """The DataLoader of one split (shuffled for training)."""
+    def _loader(self, name: str) -> DataLoader:
+        """The DataLoader of an evaluation split."""
         hp = self.hparams
-        return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
+        return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=False, num_workers=hp.num_workers,
                           pin_memory=hp.pin_memory, persistent_workers=hp.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        """Training batches."""
-        return self._loader("train", shuffle=True)
+        """Training batches, shuffled per epoch and resumable mid-epoch."""
+        hp = self.hparams
+        return train_loader(self, self.splits["train"], hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def val_dataloader(self) -> DataLoader:
         """Validation batches."""
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
         """Test batches."""
-        return self._loader("test", shuffle=False)
+        return self._loader("test")

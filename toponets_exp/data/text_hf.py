@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
+from toponets_exp.data.resumable import train_loader
 from toponets_exp.data.text import BlockDataset, check_lm_sizes
 from toponets_exp.data.tokenizer import TextTokenizer, load_tokenizer
 from toponets_exp.errors import ConfigError
@@ -197,10 +198,11 @@ class HFTextDataModule(L.LightningDataModule):
                                            for k, v in self.splits.items()))
 
     def _loader(self, name: str) -> DataLoader:
-        """The DataLoader of one split (shuffled for training)."""
+        """The DataLoader of one split (map-style training: shuffled per epoch and resumable mid-epoch)."""
         hp = self.hparams
-        shuffle = name == "train" and not hp.streaming
-        return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=shuffle, num_workers=hp.num_workers,
+        if name == "train" and not hp.streaming:
+            return train_loader(self, self.splits[name], hp.batch_size, hp.num_workers, hp.pin_memory)
+        return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=False, num_workers=hp.num_workers,
                           pin_memory=hp.pin_memory, persistent_workers=hp.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:

@@ -53,8 +53,7 @@ class Transformed(Dataset):
         return self.transform(image), int(label)
 
 
-def image_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int, pin_memory: bool,
-                 drop_last: bool = False) -> DataLoader:
-    """The DataLoader every image DataModule uses (Lightning adds the DistributedSampler under DDP)."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, pin_memory=pin_memory,
-                      persistent_workers=num_workers > 0, drop_last=drop_last)
+def image_loader(dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
+    """The evaluation DataLoader of the image DataModules (in order; Lightning shards it under DDP)."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
+                      persistent_workers=num_workers > 0)

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
 from toponets_exp.lit.optim import optimizer_config
@@ -35,6 +36,8 @@ class CausalLM(L.LightningModule):
         self.save_hyperparameters(ignore=["net"])
         self.net = net
         self.perplexity = nn.ModuleDict({s: Perplexity() for s in ("val_", "test_")})
+        self.train_loss = MeanMetric()  # the training-epoch mean lives in checkpoints (exact mid-epoch resume)
+        self.train_loss.persistent(True)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Next-token logits (B, T, V) of token ids (B, T)."""
@@ -47,10 +50,16 @@ class CausalLM(L.LightningModule):
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
         return loss, logits, targets
 
+    def on_train_epoch_start(self) -> None:
+        """A fresh epoch mean (Lightning skips this hook when it resumes inside an epoch)."""
+        self.train_loss.reset()
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """Next-token loss of a training batch."""
         loss, _, _ = self._loss(batch)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+        self.train_loss(loss.detach(), batch[0].shape[0])
+        self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True)
         return loss
 
     def _eval_step(self, batch: Any, stage: str) -> None:

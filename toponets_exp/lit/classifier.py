@@ -9,6 +9,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from toponets_exp.lit.optim import optimizer_config
@@ -26,6 +27,10 @@ class ImageClassifier(L.LightningModule):
         self.net = net
         self.accuracy = nn.ModuleDict({s: MulticlassAccuracy(num_classes, average="micro")
                                        for s in ("train_", "val_", "test_")})
+        # Training-epoch aggregates live in checkpoints, so an epoch resumed mid-way reports the same values.
+        self.train_loss = MeanMetric()
+        for metric in (self.train_loss, self.accuracy["train_"]):
+            metric.persistent(True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -36,10 +41,19 @@ class ImageClassifier(L.LightningModule):
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         acc = self.accuracy[stage + "_"]
         acc(logits, y)
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=not on_step)
+        if stage == "train":
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+            self.train_loss(loss.detach(), x.shape[0])
+            self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True)
+        else:
+            self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        """Fresh epoch aggregates (Lightning skips this hook when it resumes inside an epoch)."""
+        self.train_loss.reset()
+        self.accuracy["train_"].reset()
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
