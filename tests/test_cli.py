@@ -1,17 +1,11 @@
 """End to end: run.py in a subprocess on tiny settings."""
 
-import csv
 import json
 
 import pytest
 import torch
 
-from cli import TINY, run_cli
-
-
-def read_csv(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
+from cli import TINY, read_csv, run_cli
 
 
 @pytest.fixture(scope="module")

@@ -61,6 +61,11 @@ def sheet_principal_components(vectors: ArrayLike, sheet: tuple[int, int],
     return scores.reshape(h, w, k), shares
 
 
+def sheet_rgb(scores: np.ndarray) -> np.ndarray:
+    """(H, W, 3) colours in [0, 1] of a sheet's scores on PCs 1–3 (each robustly rescaled)."""
+    return np.stack([_robust_unit_range(scores[..., c]) for c in range(3)], axis=-1)
+
+
 def plot_weight_sheet(vectors: ArrayLike, sheet: tuple[int, int], path: str | Path, title: str) -> Path:
     """Sheet of unit weight vectors: PCs 1–3 as RGB (left) and PC 1 alone with a colour bar (right).
 
@@ -70,7 +75,7 @@ def plot_weight_sheet(vectors: ArrayLike, sheet: tuple[int, int], path: str | Pa
     PC-1 panel gives the dominant axis quantitatively.
     """
     scores, shares = sheet_principal_components(vectors, sheet, 3)
-    rgb = np.stack([_robust_unit_range(scores[..., c]) for c in range(3)], axis=-1)
+    rgb = sheet_rgb(scores)
     fig = Figure(figsize=(2 * PANEL_INCHES + 1.0, PANEL_INCHES + 0.6), layout="constrained")
     left, right = fig.subplots(1, 2)
     left.imshow(rgb, interpolation="nearest")

@@ -45,8 +45,16 @@ def build_topo(cfg: DictConfig, module: L.LightningModule) -> TopoLossCallback:
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
-    """Every logger under `logger` (csv always; wandb with logger=wandb)."""
-    return [instantiate(node, _convert_="all") for node in cfg.logger.values()]
+    """Every logger under `logger` (csv always; wandb with logger=wandb, given the resolved config as run config)."""
+    loggers = []
+    for key, node in cfg.logger.items():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            if key == "wandb":  # partial, so the run config's own _target_ entries are not instantiated
+                make = instantiate(node, _convert_="all", _partial_=True)
+                loggers.append(make(run_config=OmegaConf.to_container(cfg, resolve=True)))
+            else:
+                loggers.append(instantiate(node, _convert_="all"))
+    return loggers
 
 
 def overrides() -> list[str]:

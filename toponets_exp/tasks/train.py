@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -10,14 +9,19 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
+from toponets_exp.data.resumable import RestoreLoaderPosition
 from toponets_exp.errors import ConfigError
+from toponets_exp.io import write_json, write_text
+from toponets_exp.loggers import finish_wandb
+from toponets_exp.resume import Preemption, RNGState, RunCheckpoint, prepare_run_dir
 from toponets_exp.tasks.build import (build_datamodule, build_loggers, build_module, build_topo, output_dir,
                                       overrides, seed_and_check)
-from toponets_exp.topo import TopoLossCallback
+from toponets_exp.topo import TopoLossCallback, TopoSheetImages
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,8 @@ log = logging.getLogger(__name__)
 def _trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], out: Path) -> L.Trainer:
     """lightning.Trainer from the `trainer.*` keys."""
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if Preemption.in_slurm_job():  # Preemption and submitit requeue; Lightning's own auto-requeue stays off
+        kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
     try:
         return L.Trainer(**kwargs, callbacks=callbacks, logger=loggers, default_root_dir=str(out))
     except TypeError as err:
@@ -46,16 +52,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     seed_and_check(cfg)
     out = output_dir(cfg)
+    resume_from = prepare_run_dir(cfg, out)
+    resumed_step = _step(resume_from)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
     topo = build_topo(cfg, module)
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch:03d}",
-                                 monitor=module.monitor, mode=module.monitor_mode,
-                                 **OmegaConf.to_container(cfg.checkpoint, resolve=True))
-    trainer = _trainer(cfg, [topo, checkpoint], build_loggers(cfg), out)
-    (out / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch:03d}", monitor=module.monitor,
+                                 mode=module.monitor_mode, save_top_k=cfg.checkpoint.save_top_k, save_last=False)
+    try:
+        last = RunCheckpoint(out / "checkpoints", cfg.checkpoint.every_n_train_steps, out / "metrics.csv")
+    except ValueError as err:
+        raise ConfigError(f"checkpoint.{err}") from err
+    loggers = build_loggers(cfg)
+    callbacks = [topo, checkpoint, last, RNGState(), RestoreLoaderPosition(), Preemption(last),
+                 LearningRateMonitor("step"),
+                 *([TopoSheetImages(topo, cfg.logger.sheet_images_every_n_val)]
+                   if any(isinstance(lg, WandbLogger) for lg in loggers) else [])]
+    trainer = _trainer(cfg, callbacks, loggers, out)
+    if resume_from is None:
+        write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from or cfg.ckpt_path)
     best = checkpoint.best_model_path or None
     test = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
 
@@ -69,7 +86,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "test": {k.split("/", 1)[1]: float(v) for k, v in test.items() if k.startswith("test/")},
         "best_checkpoint": best,
         "best_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
-        "last_checkpoint": checkpoint.last_model_path or None,
+        "last_checkpoint": str(last.path),
+        "resumed_from_step": resumed_step,
         "topo": _topo_summary(topo),
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
@@ -81,9 +99,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             summary["eval"] = {"report": str(out / "report.json"), **report["aggregate"]}
             summary["wall_time_s"] = round(time.perf_counter() - start, 1)
         summary.update(_wandb_runs(trainer.loggers))
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_json(out / "summary.json", summary)
         _print_summary(summary)
+    finish_wandb(trainer.loggers, _headline(summary))
     return summary
+
+
+def _step(ckpt: Path | None) -> int | None:
+    """The optimizer step of the checkpoint a resumed run continued from."""
+    return None if ckpt is None else int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
+
+
+def _headline(summary: dict[str, Any]) -> dict[str, float]:
+    """The run's headline numbers for the W&B run summary."""
+    values = {f"test/{k}": v for k, v in summary["test"].items()}
+    values["topo/final_mean_unweighted"] = summary["topo"]["mean_unweighted"]
+    values.update({f"eval/{k}": v for k, v in summary.get("eval", {}).items() if isinstance(v, (int, float))})
+    return values
 
 
 def _wandb_runs(loggers: list[Any]) -> dict[str, Any]:

@@ -1,0 +1,130 @@
+"""Interrupted runs resume exactly: the loader position, RNG state and metrics.csv continue where they stopped."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from cli import RESUMABLE, checkpoint_step, net_params, read_csv, run_cli, start_cli, wait_for_writes
+from toponets_exp.data.resumable import ResumableLoader, item_seed
+from toponets_exp.resume import RNGState
+
+
+class NoisyItems(Dataset):
+    """Item i: (i, a random draw from torch's RNG), an augmentation stand-in."""
+
+    def __len__(self) -> int:
+        return 20
+
+    def __getitem__(self, i: int) -> tuple[int, float]:
+        return i, float(torch.rand(()))
+
+
+def epoch_batches(loader: ResumableLoader, epoch: int) -> list[tuple[list[int], list[float]]]:
+    loader.sampler.set_epoch(epoch)
+    return [(ids.tolist(), noise.tolist()) for ids, noise in loader]
+
+
+def test_order_and_augmentation_depend_on_seed_epoch_index_only() -> None:
+    single = ResumableLoader(NoisyItems(), batch_size=4, seed=3)
+    workers = ResumableLoader(NoisyItems(), batch_size=4, seed=3, num_workers=2)
+    torch.manual_seed(0)
+    first = epoch_batches(single, 0)
+    torch.manual_seed(123)  # the global RNG plays no part
+    assert epoch_batches(single, 0) == first
+    assert epoch_batches(workers, 0) == first
+    assert epoch_batches(single, 1) != first
+    assert sorted(i for ids, _ in first for i in ids) == list(range(20))
+    assert epoch_batches(ResumableLoader(NoisyItems(), batch_size=4, seed=4), 0) != first
+    assert len({item_seed(3, e, i) for e in range(3) for i in range(20)}) == 60
+
+
+def test_loader_state_resumes_inside_the_saved_epoch_only() -> None:
+    loader = ResumableLoader(NoisyItems(), batch_size=4, seed=0)
+    full = epoch_batches(loader, 2)
+    loader.sampler.set_epoch(2)
+    it = iter(loader)
+    next(it), next(it)
+    state = loader.state_dict()
+    assert state == {"epoch": 2, "batches": 2}
+
+    resumed = ResumableLoader(NoisyItems(), batch_size=4, seed=0)
+    resumed.load_state_dict(state)
+    assert epoch_batches(resumed, 2) == full[2:]
+    assert resumed.state_dict() == {"epoch": 2, "batches": 5}
+    resumed.load_state_dict({"epoch": 1, "batches": 3})  # a later epoch starts from its beginning
+    assert epoch_batches(resumed, 2) == full
+
+
+def test_ranks_share_an_epoch_without_overlap() -> None:
+    data = TensorDataset(torch.arange(12))
+    shards = [ResumableLoader(data, batch_size=3, seed=0, num_replicas=2, rank=r) for r in (0, 1)]
+    seen = [[int(x) for (batch,) in shard for x in batch] for shard in shards]
+    assert len(seen[0]) == len(seen[1]) == 6 and sorted(seen[0] + seen[1]) == list(range(12))
+
+
+def test_rng_state_round_trip() -> None:
+    import random
+
+    callback = RNGState()
+    torch.manual_seed(5), np.random.seed(5), random.seed(5)
+    state = callback.state_dict()
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(9), np.random.seed(9), random.seed(9)
+    callback.load_state_dict(state)
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1]) and random.random() == expected[2]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole")
+    proc = run_cli(*RESUMABLE, "checkpoint.every_n_train_steps=4", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writes,where", [(1, "inside an epoch"), (2, "at an epoch's end")])
+def test_kill_9_then_resume_ends_identical(uninterrupted, tmp_path, writes, where) -> None:
+    """last.ckpt is written at step 4 (inside epoch 0), after epoch 0 (step 6), at step 8, ... ; kill -9 after
+    `writes` of them, run the same command with resume=, and compare everything with the uninterrupted run."""
+    out = tmp_path / "run"
+    args = [*RESUMABLE, "checkpoint.every_n_train_steps=4", f"hydra.run.dir={out}"]
+    proc = start_cli(*args)
+    wait_for_writes(out / "checkpoints" / "last.ckpt", writes, proc)
+    proc.kill()
+    proc.wait()
+    step = checkpoint_step(out / "checkpoints" / "last.ckpt")
+    assert 0 < step < 18 and not (out / "summary.json").exists()
+
+    resumed = run_cli(*args, f"resume={out}")
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert f"Resuming {out}" in resumed.stdout
+    whole = json.loads((uninterrupted / "summary.json").read_text())
+    again = json.loads((out / "summary.json").read_text())
+    assert again["resumed_from_step"] == step
+    assert again["test"] == whole["test"] and again["topo"] == whole["topo"]
+    assert again["optimizer_steps"] == whole["optimizer_steps"] == 18
+    first, second = net_params(uninterrupted / "checkpoints/last.ckpt"), net_params(out / "checkpoints/last.ckpt")
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    assert read_csv(out / "metrics.csv") == read_csv(uninterrupted / "metrics.csv")  # no step lost or repeated
+
+
+def test_resume_needs_a_checkpoint(tmp_path) -> None:
+    proc = run_cli(*RESUMABLE, f"resume={tmp_path}")
+    assert proc.returncode == 2
+    assert f"resume={tmp_path}: no checkpoint to resume from ({tmp_path}/checkpoints/last.ckpt does not exist)" \
+        in proc.stdout
+
+
+def test_a_finished_run_is_not_overwritten_and_resume_refuses_another_config(uninterrupted) -> None:
+    before = (uninterrupted / "summary.json").read_bytes()
+    again = run_cli(*RESUMABLE, "checkpoint.every_n_train_steps=4", f"hydra.run.dir={uninterrupted}")
+    assert again.returncode == 2
+    assert f"the run directory {uninterrupted} already holds a run" in again.stdout
+    other = run_cli(*RESUMABLE, "checkpoint.every_n_train_steps=4", "topo.weight=1", f"resume={uninterrupted}")
+    assert other.returncode == 2 and "topo.weight: 5.0 -> 1" in other.stdout, other.stdout[-2000:]
+    assert (uninterrupted / "summary.json").read_bytes() == before

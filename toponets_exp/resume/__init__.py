@@ -1,0 +1,7 @@
+"""Runs that survive interruption: atomic run checkpoints, RNG state, preemption signals, resuming a run directory."""
+
+from toponets_exp.resume.checkpoint import RNGState, RunCheckpoint
+from toponets_exp.resume.preemption import Preemption
+from toponets_exp.resume.run_dir import prepare_run_dir
+
+__all__ = ["Preemption", "RNGState", "RunCheckpoint", "prepare_run_dir"]

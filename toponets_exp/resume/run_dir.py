@@ -1,0 +1,111 @@
+"""Which checkpoint a training run starts from, and what of its run directory it keeps."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from toponets_exp.errors import ConfigError
+from toponets_exp.resume.checkpoint import LAST, METRIC_ROWS
+
+log = logging.getLogger(__name__)
+RESOLVED = "config_resolved.yaml"
+# Keys a resumed run may change: when to stop, and how it is run or shown, not what it computes.
+MAY_CHANGE = ("resume", "ckpt_path", "trainer.max_epochs", "trainer.max_steps", "trainer.max_time",
+              "trainer.enable_progress_bar", "trainer.enable_model_summary", "data.num_workers", "data.pin_memory",
+              "eval.device")
+
+
+def requeued() -> bool:
+    """Whether this process is a Slurm job started again after a requeue (preemption, time-out)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys → leaf values of a plain nested dict."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _check_same_config(cfg: DictConfig, out: Path) -> None:
+    """A resumed run must compute what the interrupted one computed (stop criteria may change)."""
+    saved_file = out / RESOLVED
+    if not saved_file.is_file():
+        return
+    saved = _flatten(OmegaConf.to_container(OmegaConf.load(saved_file), resolve=False))
+    now = _flatten(OmegaConf.to_container(cfg, resolve=True))
+    differ = sorted(k for k in saved.keys() | now.keys()
+                    if saved.get(k) != now.get(k) and not any(k == m or k.startswith(m + ".") for m in MAY_CHANGE))
+    if differ:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in differ[:5])
+        raise ConfigError(f"resume={out}: the config differs from the run's {RESOLVED} ({shown}); resume with the "
+                          "run's own overrides (only stop criteria such as trainer.max_epochs may change)")
+
+
+def _read_position(ckpt: Path) -> tuple[int, int]:
+    """The optimizer step a run checkpoint was taken at, and the metrics.csv rows that precede it."""
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        return int(state["global_step"]), int(state.get(METRIC_ROWS, 0))
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user-facing problem
+        raise ConfigError(f"{ckpt} is not a readable Lightning checkpoint ({type(err).__name__}: {err}); "
+                          "delete it to start the run again") from err
+
+
+def truncate_metrics(metrics_csv: Path, rows: int) -> int:
+    """Keep the first `rows` rows of metrics.csv (those before the resumed checkpoint); returns how many went."""
+    if not metrics_csv.is_file():
+        return 0
+    with metrics_csv.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields, all_rows = reader.fieldnames or [], list(reader)
+    kept = all_rows[:rows]
+    tmp = metrics_csv.with_name(metrics_csv.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept)
+    os.replace(tmp, metrics_csv)
+    return len(all_rows) - len(kept)
+
+
+def prepare_run_dir(cfg: DictConfig, out: Path) -> Path | None:
+    """The checkpoint to continue from (resume=<dir>, or a requeued Slurm job's own last.ckpt), else None.
+
+    A fresh run refuses a directory that already holds a run's checkpoints or summary; a resumed one keeps its
+    metrics.csv up to the checkpoint's step.
+    """
+    last = out / "checkpoints" / LAST
+    if cfg.get("resume"):
+        wanted = Path(str(cfg.resume)).resolve()
+        if wanted != out.resolve():
+            raise ConfigError(f"resume={cfg.resume} but the run directory is {out}; leave hydra.run.dir unset "
+                              "when resuming")
+        if not last.is_file():
+            raise ConfigError(f"resume={cfg.resume}: no checkpoint to resume from ({last} does not exist)")
+    elif requeued():
+        if not last.is_file():
+            log.info("Requeued job: no %s yet, starting the run from the beginning", last)
+            truncate_metrics(out / "metrics.csv", 0)
+            return None
+    else:
+        for used in (last, out / "summary.json"):
+            if used.exists():
+                raise ConfigError(f"the run directory {out} already holds a run ({used.name}); continue it with "
+                                  f"resume={out}, or choose another hydra.run.dir")
+        return None
+    _check_same_config(cfg, out)
+    step, rows = _read_position(last)
+    dropped = truncate_metrics(out / "metrics.csv", rows)
+    log.info("Resuming %s from %s (optimizer step %d; %d metric rows after it dropped)", out, last, step, dropped)
+    return last
