@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -33,8 +34,22 @@ def config_error(err: BaseException) -> ConfigError | None:
     return None
 
 
+def submitit_job() -> str | None:
+    """'<job id> (log <stderr file>)' inside a submitit job (e.g. hardware=slurm), else None."""
+    if "SUBMITIT_EXECUTOR" not in os.environ:
+        return None
+    import submitit
+
+    env = submitit.JobEnvironment()
+    return f"{env.job_id} (log {env.paths.stderr})"
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Run `cfg.task`; a configuration error exits with status 2 and a one-line message."""
+    """Run `cfg.task`; a configuration error exits with status 2 and a one-line message.
+
+    Inside a submitit job the error is raised instead, naming the job and its log, so that the job records a
+    result and the launching multirun reports the failure and exits non-zero.
+    """
     try:
         tasks = _tasks()
         if cfg.task not in tasks:
@@ -42,6 +57,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         return tasks[cfg.task](cfg)
     except Exception as err:  # noqa: BLE001 - only configuration errors are handled, the rest re-raised
         bad = config_error(err)
+        job = submitit_job()
+        if job is not None:
+            log.error("Job %s failed: %s", job, bad or err)
+            kind = ConfigError if bad is not None else RuntimeError
+            raise kind(f"Slurm job {job} failed: {bad or err}") from err
         if bad is None:
             raise
         log.error("Configuration error: %s", bad)
