@@ -28,7 +28,7 @@ def test_sweep_runs_every_job_under_slurmd(slurm_conf, tmp_path):
             assert (run / name).is_file(), (run, name)
         summary = json.loads((run / "summary.json").read_text())
         assert summary["topo"]["weight"] == tau and summary["optimizer_steps"] == 2
-    logs = list((tmp_path / ".submitit").glob("*_*/*_0_log.err"))
+    logs = list((tmp_path / ".submitit").glob("*_*/*_0_log.out"))
     assert len(logs) == 2 and all("Job completed successfully" in p.read_text() for p in logs)
 
 

@@ -30,6 +30,17 @@ def sweep_group(sweep_dir: str | Path) -> str:
     return path.name
 
 
+def expected_jobs(sweep_dir: str | Path) -> list[list[str]] | None:
+    """Each job's overrides, in job-number order, as the basic sweeper expands sweep.yaml (None without one)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.is_file():
+        return None
+    parsed = OverridesParser.create().parse_overrides([str(o) for o in OmegaConf.load(path).overrides])
+    return [list(job) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
 def varying_keys(sweep_dir: str | Path) -> list[str] | None:
     """The keys a multirun sweeps over, from its sweep.yaml (None when it has none)."""
     path = Path(sweep_dir) / SWEEP_FILE
@@ -47,9 +58,9 @@ class SweepInfo(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         hydra = config.hydra
-        overrides = list(hydra.overrides.task)
         params = OmegaConf.select(hydra, "sweeper.params") or {}
-        overrides += [f"{key}={value}" for key, value in params.items()]
+        # The basic sweeper's order: its params, then the command line; jobs are numbered in this product's order.
+        overrides = [f"{key}={value}" for key, value in params.items()] + list(hydra.overrides.task)
         sweep_dir = Path(str(hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         info = {"group": sweep_group(sweep_dir), "varying": sweep_keys(overrides), "overrides": overrides}

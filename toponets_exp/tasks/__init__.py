@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 def _tasks() -> dict[str, Callable[[DictConfig], dict[str, Any]]]:
     """The runnable tasks (imported lazily so `--help` and errors stay fast)."""
     from toponets_exp.tasks.evaluate import run_eval
+    from toponets_exp.tasks.report import report
     from toponets_exp.tasks.train import train
 
-    return {"train": train, "eval": run_eval}
+    return {"train": train, "eval": run_eval, "report": report}
 
 
 def config_error(err: BaseException) -> ConfigError | None:
@@ -63,6 +64,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             kind = ConfigError if bad is not None else RuntimeError
             raise kind(f"Slurm job {job} failed: {bad or err}") from err
         if bad is None:
+            log.error("Run failed: %s: %s", type(err).__name__, err)
             raise
         log.error("Configuration error: %s", bad)
         sys.exit(2)
