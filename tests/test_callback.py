@@ -178,3 +178,15 @@ def test_logs_per_layer_and_total_every_n_steps(tmp_path):
         per_layer = [float(r[f"topo/{n}"]) for n in ("conv1", "conv2", "fc1")]
         expected = (5.0 * per_layer[0] + 5.0 * per_layer[1] + 3.0 * per_layer[2]) / 3  # mean of τ_l · loss_l
         assert float(r["topo/total"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_sharded_strategies_are_refused_ddp_is_not() -> None:
+    from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy, ModelParallelStrategy
+
+    from toponets_exp.errors import ConfigError
+    from toponets_exp.topo.callback import check_exact_strategy
+
+    for sharded in (FSDPStrategy(), ModelParallelStrategy()):
+        with pytest.raises(ConfigError, match=f"trainer.strategy={type(sharded).__name__} shards the parameters"):
+            check_exact_strategy(sharded)
+    check_exact_strategy(DDPStrategy())

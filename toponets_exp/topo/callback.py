@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy, Strategy
 from torch import nn
 
 from toponets_exp.errors import ConfigError
@@ -17,6 +18,14 @@ from toponets_exp.topo.schedule import Constant, Schedule
 from toponets_exp.topo.selection import as_number, select_layers
 
 log = logging.getLogger(__name__)
+
+
+def check_exact_strategy(strategy: Strategy) -> None:
+    """TopoLoss reads each layer's full weight on every rank: sharded-parameter strategies cannot compute it."""
+    if isinstance(strategy, (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)):
+        raise ConfigError(f"trainer.strategy={type(strategy).__name__} shards the parameters, so TopoLoss (which needs "
+                          "every topo layer's whole weight on each rank) would not be exact; use ddp (TopoLoss is "
+                          "added after the gradient all-reduce) or a single device")
 
 
 class TopoLossCallback(Callback):
@@ -68,6 +77,7 @@ class TopoLossCallback(Callback):
         self.bind(net)
         if stage != "fit":
             return
+        check_exact_strategy(trainer.strategy)
         layers = ", ".join(f"{l.name} {l.sheet[0]}x{l.sheet[1]} φ=({l.factor_h:g},{l.factor_w:g}) τ={l.weight:g}"
                            for l in self.loss.layers)
         log.info("TopoLoss on %d layers (%s): %s", len(self.loss.layers), self.reduction, layers)
