@@ -63,7 +63,7 @@ class RunCheckpoint(Checkpoint):
 
     def _capture(self, trainer: L.Trainer) -> None:
         """Take the resumable state now (Lightning's checkpoint contents; written by `write`)."""
-        self._pending = trainer._checkpoint_connector.dump_checkpoint()  # what Trainer.save_checkpoint writes
+        self._pending = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)  # as save_checkpoint
         self._wanted = False
 
     def write(self, trainer: L.Trainer) -> Path | None:
