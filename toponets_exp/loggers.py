@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.types import RunMode
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -73,7 +74,7 @@ def wandb_logger(project: str, save_dir: str, mode: str = "auto", entity: str | 
         raise ConfigError(f"logger.wandb.mode={mode!r} is not supported; use one of {', '.join(WANDB_MODES)}")
     offline = mode == "offline" or (mode == "auto" and not os.environ.get("WANDB_API_KEY"))
     hydra = _hydra()
-    if hydra is not None and str(hydra.mode) == "RunMode.MULTIRUN":
+    if hydra is not None and hydra.mode == RunMode.MULTIRUN:
         group = group or sweep_group(hydra.sweep.dir)
         name = name or run_name(list(hydra.overrides.task), varying_keys(hydra.sweep.dir))
     os.makedirs(save_dir, exist_ok=True)

@@ -10,7 +10,6 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.resume.checkpoint import LAST
 from toponets_exp.sweep import expected_jobs, varying_keys
 
 STATUSES = ("finished", "failed", "unfinished", "missing")

@@ -32,11 +32,11 @@ class RunCheckpoint(Checkpoint):
     The state is captured where Lightning resumes exactly: the end of a training batch that is not an epoch's
     last (after that one Lightning would skip the epoch's validation on resume, so a capture due there waits for
     the epoch's end), the end of a validation inside an epoch, the end of each epoch (after its validation and
-    ModelCheckpoint's update: Lightning runs Checkpoint callbacks last) and the end of training. It is written at the next quiet point (the start of the next batch,
-    validation or epoch, or the end), once the metrics of everything before it are in metrics.csv; the checkpoint
-    records how many rows that is, so a resumed run keeps exactly those rows. Between capture and write no
-    parameter, optimizer or loader state changes. The file is written beside last.ckpt and renamed over it: a
-    crash leaves the previous one whole.
+    ModelCheckpoint's update: Lightning runs Checkpoint callbacks last) and the end of training. It is written at
+    the next quiet point (the start of the next batch, validation or epoch, or the end), once the metrics of
+    everything before it are in metrics.csv; the checkpoint records how many rows that is, so a resumed run keeps
+    exactly those rows. Between capture and write no parameter, optimizer or loader state changes. The file is
+    written beside last.ckpt and renamed over it: a crash leaves the previous one whole.
     """
 
     def __init__(self, dirpath: str | Path, every_n_train_steps: int, metrics_csv: str | Path) -> None:
