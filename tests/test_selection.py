@@ -33,10 +33,21 @@ def test_custom_weight_attribute():
     assert layer.param.shape == (64, 8) and layer.sheet == (8, 8)
 
 
-def test_hf_conv1d_units_are_columns():
+@pytest.mark.parametrize("item", ["0", {"pattern": "0", "param": "weight"}], ids=["plain", "param=weight"])
+def test_hf_conv1d_units_are_columns(item):
+    """Conv1D(nf=48 outputs, nx=8 inputs) stores (8, 48): the 48 output features are the units, with or without
+    `param` naming the weight, and the loss is that of the equivalent Linear (48, 8) weight."""
+    import torch
     from transformers.pytorch_utils import Conv1D
-    (layer,) = select_layers(nn.Sequential(Conv1D(48, 8)), ["0"], 2.0, 1.0)
+
+    from toponets_exp.topo import TopoLoss, layer_loss
+
+    conv = nn.Sequential(Conv1D(48, 8))
+    (layer,) = select_layers(conv, [item], 2.0, 1.0)
     assert layer.unit_dim == 1 and layer.sheet == (6, 8)
+    (value,) = TopoLoss([layer]).layer_losses().values()
+    expected = layer_loss(conv[0].weight.detach().T.contiguous(), 2.0, 2.0)
+    assert torch.allclose(value, expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("layers,factor,match", [

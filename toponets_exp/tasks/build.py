@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
@@ -34,6 +35,8 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
 def build_module(cfg: DictConfig) -> L.LightningModule:
     """Backbone from `model.net`, wrapped in the LightningModule of `model.lit` with `optim`."""
     net = instantiate(cfg.model.net, _convert_="all")
+    if cfg.model.get("channels_last", False):
+        net = net.to(memory_format=torch.channels_last)
     return instantiate(cfg.model.lit, net=net, optim=_plain(cfg.optim), _convert_="all")
 
 

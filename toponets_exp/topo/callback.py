@@ -28,6 +28,18 @@ def check_exact_strategy(strategy: Strategy) -> None:
                           "added after the gradient all-reduce) or a single device")
 
 
+def scaler_skips_step(trainer: L.Trainer, optimizer: torch.optim.Optimizer) -> bool:
+    """Whether the precision plugin's GradScaler found Inf/NaN in this step's unscaled gradients (it will skip it).
+
+    The scaler unscales before on_before_optimizer_step; it records what it found per optimizer.
+    """
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
+    if scaler is None or not scaler.is_enabled():
+        return False
+    found = scaler._per_optimizer_states[id(optimizer)].get("found_inf_per_device", {})
+    return any(bool(v.item()) for v in found.values())
+
+
 class TopoLossCallback(Callback):
     """Adds τ·∂TopoLoss/∂W to the gradients once per optimizer step.
 
@@ -61,8 +73,19 @@ class TopoLossCallback(Callback):
         return "TopoLossCallback"
 
     def bind(self, net: nn.Module) -> TopoLoss:
-        """Select and validate the topo layers of `net` (raises ConfigError on a bad selection)."""
-        self.loss = TopoLoss(select_layers(net, self.layer_cfg, self.factor, self.weight), self.reduction)
+        """Select and validate the topo layers of `net` (raises ConfigError on a bad selection).
+
+        Frozen layers (requires_grad=False) are left out, with one warning naming them: they get no gradient and
+        do not count in the mean.
+        """
+        layers = select_layers(net, self.layer_cfg, self.factor, self.weight)
+        frozen = [layer.name for layer in layers if not layer.param.requires_grad]
+        if frozen:
+            if len(frozen) == len(layers):
+                raise ConfigError(f"topo.layers selects only frozen layers (requires_grad=False): {', '.join(frozen)}")
+            log.warning("TopoLoss skips %d frozen layer(s) (requires_grad=False), left out of its mean: %s",
+                        len(frozen), ", ".join(frozen))
+        self.loss = TopoLoss([layer for layer in layers if layer.param.requires_grad], self.reduction)
         return self.loss
 
     @property
@@ -87,14 +110,18 @@ class TopoLossCallback(Callback):
             raise ConfigError(f"TopoLoss expects one optimizer, the LightningModule has {len(trainer.optimizers)}")
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
-        if not self.active:
-            return
+        if not self.active or scaler_skips_step(trainer, optimizer):
+            return  # a step the fp16 GradScaler skips: no topo gradient, and the τ schedule does not advance
         scale = self.schedule.value
         self.schedule.step()
         if scale == 0.0:
             return
         with torch.no_grad(), torch.autocast(pl_module.device.type, enabled=False):
             total, per_layer = self.loss.accumulate_grad(scale, dtype=torch.float32)
+        if not torch.isfinite(total):
+            bad = [name for name, value in per_layer.items() if not torch.isfinite(value)]
+            raise FloatingPointError(f"TopoLoss is {float(total)} at optimizer step {trainer.global_step}: layer(s) "
+                                     f"{', '.join(bad)} have non-finite weights (NaN/Inf)")
         if trainer.global_step % self.log_every_n_steps == 0:
             self._log(trainer, total, per_layer, scale)
 

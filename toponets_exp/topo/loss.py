@@ -140,6 +140,11 @@ def contiguous_units(units: torch.Tensor, dtype: torch.dtype | None = None) -> t
     return units.to(dtype or units.dtype, memory_format=torch.contiguous_format).contiguous()  # no-op if both hold
 
 
+def _is_view_of(view: torch.Tensor, base: torch.Tensor) -> bool:
+    """Whether writing into `view` writes into `base` (same storage, not a reshaped copy)."""
+    return view.untyped_storage().data_ptr() == base.untyped_storage().data_ptr()
+
+
 def layer_loss(weight: torch.Tensor, factor_h: float, factor_w: float, unit_dim: int = 0) -> torch.Tensor:
     """Unweighted TopoLoss of one Linear (out, in) or Conv (out, in, kh, kw) weight; differentiable."""
     units = contiguous_units(unit_matrix(weight, unit_dim))
@@ -218,11 +223,13 @@ class TopoLoss:
             if param.grad is None:
                 param.grad = torch.zeros_like(param)
             target = unit_matrix(param.grad, layer.unit_dim)
-            if target.dtype == units.dtype and target.is_contiguous():
+            if target.dtype == units.dtype and target.is_contiguous() and _is_view_of(target, param.grad):
                 blur.add_grad(target, units, blurred, alpha * coef, beta * coef, gamma * coef)
-            else:
-                target.add_(blur.add_grad(torch.zeros_like(blurred), units, blurred, alpha * coef, beta * coef,
-                                          gamma * coef))
+            else:  # e.g. a channels_last gradient: its (units, fan-in) matrix is a copy, so add the update back
+                delta = blur.add_grad(torch.zeros_like(blurred), units, blurred, alpha * coef, beta * coef,
+                                      gamma * coef)
+                moved = param.grad.movedim(layer.unit_dim, 0)
+                param.grad.add_(delta.reshape(moved.shape).movedim(0, layer.unit_dim))
         return self.total(per_layer, scale), per_layer
 
     def total(self, per_layer: dict[str, torch.Tensor], scale: float = 1.0) -> torch.Tensor:

@@ -25,13 +25,16 @@ def _matches(pattern: str, name: str) -> bool:
 
 
 def _unit_dim(module: nn.Module, param_name: str | None) -> int | None:
-    """Axis of the output units in the module's sheet parameter, or None if the type is unsupported."""
+    """Axis of the output units in the module's sheet parameter, or None if the type is unsupported.
+
+    The layer type decides, whatever `param` names: a transformers Conv1D stores (in, out) for every weight.
+    """
+    if type(module).__name__ == "Conv1D" and type(module).__module__.startswith("transformers"):
+        return 1  # HF GPT-2 Conv1D stores (in, out)
     if param_name is not None:
         return 0  # custom attribute (e.g. an RNN's weight_ih_l0): rows are units
     if isinstance(module, SHEET_TYPES):
         return 0
-    if type(module).__name__ == "Conv1D" and type(module).__module__.startswith("transformers"):
-        return 1  # HF GPT-2 Conv1D stores (in, out)
     return None
 
 
