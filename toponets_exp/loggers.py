@@ -16,6 +16,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from toponets_exp.errors import ConfigError
+from toponets_exp.io import write_text
 from toponets_exp.sweep import run_name, sweep_group, varying_keys
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def run_id(save_dir: str | Path) -> str:
     if path.is_file():
         return path.read_text().strip()
     new = secrets.token_hex(4)
-    path.write_text(new + "\n")
+    write_text(path, new + "\n")
     return new
 
 

@@ -15,18 +15,18 @@ from toponets_exp.brain.selectivity import SelectivityMap
 from toponets_exp.brain.smoothness import MIN_BIN_FRACTION, SimilarityCurve, reliable_bins
 from toponets_exp.brain.stats import ArrayLike, as_float64
 from toponets_exp.errors import ConfigError
+from toponets_exp.io import replacing
 
 DPI = 130
 PANEL_INCHES = 3.6
 MAX_COLUMNS = 4
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
-    """Write the figure as a PNG (creating parent folders) and return its path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", format="png")
-    return path
+def save_png(fig: Figure, path: str | Path) -> Path:
+    """Write the figure as a PNG atomically (creating parent folders) and return its path."""
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight", format="png")
+    return Path(path)
 
 
 def _sheet_axes(ax: Axes, title: str) -> None:
@@ -85,7 +85,7 @@ def plot_weight_sheet(vectors: ArrayLike, sheet: tuple[int, int], path: str | Pa
     _sheet_axes(right, f"PC1 score ({100 * shares[0]:.0f}% var.)")
     fig.colorbar(image, ax=right, shrink=0.85, label="PC1 score")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_similarity_curves(curves: dict[str, SimilarityCurve], path: str | Path,
@@ -101,7 +101,7 @@ def plot_similarity_curves(curves: dict[str, SimilarityCurve], path: str | Path,
     ax.set_ylabel("mean cosine similarity")
     ax.set_title(title)
     ax.legend(fontsize="small")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_selectivity_maps(maps: Sequence[SelectivityMap], path: str | Path, title: str) -> Path:
@@ -124,7 +124,7 @@ def plot_selectivity_maps(maps: Sequence[SelectivityMap], path: str | Path, titl
         ax.set_axis_off()
     fig.colorbar(image, ax=list(axes[:len(maps)]), shrink=0.85, label="Welch t (category vs rest)")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_bar(values: dict[str, float], path: str | Path, title: str, ylabel: str) -> Path:
@@ -136,7 +136,7 @@ def plot_bar(values: dict[str, float], path: str | Path, title: str, ylabel: str
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.tick_params(axis="x", labelrotation=30 if len(values) > 4 else 0)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_curves(x: Sequence[float], curves: dict[str, Sequence[float]], path: str | Path, title: str,
@@ -151,7 +151,7 @@ def plot_curves(x: Sequence[float], curves: dict[str, Sequence[float]], path: st
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_sheet_map(values2d: ArrayLike, path: str | Path, title: str, cmap: str = "viridis") -> Path:
@@ -165,4 +165,4 @@ def plot_sheet_map(values2d: ArrayLike, path: str | Path, title: str, cmap: str 
     image = ax.imshow(values, cmap=cmap, interpolation="nearest")
     _sheet_axes(ax, title)
     fig.colorbar(image, ax=ax, shrink=0.85)
-    return _save(fig, path)
+    return save_png(fig, path)

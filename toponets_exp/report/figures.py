@@ -8,18 +8,12 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from toponets_exp.brain.plots import DPI
+from toponets_exp.brain.plots import save_png
 from toponets_exp.report.table import METRICS, pareto_front, setting_keys
 
 LABELS = {"test_acc": "test accuracy", "test_ppl": "test perplexity", "test_loss": "test loss",
           "topo_loss": "TopoLoss (unweighted mean)", "weight_smoothness": "weight smoothness",
           "response_smoothness": "response smoothness", "effective_dim": "effective dimensionality"}
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", format="png")
-    return path
 
 
 def _group_name(row: dict[str, Any], keys: Sequence[str]) -> str:
@@ -51,7 +45,7 @@ def plot_pareto(table: Sequence[dict[str, Any]], metric: str, path: Path) -> Pat
     ax.set_title(f"{LABELS[metric]} vs topography ({len(done)} runs)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_metrics_vs_tau(table: Sequence[dict[str, Any]], groups: Sequence[dict[str, Any]], varying: Sequence[str],
@@ -81,4 +75,4 @@ def plot_metrics_vs_tau(table: Sequence[dict[str, Any]], groups: Sequence[dict[s
         ax.grid(alpha=0.3)
     if len(names) > 1:
         axes[0].legend(fontsize="small")
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.errors import ConfigError
+from toponets_exp.io import write_text
 from toponets_exp.resume.checkpoint import LAST, METRIC_ROWS
 
 log = logging.getLogger(__name__)
@@ -70,12 +72,11 @@ def truncate_metrics(metrics_csv: Path, rows: int) -> int:
         reader = csv.DictReader(f)
         fields, all_rows = reader.fieldnames or [], list(reader)
     kept = all_rows[:rows]
-    tmp = metrics_csv.with_name(metrics_csv.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(kept)
-    os.replace(tmp, metrics_csv)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(kept)
+    write_text(metrics_csv, buffer.getvalue())
     return len(all_rows) - len(kept)
 
 

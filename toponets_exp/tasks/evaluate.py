@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.errors import ConfigError
+from toponets_exp.io import write_json
 from toponets_exp.models.checkpoints import load_weights
 from toponets_exp.tasks.build import build_datamodule, build_loggers, output_dir, seed_and_check
 from toponets_exp.tasks.eval_common import jsonable, mean_of, weight_maps
@@ -90,7 +90,7 @@ def evaluate(cfg: DictConfig, ckpt_path: str | None = None, datamodule: L.Lightn
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     report = jsonable(report)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    write_json(out / "report.json", report)
     _to_wandb(loggers if loggers is not None else build_loggers(cfg), report, figures)
     agg = report["aggregate"]
     log.info("Evaluation (%s): weight smoothness %.4f, effective dimensionality %.2f (means over %d topo layers); "
