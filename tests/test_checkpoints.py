@@ -188,3 +188,47 @@ def test_directories_need_a_huggingface_model_and_config(tmp_path):
     torch.save({}, tmp_path / "weights.pt")
     with pytest.raises(ConfigError, match="format 'huggingface' expects a model directory"):
         load_weights(gpt_neo_125m(**TINY_NEO), tmp_path / "weights.pt", "huggingface")
+
+
+@pytest.fixture(scope="module")
+def trained_ckpt(tmp_path_factory):
+    from cli import TINY, run_cli
+
+    out = tmp_path_factory.mktemp("trained")
+    proc = run_cli(*TINY, f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    return out / "checkpoints" / "last.ckpt"
+
+
+def _bad_files(ckpt, tmp):
+    """(name, path, extra overrides, expected message part) for each kind of unusable checkpoint."""
+    data = ckpt.read_bytes()
+    (tmp / "truncated.ckpt").write_bytes(data[: len(data) // 3])
+    (tmp / "empty.ckpt").write_bytes(b"")
+    (tmp / "text.ckpt").write_text("not a checkpoint\n")
+    (tmp / "random.ckpt").write_bytes(bytes(range(256)) * 64)
+    torch.save([1, 2, 3], tmp / "list.ckpt")
+    torch.save({"epoch": 3, "notes": "no weights"}, tmp / "keys.ckpt")
+    read = "cannot be read with torch.load(weights_only=True)"
+    return [
+        ("truncated", tmp / "truncated.ckpt", [], read),
+        ("empty", tmp / "empty.ckpt", [], read),
+        ("text", tmp / "text.ckpt", [], read),
+        ("random bytes", tmp / "random.ckpt", [], read),
+        ("not a dict", tmp / "list.ckpt", [], "holds a list, not a dict; expected"),
+        ("unknown keys", tmp / "keys.ckpt", [], "has top-level keys [epoch, notes], which fit no known format"),
+        ("other architecture", ckpt, ["model=resnet50"], "does not fit"),
+    ]
+
+
+@pytest.mark.slow
+def test_unusable_checkpoints_give_one_clear_line_through_run_py(trained_ckpt, tmp_path):
+    from cli import run_cli
+
+    for name, path, extra, message in _bad_files(trained_ckpt, tmp_path):
+        out = tmp_path / f"eval-{name.replace(' ', '_')}"
+        proc = run_cli("task=eval", f"ckpt_path={path}", *extra, f"hydra.run.dir={out}")
+        assert proc.returncode == 2, (name, proc.stdout[-2000:])
+        errors = [line for line in proc.stdout.splitlines() if "Configuration error:" in line]
+        assert len(errors) == 1 and str(path) in errors[0] and message in errors[0], (name, errors)
+        assert "Traceback" not in proc.stdout and not (out / "report.json").exists()

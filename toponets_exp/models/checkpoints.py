@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,10 +52,11 @@ def read_file(path: Path) -> Any:
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+    except Exception as err:  # noqa: BLE001 - whatever torch.load makes of a damaged or foreign file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(
-            f"checkpoint {str(path)!r} cannot be read with torch.load(weights_only=True): {reason}") from None
+            f"checkpoint {str(path)!r} cannot be read with torch.load(weights_only=True) ({type(err).__name__}: "
+            f"{reason}); expected a PyTorch checkpoint file, whole (not truncated or damaged)") from None
 
 
 def detect_format(path: Path, content: Any) -> str:
