@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
-from toponets_exp.data.resumable import train_loader
+from toponets_exp.data.resumable import check_loader_args, train_loader
 from toponets_exp.data.vision import Transformed, image_loader, to_normalized_tensor
 from toponets_exp.errors import ConfigError
 
@@ -27,6 +27,7 @@ class CIFAR10DataModule(L.LightningDataModule):
     def __init__(self, root: str | None, download: bool = False, num_classes: int = 10, val_size: int = 5000,
                  split_seed: int = 0, batch_size: int = 128, num_workers: int = 4, pin_memory: bool = False) -> None:
         super().__init__()
+        check_loader_args(batch_size, num_workers)
         if num_classes != self.n_classes:
             raise ConfigError(f"data.num_classes={num_classes} but CIFAR-10 has {self.n_classes} classes")
         if not root:

@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from toponets_exp.data.resumable import train_loader
+from toponets_exp.data.resumable import check_loader_args, train_loader
 from toponets_exp.errors import ConfigError
 
 
@@ -42,6 +42,7 @@ class DigitsDataModule(L.LightningDataModule):
                  test_fraction: float = 0.15, split_seed: int = 0, augment_shift: int = 1, num_workers: int = 0,
                  pin_memory: bool = False) -> None:
         super().__init__()
+        check_loader_args(batch_size, num_workers)
         if num_classes != self.n_digit_classes:
             raise ConfigError(f"data.num_classes={num_classes} but the digits have {self.n_digit_classes} classes")
         if not 8 <= image_size <= 224:

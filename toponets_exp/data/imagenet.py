@@ -10,7 +10,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
 
-from toponets_exp.data.resumable import train_loader
+from toponets_exp.data.resumable import check_loader_args, train_loader
 from toponets_exp.data.vision import (Transformed, check_image_size, image_loader, imagenet_eval_transform,
                                       imagenet_train_transform)
 from toponets_exp.errors import ConfigError
@@ -51,6 +51,7 @@ class ImageNetDataModule(L.LightningDataModule):
                  batch_size: int = 256, num_workers: int = 8, pin_memory: bool = True, train_split: str = "train",
                  val_split: str = "val", image_column: str = "image", label_column: str = "label") -> None:
         super().__init__()
+        check_loader_args(batch_size, num_workers)
         if (root is None) == (hf_name is None):
             raise ConfigError("set exactly one ImageNet source: data.root=/path/to/imagenet (with train/ and val/ "
                               "class folders) or data.hf_name (a datasets image dataset with image/label columns)")

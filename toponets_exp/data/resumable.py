@@ -19,6 +19,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from toponets_exp.errors import ConfigError
+
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
     """A 63-bit seed for one sample of one epoch (index -1: the epoch's loader)."""
@@ -98,6 +100,13 @@ class ResumableLoader(DataLoader):
     def load_state_dict(self, state: dict[str, int]) -> None:
         """Continue the saved epoch after its consumed batches (a later epoch starts from its beginning)."""
         self._pending = (int(state["epoch"]), int(state["batches"]))
+
+
+def check_loader_args(batch_size: Any, num_workers: Any) -> None:
+    """data.batch_size must be a positive integer and data.num_workers a non-negative one."""
+    for key, value, low in (("data.batch_size", batch_size, 1), ("data.num_workers", num_workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{key}={value!r} must be an integer >= {low}")
 
 
 def train_loader(datamodule: L.LightningDataModule, dataset: Dataset, batch_size: int, num_workers: int,

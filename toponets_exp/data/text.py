@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from toponets_exp.data.resumable import train_loader
+from toponets_exp.data.resumable import check_loader_args, train_loader
 from toponets_exp.data.tokenizer import ByteTokenizer
 from toponets_exp.errors import ConfigError
 
@@ -64,6 +64,7 @@ class EmbeddedTextDataModule(L.LightningDataModule):
     def __init__(self, vocab_size: int = 256, block_size: int = 128, batch_size: int = 32, val_fraction: float = 0.05,
                  test_fraction: float = 0.05, num_workers: int = 0, pin_memory: bool = False) -> None:
         super().__init__()
+        check_loader_args(batch_size, num_workers)
         self.tokenizer = ByteTokenizer()
         check_lm_sizes(vocab_size, block_size, self.tokenizer.vocab_size)
         self.save_hyperparameters()

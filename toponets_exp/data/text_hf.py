@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from toponets_exp.data.resumable import train_loader
+from toponets_exp.data.resumable import check_loader_args, train_loader
 from toponets_exp.data.text import BlockDataset, check_lm_sizes
 from toponets_exp.data.tokenizer import TextTokenizer, load_tokenizer
 from toponets_exp.errors import ConfigError
@@ -104,6 +104,7 @@ class HFTextDataModule(L.LightningDataModule):
                  eos_token: str | None = "<|endoftext|>", shuffle_buffer: int = 10_000, seed: int = 0,
                  batch_size: int = 8, num_workers: int = 0, pin_memory: bool = False) -> None:
         super().__init__()
+        check_loader_args(batch_size, num_workers)
         self.tokenizer = load_tokenizer(tokenizer_path, eos_token)
         check_lm_sizes(vocab_size, block_size, self.tokenizer.vocab_size)
         if hf_name is None and not data_files:

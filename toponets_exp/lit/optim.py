@@ -15,6 +15,16 @@ OPTIMIZERS = ("sgd", "adamw")
 LR_SCHEDULES = ("cosine", "constant")
 
 
+def check_optim(optim: Mapping[str, Any]) -> None:
+    """The optimizer and LR schedule names, checked before anything runs."""
+    name = str(optim.get("name", "sgd")).lower()
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"optim.name={name!r} is not supported; use one of {', '.join(OPTIMIZERS)}")
+    kind = str(optim.get("lr_schedule", "cosine"))
+    if kind not in LR_SCHEDULES:
+        raise ConfigError(f"optim.lr_schedule={kind!r} is not supported; use one of {', '.join(LR_SCHEDULES)}")
+
+
 def param_groups(module: nn.Module, weight_decay: float, no_decay_1d: bool) -> list[dict[str, Any]]:
     """Parameter groups; with `no_decay_1d`, biases and norm/embedding-free 1-D params get no weight decay."""
     params = [p for p in module.parameters() if p.requires_grad]

@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.errors import ConfigError
+from toponets_exp.lit.optim import check_optim
 from toponets_exp.topo import TopoLossCallback
 
 
@@ -34,6 +35,7 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
 
 def build_module(cfg: DictConfig) -> L.LightningModule:
     """Backbone from `model.net`, wrapped in the LightningModule of `model.lit` with `optim`."""
+    check_optim(cfg.optim)
     net = instantiate(cfg.model.net, _convert_="all")
     if cfg.model.get("channels_last", False):
         net = net.to(memory_format=torch.channels_last)

@@ -19,20 +19,42 @@ from toponets_exp.tasks.eval_common import efficiency, file_name, response_maps
 from toponets_exp.topo import TopoLayer
 
 
+def stimulus_folder(stimuli: str) -> Any:
+    """The ImageFolder of eval.stimuli, checked whole: >= 2 category folders, every image readable."""
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    root = Path(stimuli).expanduser()
+    key = f"eval.stimuli={str(root)!r}"
+    if not root.is_dir():
+        raise ConfigError(f"{key} is not a folder with one subfolder of images per category")
+    try:
+        folder = ImageFolder(str(root))
+    except FileNotFoundError as err:  # torchvision: no class folder, or no image in any of them
+        raise ConfigError(f"{key}: {err} (expected one subfolder of images per category)") from None
+    if len(folder.classes) < 2:
+        raise ConfigError(f"{key} has {len(folder.classes)} category folder(s) ({', '.join(folder.classes)}); "
+                          "category selectivity needs at least 2")
+    for path, _ in folder.samples:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as err:  # noqa: BLE001 - PIL raises several types for a file it cannot read
+            raise ConfigError(f"{key}: cannot read image {path!r} ({type(err).__name__}: {err})") from None
+    return folder
+
+
 def stimulus_loader(ev: Mapping[str, Any], datamodule: L.LightningDataModule) -> tuple[DataLoader, list[str], list]:
     """Category stimuli: a folder with one subfolder per category (fLoc layout), else the data's test split.
 
     Returns the loader of (image, category index), the category names, and each stimulus's identifier.
     """
     if ev["stimuli"]:
-        from torchvision.datasets import ImageFolder
-
         from toponets_exp.data.vision import imagenet_eval_transform
 
         root = Path(ev["stimuli"]).expanduser()
-        if not root.is_dir():
-            raise ConfigError(f"eval.stimuli={str(root)!r} is not a folder with one subfolder per category")
-        folder = ImageFolder(str(root), transform=imagenet_eval_transform(ev["image_size"]))
+        folder = stimulus_folder(ev["stimuli"])
+        folder.transform = imagenet_eval_transform(ev["image_size"])
         keep = _capped(np.asarray(folder.targets), ev["max_per_category"])
         ids = [str(Path(folder.samples[i][0]).relative_to(root)) for i in keep]
         return DataLoader(Subset(folder, keep), batch_size=ev["batch_size"]), list(folder.classes), ids

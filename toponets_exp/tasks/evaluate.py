@@ -59,6 +59,10 @@ def evaluate(cfg: DictConfig, ckpt_path: str | None = None, datamodule: L.Lightn
     path = ckpt_path or cfg.ckpt_path
     if not path:
         raise ConfigError("task=eval needs ckpt_path=<a .ckpt of ours, an official TopoNets file, or an HF folder>")
+    if ev["kind"] == "vision" and ev["stimuli"]:
+        from toponets_exp.tasks.eval_vision import stimulus_folder
+
+        stimulus_folder(ev["stimuli"])  # a bad stimulus set fails before anything is written
     out = output_dir(cfg)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
@@ -24,16 +25,22 @@ from toponets_exp.tasks.build import (build_datamodule, build_loggers, build_mod
 from toponets_exp.topo import TopoLossCallback, TopoSheetImages
 
 log = logging.getLogger(__name__)
+INTEGER_KEYS = ("max_epochs", "min_epochs", "max_steps", "min_steps", "num_nodes", "check_val_every_n_epoch",
+                "log_every_n_steps", "accumulate_grad_batches", "num_sanity_val_steps")
 
 
 def _trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], out: Path) -> L.Trainer:
     """lightning.Trainer from the `trainer.*` keys."""
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    for key in INTEGER_KEYS:
+        value = kwargs.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"trainer.{key}={value!r} must be an integer (or null)")
     if Preemption.in_slurm_job():  # Preemption and submitit requeue; Lightning's own auto-requeue stays off
         kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
     try:
         return L.Trainer(**kwargs, callbacks=callbacks, logger=loggers, default_root_dir=str(out))
-    except TypeError as err:
+    except (TypeError, ValueError, MisconfigurationException) as err:  # Lightning's checks of its arguments
         raise ConfigError(f"trainer: {err}") from err
 
 
@@ -57,7 +64,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
     topo = build_topo(cfg, module)
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-{epoch:03d}", monitor=module.monitor,
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
+                                 monitor=module.monitor,
                                  mode=module.monitor_mode, save_top_k=cfg.checkpoint.save_top_k, save_last=False)
     try:
         last = RunCheckpoint(out / "checkpoints", cfg.checkpoint.every_n_train_steps, out / "metrics.csv")

@@ -67,11 +67,18 @@ def _factor_pair(key: str, entry: Mapping[str, Any], default: Any) -> tuple[floa
     return as_number(f"{key}.factor_h", fh, 1.0), as_number(f"{key}.factor_w", fw, 1.0)
 
 
+ENTRY_KEYS = {"pattern", "factor", "factor_h", "factor_w", "weight", "param"}
+
+
 def _entry(item: Any) -> dict[str, Any]:
     """A `topo.layers` item as a dict: a bare string is a pattern."""
     if isinstance(item, str):
         return {"pattern": item}
     if isinstance(item, Mapping) and "pattern" in item:
+        unknown = sorted(set(item) - ENTRY_KEYS)
+        if unknown:
+            raise ConfigError(f"topo.layers item {dict(item)!r} has unknown key(s) {', '.join(map(str, unknown))}; "
+                              f"accepted: {', '.join(sorted(ENTRY_KEYS))}")
         return dict(item)
     raise ConfigError(
         f"topo.layers item {item!r} must be a name pattern or a mapping with 'pattern' "
