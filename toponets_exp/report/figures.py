@@ -39,7 +39,8 @@ def plot_pareto(table: Sequence[dict[str, Any]], metric: str, path: Path) -> Pat
         ax.annotate(f"τ={row['tau']:g}" if row["tau"] is not None else "", (x, y), textcoords="offset points",
                     xytext=(4, 4), fontsize="small")
     on_front = sorted((x, y) for x, y, f in zip(xs, ys, front) if f)
-    ax.plot([p[0] for p in on_front], [p[1] for p in on_front], color="tab:red", label="Pareto front")
+    ax.plot([p[0] for p in on_front], [p[1] for p in on_front], color="tab:red", marker="o", markersize=11,
+            markerfacecolor="none", label="Pareto front")
     ax.set_xlabel(LABELS[x_name] if use_smoothness else "1 − TopoLoss (no evaluation in these runs)")
     ax.set_ylabel(LABELS[metric])
     ax.set_title(f"{LABELS[metric]} vs topography ({len(done)} runs)")
@@ -56,8 +57,13 @@ def plot_metrics_vs_tau(table: Sequence[dict[str, Any]], groups: Sequence[dict[s
     if not done or not metrics:
         return None
     keys = [k for k in setting_keys(varying) if k != "topo.weight"]
-    fig = Figure(figsize=(3.6 * len(metrics), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    columns = min(len(metrics), 3)
+    rows_ = -(-len(metrics) // columns)
+    fig = Figure(figsize=(4.2 * columns, 3.4 * rows_), layout="constrained")
+    axes = fig.subplots(rows_, columns, squeeze=False).ravel()
+    for extra in axes[len(metrics):]:
+        extra.set_visible(False)
+    taus = sorted({r["tau"] for r in done})
     names = sorted({_group_name(g, keys) for g in groups})
     for ax, metric in zip(axes, metrics):
         for i, name in enumerate(names):
@@ -70,6 +76,8 @@ def plot_metrics_vs_tau(table: Sequence[dict[str, Any]], groups: Sequence[dict[s
             runs = [r for r in done if _group_name(r, keys) == name and r[metric] is not None]
             ax.scatter([r["tau"] for r in runs], [r[metric] for r in runs], color=color, alpha=0.35, s=12)
         ax.set_xscale("symlog", linthresh=0.5)
+        ax.set_xticks(taus, [f"{t:g}" for t in taus])
+        ax.minorticks_off()
         ax.set_xlabel("τ (topo.weight)")
         ax.set_title(LABELS[metric])
         ax.grid(alpha=0.3)
