@@ -138,3 +138,19 @@ def test_end_to_end_accuracy_with_a_tiny_model(tmp_path):
     model = tiny_gpt_neo()
     result = blimp_accuracy(load_blimp(tmp_path), lambda s: sequence_log_prob(model, encode, s, bos_id=0))
     assert set(result["per_uid"]) == {"agreement", "island"} and 0.0 <= result["overall"] <= 1.0
+
+
+def test_byte_level_models_score_the_first_token_of_each_sentence():
+    """With the embedded byte corpus the evaluation prepends its line-break separator, so minimal pairs that
+    differ only in their first byte get different scores (without it, one-byte sentences both score 0)."""
+    from toponets_exp.data.text import EmbeddedTextDataModule
+    from toponets_exp.tasks.eval_language import start_token
+
+    datamodule = EmbeddedTextDataModule(block_size=16)
+    start = start_token(datamodule)
+    assert start == ord("\n")
+    model = tiny_gpt_neo()
+    a, b = sequence_log_prob(model, encode, ["A", "B"], bos_id=start)
+    assert a != b and np.isfinite([a, b]).all()
+    assert a == pytest.approx(manual_log_prob(model, [start, *encode("A")]))
+    assert list(sequence_log_prob(model, encode, ["A", "B"], bos_id=None)) == [0.0, 0.0]

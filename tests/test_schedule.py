@@ -1,6 +1,5 @@
 """τ schedules: values along the steps and state round trips."""
 
-
 import pytest
 
 from toponets_exp.topo import Chained, Constant, CosineDecay, LinearWarmup

@@ -26,6 +26,7 @@ class ByteTokenizer:
 
     vocab_size = 256
     eos_id = None
+    start_id = ord("\n")  # scoring context for a sentence's first byte: texts of the corpus follow a line break
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """The UTF-8 bytes of each text."""
@@ -46,6 +47,7 @@ class BPETokenizer:
         if eos_token and self.eos_id is None:
             raise ConfigError(f"data.eos_token={eos_token!r} is not in the tokenizer's vocabulary; set data.eos_token "
                               "to its end-of-text token (GPT-2: '<|endoftext|>') or null")
+        self.start_id = self.eos_id  # scoring context for a text's first token (GPT-2: <|endoftext|>)
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text (no special tokens added)."""

@@ -99,10 +99,15 @@ def language_analyses(net: nn.Module, layers: Sequence[TopoLayer], datamodule: L
         out["efficiency"] = efficiency(net, layers, ev, "val loss", evaluate, figures)
     if ev["blimp"]:
         pairs = load_blimp(ev["blimp"])
-        eos = getattr(getattr(datamodule, "tokenizer", None), "eos_id", None)
-        out["blimp"] = blimp_accuracy(pairs, lambda t: sequence_log_prob(net, encode, t, device, eos,
+        start = start_token(datamodule)
+        out["blimp"] = blimp_accuracy(pairs, lambda t: sequence_log_prob(net, encode, t, device, start,
                                                                           ev["batch_size"]))
     return out
+
+
+def start_token(datamodule: L.LightningDataModule) -> int | None:
+    """The token prepended when scoring sentences, so their first token is scored too (None: the model has none)."""
+    return getattr(getattr(datamodule, "tokenizer", None), "start_id", None)
 
 
 def integration(net: nn.Module, layers: Sequence[TopoLayer], texts: Sequence[str],
