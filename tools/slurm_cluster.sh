@@ -31,7 +31,8 @@ start_munge() {
   if munge -n >/dev/null 2>&1; then
     return  # a munged is already answering
   fi
-  runuser -u munge -- /usr/sbin/munged --pid-file="$dir/munged.pid"
+  mkdir -p "$dir/munge" && chown munge:munge "$dir/munge"   # munged runs as munge: its pid file goes here
+  runuser -u munge -- /usr/sbin/munged --pid-file="$dir/munge/munged.pid"
   for _ in $(seq 50); do munge -n >/dev/null 2>&1 && return; sleep 0.1; done
   echo "munged did not start" >&2
   exit 1
@@ -94,8 +95,7 @@ start() {
 }
 
 stop() {
-  for daemon in slurmd slurmctld munged; do
-    pidfile="$dir/$daemon.pid"
+  for pidfile in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$dir/munge/munged.pid"; do
     if [ -f "$pidfile" ]; then
       pid="$(cat "$pidfile")"
       kill "$pid" 2>/dev/null || true
