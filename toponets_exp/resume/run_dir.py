@@ -7,7 +7,7 @@ import io
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -22,6 +22,13 @@ RESOLVED = "config_resolved.yaml"
 MAY_CHANGE = ("resume", "ckpt_path", "trainer.max_epochs", "trainer.max_steps", "trainer.max_time",
               "trainer.enable_progress_bar", "trainer.enable_model_summary", "data.num_workers", "data.pin_memory",
               "eval.device")
+
+
+class ResumePoint(NamedTuple):
+    """The checkpoint a run continues from, and the optimizer step it was taken at."""
+
+    path: Path
+    step: int
 
 
 def requeued() -> bool:
@@ -80,7 +87,7 @@ def truncate_metrics(metrics_csv: Path, rows: int) -> int:
     return len(all_rows) - len(kept)
 
 
-def prepare_run_dir(cfg: DictConfig, out: Path) -> Path | None:
+def prepare_run_dir(cfg: DictConfig, out: Path) -> ResumePoint | None:
     """The checkpoint to continue from (resume=<dir>, or a requeued Slurm job's own last.ckpt), else None.
 
     A fresh run refuses a directory that already holds a run's checkpoints or summary; a resumed one keeps its
@@ -109,4 +116,4 @@ def prepare_run_dir(cfg: DictConfig, out: Path) -> Path | None:
     step, rows = _read_position(last)
     dropped = truncate_metrics(out / "metrics.csv", rows)
     log.info("Resuming %s from %s (optimizer step %d; %d metric rows after it dropped)", out, last, step, dropped)
-    return last
+    return ResumePoint(last, step)

@@ -59,14 +59,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     seed_and_check(cfg)
     out = output_dir(cfg)
-    resume_from = prepare_run_dir(cfg, out)
-    resumed_step = _step(resume_from)
+    resume = prepare_run_dir(cfg, out)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
     topo = build_topo(cfg, module)
-    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-epoch{epoch:03d}", auto_insert_metric_name=False,
-                                 monitor=module.monitor,
-                                 mode=module.monitor_mode, save_top_k=cfg.checkpoint.save_top_k, save_last=False)
+    checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-epoch{epoch:03d}",
+                                 auto_insert_metric_name=False, monitor=module.monitor, mode=module.monitor_mode,
+                                 save_top_k=cfg.checkpoint.save_top_k, save_last=False)
     try:
         last = RunCheckpoint(out / "checkpoints", cfg.checkpoint.every_n_train_steps, out / "metrics.csv")
     except ValueError as err:
@@ -77,10 +76,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                  *([TopoSheetImages(topo, cfg.logger.sheet_images_every_n_val)]
                    if any(isinstance(lg, WandbLogger) for lg in loggers) else [])]
     trainer = _trainer(cfg, callbacks, loggers, out)
-    if resume_from is None:
+    if resume is None:
         write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from or cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path if resume else cfg.ckpt_path)
     best = checkpoint.best_model_path or None
     test = trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)[0]
 
@@ -95,7 +94,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_checkpoint": best,
         "best_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
         "last_checkpoint": str(last.path),
-        "resumed_from_step": resumed_step,
+        "resumed_from_step": resume.step if resume else None,
         "topo": _topo_summary(topo),
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
@@ -111,11 +110,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _print_summary(summary)
     finish_wandb(trainer.loggers, _headline(summary))
     return summary
-
-
-def _step(ckpt: Path | None) -> int | None:
-    """The optimizer step of the checkpoint a resumed run continued from."""
-    return None if ckpt is None else int(torch.load(ckpt, map_location="cpu", weights_only=True)["global_step"])
 
 
 def _headline(summary: dict[str, Any]) -> dict[str, float]:
