@@ -53,11 +53,16 @@ def slurm(conf: str, *cmd: str) -> subprocess.CompletedProcess:
 
 
 def start_when_requeued(conf: str, job: str, timeout: float = 120.0) -> None:
-    """Wait until `job` is pending again after a requeue, then let it start now (skips Slurm's 2-minute delay)."""
+    """Wait until `job` is pending again after a requeue, then let it start now (skips Slurm's 2-minute delay).
+
+    slurmd refuses a credential issued in the same second as the requeue revoked the old one ("Job credential
+    revoked"), so the start waits 2 s past the requeue.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = squeue(conf, "-j", job, "-o", "%T").strip()
         if state == "PENDING":
+            time.sleep(2.0)
             slurm(conf, "scontrol", "update", f"JobId={job}", "StartTime=now")
             return
         time.sleep(0.2)
