@@ -13,6 +13,8 @@ set -euo pipefail
 
 dir="${2:-/tmp/toponets-slurm}"
 host="$(hostname -s)"
+# munged runs as the munge user, which may not reach DIR: its pid file lives in munge's own /run/munge
+munge_pid="/run/munge/toponets-$(printf '%s' "$dir" | md5sum | cut -c1-12).pid"
 
 install() {
   export DEBIAN_FRONTEND=noninteractive
@@ -31,8 +33,7 @@ start_munge() {
   if munge -n >/dev/null 2>&1; then
     return  # a munged is already answering
   fi
-  mkdir -p "$dir/munge" && chown munge:munge "$dir/munge"   # munged runs as munge: its pid file goes here
-  runuser -u munge -- /usr/sbin/munged --pid-file="$dir/munge/munged.pid"
+  runuser -u munge -- /usr/sbin/munged --pid-file="$munge_pid"
   for _ in $(seq 50); do munge -n >/dev/null 2>&1 && return; sleep 0.1; done
   echo "munged did not start" >&2
   exit 1
@@ -95,7 +96,7 @@ start() {
 }
 
 stop() {
-  for pidfile in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$dir/munge/munged.pid"; do
+  for pidfile in "$dir/slurmd.pid" "$dir/slurmctld.pid" "$munge_pid"; do
     if [ -f "$pidfile" ]; then
       pid="$(cat "$pidfile")"
       kill "$pid" 2>/dev/null || true
