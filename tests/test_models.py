@@ -273,7 +273,7 @@ def test_one_topo_step_lowers_topo_loss(model):
     for layer in layers:  # TopoLoss per layer against the independent NumPy derivation of that weight's loss
         weight = layer.param.detach().double().movedim(layer.unit_dim, 0).numpy()
         expected = np_layer_loss(weight, layer.factor_h, layer.factor_w)
-        assert float(per_layer[layer.name]) == pytest.approx(expected, abs=1e-5), layer.name
+        assert float(per_layer[layer.name].detach()) == pytest.approx(expected, abs=1e-5), layer.name
     optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
     optimizer.zero_grad()
     before.backward()

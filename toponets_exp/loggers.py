@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.types import RunMode
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -53,11 +54,13 @@ def _hydra() -> Any | None:
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
-def run_id(save_dir: str | Path) -> str:
-    """The run directory's W&B run id, created once and kept, so a resumed run continues the same W&B run."""
+def run_id(save_dir: str | Path) -> str | None:
+    """The run directory's W&B run id, created once (by rank 0) and kept, so a resumed run continues it."""
     path = Path(save_dir) / RUN_ID_FILE
     if path.is_file():
         return path.read_text().strip()
+    if rank_zero_only.rank != 0:
+        return None  # only rank 0 starts a W&B run
     new = secrets.token_hex(4)
     write_text(path, new + "\n")
     return new

@@ -64,7 +64,7 @@ class Preemption(Callback):
         caught = torch.tensor(self.caught or 0, device=pl_module.device)
         caught = int(trainer.strategy.reduce(caught, reduce_op="max"))  # every rank stops at the same step
         if caught and self._stopping is None:
-            self.checkpoint.request()  # captured now, or at the validation's end after an epoch's last batch
+            self.checkpoint.request()  # captured now, or at the epoch's end after an epoch's last batch
             self._stopping = caught
 
     def _stop(self, trainer: L.Trainer) -> None:
