@@ -190,16 +190,6 @@ def test_directories_need_a_huggingface_model_and_config(tmp_path):
         load_weights(gpt_neo_125m(**TINY_NEO), tmp_path / "weights.pt", "huggingface")
 
 
-@pytest.fixture(scope="module")
-def trained_ckpt(tmp_path_factory):
-    from cli import TINY, run_cli
-
-    out = tmp_path_factory.mktemp("trained")
-    proc = run_cli(*TINY, f"hydra.run.dir={out}")
-    assert proc.returncode == 0, proc.stdout[-2000:]
-    return out / "checkpoints" / "last.ckpt"
-
-
 def _bad_files(ckpt, tmp):
     """(name, path, extra overrides, expected message part) for each kind of unusable checkpoint."""
     data = ckpt.read_bytes()
@@ -222,10 +212,10 @@ def _bad_files(ckpt, tmp):
 
 
 @pytest.mark.slow
-def test_unusable_checkpoints_give_one_clear_line_through_run_py(trained_ckpt, tmp_path):
+def test_unusable_checkpoints_give_one_clear_line_through_run_py(tiny_checkpoint, tmp_path):
     from cli import run_cli
 
-    for name, path, extra, message in _bad_files(trained_ckpt, tmp_path):
+    for name, path, extra, message in _bad_files(tiny_checkpoint, tmp_path):
         out = tmp_path / f"eval-{name.replace(' ', '_')}"
         proc = run_cli("task=eval", f"ckpt_path={path}", *extra, f"hydra.run.dir={out}")
         assert proc.returncode == 2, (name, proc.stdout[-2000:])

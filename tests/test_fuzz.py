@@ -55,14 +55,6 @@ def test_unknown_group_is_hydras_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("trained")
-    proc = run_cli(*TINY, f"hydra.run.dir={out}")
-    assert proc.returncode == 0, proc.stdout[-2000:]
-    return out / "checkpoints" / "last.ckpt"
-
-
 def stimuli(root, folders, broken=False):
     for name in folders:
         (root / name).mkdir(parents=True)
@@ -81,7 +73,7 @@ def stimuli(root, folders, broken=False):
     ("no images", "Found no valid file for the classes"),
     ("missing", "is not a folder with one subfolder of images per category"),
 ])
-def test_bad_stimuli(checkpoint, tmp_path, kind, message):
+def test_bad_stimuli(tiny_checkpoint, tmp_path, kind, message):
     root = tmp_path / "stimuli"
     if kind == "one category":
         stimuli(root, ["faces"])
@@ -94,6 +86,6 @@ def test_bad_stimuli(checkpoint, tmp_path, kind, message):
     elif kind == "empty":
         root.mkdir()
     out = tmp_path / "eval"
-    proc = run_cli("task=eval", f"ckpt_path={checkpoint}", f"eval.stimuli={root}", "data.image_size=8",
+    proc = run_cli("task=eval", f"ckpt_path={tiny_checkpoint}", f"eval.stimuli={root}", "data.image_size=8",
                    f"hydra.run.dir={out}")
     check_refused(proc, out, message)
