@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
-from toponets_exp.data.resumable import check_loader_args, train_loader
-from toponets_exp.data.vision import Transformed, image_loader, to_normalized_tensor
+from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
+from toponets_exp.data.vision import Transformed, to_normalized_tensor
 from toponets_exp.errors import ConfigError
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -74,9 +74,9 @@ class CIFAR10DataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         """Validation batches."""
         hp = self.hparams
-        return image_loader(self.splits["val"], hp.batch_size, hp.num_workers, hp.pin_memory)
+        return eval_loader(self.splits["val"], hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def test_dataloader(self) -> DataLoader:
         """Test batches."""
         hp = self.hparams
-        return image_loader(self.splits["test"], hp.batch_size, hp.num_workers, hp.pin_memory)
+        return eval_loader(self.splits["test"], hp.batch_size, hp.num_workers, hp.pin_memory)

@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from toponets_exp.data.resumable import check_loader_args, train_loader
+from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
 from toponets_exp.errors import ConfigError
 
 
@@ -74,8 +74,7 @@ class DigitsDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: Dataset) -> DataLoader:
         hp = self.hparams
-        return DataLoader(dataset, batch_size=hp.batch_size, shuffle=False, num_workers=hp.num_workers,
-                          pin_memory=hp.pin_memory, persistent_workers=hp.num_workers > 0)
+        return eval_loader(dataset, hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams

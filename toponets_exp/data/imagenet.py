@@ -10,8 +10,8 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
 
-from toponets_exp.data.resumable import check_loader_args, train_loader
-from toponets_exp.data.vision import (Transformed, check_image_size, image_loader, imagenet_eval_transform,
+from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
+from toponets_exp.data.vision import (Transformed, check_image_size, imagenet_eval_transform,
                                       imagenet_train_transform)
 from toponets_exp.errors import ConfigError
 
@@ -115,7 +115,7 @@ class ImageNetDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         """Validation batches."""
         hp = self.hparams
-        return image_loader(self.splits["val"], hp.batch_size, hp.num_workers, hp.pin_memory)
+        return eval_loader(self.splits["val"], hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def test_dataloader(self) -> DataLoader:
         """Test batches."""

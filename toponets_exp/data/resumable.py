@@ -1,4 +1,4 @@
-"""Training loaders that resume mid-epoch exactly.
+"""The DataModules' loaders: training loaders that resume mid-epoch exactly, and in-order evaluation loaders.
 
 The sample order of an epoch is a function of (seed, epoch) and every sample's augmentation a function of
 (seed, epoch, index): neither depends on worker processes, on how many loaders came before, or on an interruption.
@@ -120,6 +120,12 @@ def train_loader(datamodule: L.LightningDataModule, dataset: Dataset, batch_size
     return ResumableLoader(dataset, batch_size, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)), num_replicas=replicas,
                            rank=rank, drop_last=drop_last, num_workers=num_workers, pin_memory=pin_memory,
                            persistent_workers=num_workers > 0)
+
+
+def eval_loader(dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
+    """An evaluation split's DataLoader: in order (Lightning shards it under DDP)."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
+                      persistent_workers=num_workers > 0)
 
 
 class RestoreLoaderPosition(Callback):

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from toponets_exp.data.resumable import check_loader_args, train_loader
+from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
 from toponets_exp.data.tokenizer import ByteTokenizer
 from toponets_exp.errors import ConfigError
 
@@ -82,8 +82,7 @@ class EmbeddedTextDataModule(L.LightningDataModule):
     def _loader(self, name: str) -> DataLoader:
         """The DataLoader of an evaluation split."""
         hp = self.hparams
-        return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=False, num_workers=hp.num_workers,
-                          pin_memory=hp.pin_memory, persistent_workers=hp.num_workers > 0)
+        return eval_loader(self.splits[name], hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         """Training batches, shuffled per epoch and resumable mid-epoch."""

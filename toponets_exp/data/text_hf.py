@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from toponets_exp.data.resumable import check_loader_args, train_loader
+from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
 from toponets_exp.data.text import BlockDataset, check_lm_sizes
 from toponets_exp.data.tokenizer import TextTokenizer, load_tokenizer
 from toponets_exp.errors import ConfigError
@@ -203,8 +203,7 @@ class HFTextDataModule(L.LightningDataModule):
         hp = self.hparams
         if name == "train" and not hp.streaming:
             return train_loader(self, self.splits[name], hp.batch_size, hp.num_workers, hp.pin_memory)
-        return DataLoader(self.splits[name], batch_size=hp.batch_size, shuffle=False, num_workers=hp.num_workers,
-                          pin_memory=hp.pin_memory, persistent_workers=hp.num_workers > 0)
+        return eval_loader(self.splits[name], hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         """Training batches."""

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from toponets_exp.errors import ConfigError
@@ -52,8 +52,3 @@ class Transformed(Dataset):
         image, label = self.base[i]
         return self.transform(image), int(label)
 
-
-def image_loader(dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
-    """The evaluation DataLoader of the image DataModules (in order; Lightning shards it under DDP)."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
-                      persistent_workers=num_workers > 0)
