@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,3 +40,12 @@ def write_text(path: str | Path, text: str) -> Path:
 def write_json(path: str | Path, data: Any) -> Path:
     """`data` as indented JSON, atomically."""
     return write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_csv(path: str | Path, fieldnames: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> Path:
+    """Rows as CSV with a header, atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fieldnames))
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(path, buffer.getvalue())

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from toponets_exp.report.runs import Run
+from toponets_exp.report.runs import STATUSES, Run
 
 # Headline columns: name -> (where in summary.json, higher is better).
 METRICS = {
@@ -98,7 +98,7 @@ def markdown(table: Sequence[dict[str, Any]], groups: Sequence[dict[str, Any]], 
     """report.md: the per-setting means (with n and sd) and every run with its status."""
     metrics = [m for m in METRICS if any(r[m] is not None for r in table)]
     lines = [f"# {title}", ""]
-    counts = {s: sum(r["status"] == s for r in table) for s in ("finished", "failed", "unfinished", "missing")}
+    counts = {s: sum(r["status"] == s for r in table) for s in STATUSES}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items()) + f" of {len(table)} runs.")
     if groups:
         keys = setting_keys(varying)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,8 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, Checkpoint
+
+from toponets_exp.io import replacing
 
 LAST = "last.ckpt"
 METRIC_ROWS = "metrics_rows"  # checkpoint key: rows of metrics.csv that precede this checkpoint's state
@@ -71,12 +72,10 @@ class RunCheckpoint(Checkpoint):
         if self._pending is None:
             return None
         checkpoint, self._pending = self._pending, None
-        if trainer.is_global_zero:
+        if trainer.is_global_zero:  # the strategy writes on rank 0 only (sharded strategies are refused)
             checkpoint[METRIC_ROWS] = count_rows(self.metrics_csv)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        trainer.strategy.save_checkpoint(checkpoint, tmp)
-        if trainer.is_global_zero:
-            os.replace(tmp, self.path)
+            with replacing(self.path) as tmp:
+                trainer.strategy.save_checkpoint(checkpoint, tmp)
         trainer.strategy.barrier("last.ckpt")
         return self.path
 

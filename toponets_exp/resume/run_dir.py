@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import os
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.io import write_text
+from toponets_exp.io import write_csv
 from toponets_exp.resume.checkpoint import LAST, METRIC_ROWS
 
 log = logging.getLogger(__name__)
@@ -79,11 +78,7 @@ def truncate_metrics(metrics_csv: Path, rows: int) -> int:
         reader = csv.DictReader(f)
         fields, all_rows = reader.fieldnames or [], list(reader)
     kept = all_rows[:rows]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields)
-    writer.writeheader()
-    writer.writerows(kept)
-    write_text(metrics_csv, buffer.getvalue())
+    write_csv(metrics_csv, fields, kept)
     return len(all_rows) - len(kept)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,9 +10,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.io import write_text
+from toponets_exp.io import write_csv, write_text
 from toponets_exp.loggers import finish_wandb
 from toponets_exp.report import aggregate, collect, markdown, plot_metrics_vs_tau, plot_pareto, rows, task_metric
+from toponets_exp.report.runs import STATUSES
 from toponets_exp.sweep import sweep_group
 from toponets_exp.tasks.build import output_dir
 
@@ -30,14 +29,6 @@ def _sweep_dirs(cfg: DictConfig) -> list[str]:
         return [given]
     raise ConfigError(f"report.sweep_dir={given!r}: task=report needs a multirun directory, or a list of them "
                       "(report.sweep_dir=[dir1,dir2])")
-
-
-def _csv_text(table: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(table[0]))
-    writer.writeheader()
-    writer.writerows(table)
-    return buffer.getvalue()
 
 
 def _to_wandb(cfg: DictConfig, dirs: list[str], table: list[dict[str, Any]], figures: list[Path]) -> None:
@@ -62,14 +53,14 @@ def report(cfg: DictConfig) -> dict[str, Any]:
     table = rows(runs, varying)
     groups = aggregate(table, varying)
     out = output_dir(cfg)
-    write_text(out / "report.csv", _csv_text(table))
+    write_csv(out / "report.csv", list(table[0]), table)
     title = "Sweep report: " + ", ".join(dirs)
     write_text(out / "report.md", markdown(table, groups, varying, title))
     metric = task_metric(table)
     figures = [p for p in (plot_pareto(table, metric, out / "figures" / "pareto.png"),
                            plot_metrics_vs_tau(table, groups, varying, out / "figures" / "metrics_vs_tau.png")) if p]
     _to_wandb(cfg, dirs, table, figures)
-    statuses = {s: sum(r["status"] == s for r in table) for s in ("finished", "failed", "unfinished", "missing")}
+    statuses = {s: sum(r["status"] == s for r in table) for s in STATUSES}
     for row in table:
         if row["status"] != "finished":
             log.warning("job %s of %s is %s (%s)", row["job"], row["sweep"], row["status"], row["run_dir"])
