@@ -63,7 +63,7 @@ def _check_same_config(cfg: DictConfig, out: Path) -> None:
 def _read_position(ckpt: Path) -> tuple[int, int]:
     """The optimizer step a run checkpoint was taken at, and the metrics.csv rows that precede it."""
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)  # two numbers: no full read
         return int(state["global_step"]), int(state.get(METRIC_ROWS, 0))
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user-facing problem
         raise ConfigError(f"{ckpt} is not a readable Lightning checkpoint ({type(err).__name__}: {err}); "

@@ -20,8 +20,7 @@ from toponets_exp.topo import TopoLayer
 
 
 def stimulus_folder(stimuli: str) -> Any:
-    """The ImageFolder of eval.stimuli, checked whole: >= 2 category folders, every image readable."""
-    from PIL import Image
+    """The ImageFolder of eval.stimuli: one subfolder of images per category, at least 2 categories."""
     from torchvision.datasets import ImageFolder
 
     root = Path(stimuli).expanduser()
@@ -35,13 +34,20 @@ def stimulus_folder(stimuli: str) -> Any:
     if len(folder.classes) < 2:
         raise ConfigError(f"{key} has {len(folder.classes)} category folder(s) ({', '.join(folder.classes)}); "
                           "category selectivity needs at least 2")
-    for path, _ in folder.samples:
+    return folder
+
+
+def check_stimuli(stimuli: str) -> None:
+    """eval.stimuli checked whole before an evaluation writes anything: its folders and every image readable."""
+    from PIL import Image
+
+    key = f"eval.stimuli={str(Path(stimuli).expanduser())!r}"
+    for path, _ in stimulus_folder(stimuli).samples:
         try:
             with Image.open(path) as image:
                 image.verify()
         except Exception as err:  # noqa: BLE001 - PIL raises several types for a file it cannot read
             raise ConfigError(f"{key}: cannot read image {path!r} ({type(err).__name__}: {err})") from None
-    return folder
 
 
 def stimulus_loader(ev: Mapping[str, Any], datamodule: L.LightningDataModule) -> tuple[DataLoader, list[str], list]:

@@ -60,9 +60,9 @@ def evaluate(cfg: DictConfig, ckpt_path: str | None = None, datamodule: L.Lightn
     if not path:
         raise ConfigError("task=eval needs ckpt_path=<a .ckpt of ours, an official TopoNets file, or an HF folder>")
     if ev["kind"] == "vision" and ev["stimuli"]:
-        from toponets_exp.tasks.eval_vision import stimulus_folder
+        from toponets_exp.tasks.eval_vision import check_stimuli
 
-        stimulus_folder(ev["stimuli"])  # a bad stimulus set fails before anything is written
+        check_stimuli(ev["stimuli"])  # a bad stimulus set fails before anything is written
     out = output_dir(cfg)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
