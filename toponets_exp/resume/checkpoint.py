@@ -111,8 +111,8 @@ class RunCheckpoint(Checkpoint):
         self.write(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.write(trainer)
-        self._capture(trainer)
+        if self._pending is None:  # a capture still pending is of the last batch or epoch: the final state
+            self._capture(trainer)
         self.write(trainer)
 
 
