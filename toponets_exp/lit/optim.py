@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
+from transformers import get_constant_schedule_with_warmup, get_cosine_with_min_lr_schedule_with_warmup
 
 from toponets_exp.errors import ConfigError
 
@@ -49,23 +49,20 @@ def build_optimizer(groups: Iterable[dict[str, Any]], optim: Mapping[str, Any]) 
 
 def build_lr_schedule(optimizer: torch.optim.Optimizer, optim: Mapping[str, Any],
                       total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over `optim.warmup_steps`, then cosine to `optim.min_lr_ratio` or constant; stepped per step."""
+    """Linear warm-up over `optim.warmup_steps`, then cosine to `optim.min_lr_ratio` or constant; stepped per step.
+
+    transformers' schedules: the warm-up factor is step / warmup_steps (0 at the first step), the cosine runs from
+    step warmup_steps to `total_steps` (at least warmup_steps + 1) and ends at the floor.
+    """
     kind = str(optim.get("lr_schedule", "cosine"))
     if kind not in LR_SCHEDULES:
         raise ConfigError(f"optim.lr_schedule={kind!r} is not supported; use one of {', '.join(LR_SCHEDULES)}")
     warmup = int(optim.get("warmup_steps", 0))
-    floor = float(optim.get("min_lr_ratio", 0.0))
-    total = max(int(total_steps), warmup + 1)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if kind == "constant":
-            return 1.0
-        frac = min((step - warmup) / max(total - warmup, 1), 1.0)
-        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * frac))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    if kind == "constant":
+        return get_constant_schedule_with_warmup(optimizer, num_warmup_steps=warmup)
+    return get_cosine_with_min_lr_schedule_with_warmup(optimizer, num_warmup_steps=warmup,
+                                                       num_training_steps=max(int(total_steps), warmup + 1),
+                                                       min_lr_rate=float(optim.get("min_lr_ratio", 0.0)))
 
 
 def optimizer_config(net: nn.Module, optim: Mapping[str, Any], total_steps: int,
