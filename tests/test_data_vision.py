@@ -138,3 +138,32 @@ def test_cifar10_missing_root_is_a_config_error(tmp_path: Path) -> None:
         CIFAR10DataModule(root=str(tmp_path))
     with pytest.raises(ConfigError, match="data.root is not set"):
         CIFAR10DataModule(root=None)
+
+
+def test_digits_training_items_are_zero_padded_translations_seeded_by_torch() -> None:
+    from toponets_exp.data.digits import DigitsDataModule
+
+    pad, size = 2, 16
+    dm = DigitsDataModule(image_size=size, augment_shift=pad, num_workers=0)
+    dm.setup("fit")
+    base, train = dm.splits["train"], dm.train_dataset()
+    assert len(train) == len(base)
+    x0, y0 = base[0]
+    padded = np.zeros((3, size + 2 * pad, size + 2 * pad), dtype=np.float32)
+    padded[:, pad:pad + size, pad:pad + size] = x0.numpy()
+    windows = {(dy, dx): padded[:, dy:dy + size, dx:dx + size] for dy in range(2 * pad + 1)
+               for dx in range(2 * pad + 1)}
+    seen = set()
+    for seed in range(200):
+        torch.manual_seed(seed)
+        x, y = train[0]
+        assert x.shape == (3, size, size) and int(y) == int(y0)
+        offsets = [k for k, window in windows.items() if np.array_equal(x.numpy(), window)]
+        assert offsets, "an augmented item is not a translation of the zero-padded image"
+        seen.update(offsets)
+        torch.manual_seed(seed)
+        assert torch.equal(train[0][0], x)  # the draw is a function of torch's RNG state alone
+    assert seen == set(windows)  # every shift in [-pad, pad]² occurs
+    plain = DigitsDataModule(image_size=size, augment_shift=0, num_workers=0)
+    plain.setup("fit")
+    assert torch.equal(plain.train_dataset()[0][0], x0)

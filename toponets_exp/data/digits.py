@@ -9,28 +9,11 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torchvision.transforms import v2
 
 from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
+from toponets_exp.data.vision import Transformed
 from toponets_exp.errors import ConfigError
-
-
-class ShiftAugment(Dataset):
-    """Random translation by up to `pad` pixels (zero padding), applied per item."""
-
-    def __init__(self, base: TensorDataset, pad: int) -> None:
-        self.base, self.pad = base, pad
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.base[i]
-        if self.pad:
-            size = x.shape[-1]
-            x = F.pad(x, (self.pad,) * 4)
-            dy, dx = torch.randint(0, 2 * self.pad + 1, (2,)).tolist()
-            x = x[:, dy:dy + size, dx:dx + size]
-        return x, y
 
 
 class DigitsDataModule(L.LightningDataModule):
@@ -76,10 +59,16 @@ class DigitsDataModule(L.LightningDataModule):
         hp = self.hparams
         return eval_loader(dataset, hp.batch_size, hp.num_workers, hp.pin_memory)
 
+    def train_dataset(self) -> Dataset:
+        """The training split, each item translated by up to `augment_shift` pixels (zero padding, torch's RNG)."""
+        hp = self.hparams
+        if not hp.augment_shift:
+            return self.splits["train"]
+        return Transformed(self.splits["train"], v2.RandomCrop(hp.image_size, padding=hp.augment_shift))
+
     def train_dataloader(self) -> DataLoader:
         hp = self.hparams
-        return train_loader(self, ShiftAugment(self.splits["train"], hp.augment_shift), hp.batch_size, hp.num_workers,
-                            hp.pin_memory)
+        return train_loader(self, self.train_dataset(), hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.splits["val"])
