@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,6 @@ from scipy.stats import ortho_group
 
 from toponets_exp.brain import (benjamini_hochberg, d_prime, effective_dimensionality, ridge_predictivity, welch_t,
                                 welch_t_pvalues)
-from toponets_exp.errors import ConfigError
 
 
 def data_with_spectrum(eigenvalues: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -52,7 +53,7 @@ def test_effective_dimensionality_wide_and_tall_agree_with_numpy_cov() -> None:
 
 def test_effective_dimensionality_degenerate_inputs() -> None:
     assert np.isnan(effective_dimensionality(np.ones((10, 4))))
-    with pytest.raises(ConfigError, match="n_stimuli"):
+    with pytest.raises(ValueError, match="n_stimuli"):
         effective_dimensionality(np.ones(10))
 
 
@@ -81,6 +82,23 @@ def test_welch_zero_variance_units() -> None:
     assert t[1] == -np.inf and p[1] == 0.0
 
 
+def test_welch_zero_variance_units_beside_ordinary_ones() -> None:
+    a, b = two_groups(5)
+    a[:, 3], b[:, 3] = 2.5, 2.5  # 0/0
+    a[:, 7], b[:, 7] = 4.0, -1.0  # exact positive difference
+    a[:, 9] = 1.0  # one constant group: an ordinary Welch test
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # exactly constant units are no precision loss
+        t, p = welch_t_pvalues(a, b)
+    assert (t[3], p[3]) == (0.0, 1.0) and (t[7], p[7]) == (np.inf, 0.0)
+    ordinary = np.setdiff1d(np.arange(a.shape[1]), [3, 7])
+    with pytest.warns(RuntimeWarning, match="Precision loss"):
+        ref = sps.ttest_ind(a[:, ordinary], b[:, ordinary], equal_var=False, axis=0)
+    np.testing.assert_allclose(t[ordinary], ref.statistic, rtol=1e-12)
+    np.testing.assert_allclose(p[ordinary], ref.pvalue, rtol=1e-12)
+    np.testing.assert_array_equal(welch_t(a, b), t)
+
+
 def test_d_prime_matches_per_unit_formula() -> None:
     a, b = two_groups(3)
     expected = [
@@ -91,9 +109,9 @@ def test_d_prime_matches_per_unit_formula() -> None:
 
 
 def test_two_sample_input_checks() -> None:
-    with pytest.raises(ConfigError, match="same units"):
+    with pytest.raises(ValueError, match="same units"):
         welch_t(np.zeros((4, 3)), np.zeros((4, 2)))
-    with pytest.raises(ConfigError, match="at least 2 samples"):
+    with pytest.raises(ValueError, match="at least 2 samples"):
         d_prime(np.zeros((1, 3)), np.zeros((4, 3)))
 
 
@@ -122,7 +140,7 @@ def test_benjamini_hochberg_matches_scipy() -> None:
 @pytest.mark.parametrize("pvalues, alpha", [(np.array([0.1, np.nan]), 0.05), (np.array([1.5]), 0.05),
                                             (np.array([0.1]), 1.0)])
 def test_benjamini_hochberg_rejects_bad_input(pvalues: np.ndarray, alpha: float) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ValueError):
         benjamini_hochberg(pvalues, alpha)
 
 
@@ -154,9 +172,9 @@ def test_ridge_predictivity_single_target_and_checks() -> None:
     single = ridge_predictivity(x, y[:, 0], n_splits=3, seed=5)
     assert single.r.shape == (1,) and single.r[0] > 0.95
     assert ridge_predictivity(x, y[:, 0], n_splits=3, seed=5).r[0] == single.r[0]  # deterministic
-    with pytest.raises(ConfigError, match="n_splits"):
+    with pytest.raises(ValueError, match="n_splits"):
         ridge_predictivity(x, y, n_splits=1)
-    with pytest.raises(ConfigError, match="alphas"):
+    with pytest.raises(ValueError, match="alphas"):
         ridge_predictivity(x, y, alphas=(0.0, 1.0))
-    with pytest.raises(ConfigError, match="share n_stimuli"):
+    with pytest.raises(ValueError, match="share n_stimuli"):
         ridge_predictivity(x, y[:10])

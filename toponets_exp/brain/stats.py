@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from scipy import stats as sps
 
-from toponets_exp.errors import ConfigError
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -24,12 +25,12 @@ def _groups(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     a = a[:, None] if a.ndim == 1 else a
     b = b[:, None] if b.ndim == 1 else b
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise ConfigError(
+        raise ValueError(
             f"two-sample statistics need arrays (n_a, units) and (n_b, units) with the same units, "
             f"got shapes {a.shape} and {b.shape}"
         )
     if a.shape[0] < 2 or b.shape[0] < 2:
-        raise ConfigError(f"each group needs at least 2 samples, got n_a={a.shape[0]} and n_b={b.shape[0]}")
+        raise ValueError(f"each group needs at least 2 samples, got n_a={a.shape[0]} and n_b={b.shape[0]}")
     return a, b
 
 
@@ -40,29 +41,27 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.where((num == 0) & (den == 0), 0.0, out)
 
 
-def _welch_parts(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean difference and the two squared standard errors s²/n per unit."""
-    se_a = a.var(axis=0, ddof=1) / a.shape[0]
-    se_b = b.var(axis=0, ddof=1) / b.shape[0]
-    return a.mean(axis=0) - b.mean(axis=0), se_a, se_b
-
-
 def welch_t(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Welch's unequal-variance t per column: (mean_a − mean_b) / sqrt(s_a²/n_a + s_b²/n_b)."""
-    diff, se_a, se_b = _welch_parts(*_groups(a, b))
-    return _ratio(diff, np.sqrt(se_a + se_b))
+    return welch_t_pvalues(a, b)[0]
 
 
 def welch_t_pvalues(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Welch t per column and its two-sided p-value with Welch–Satterthwaite degrees of freedom."""
+    """Welch t per column and its two-sided p-value with Welch–Satterthwaite degrees of freedom (scipy).
+
+    A unit with zero variance in both groups is exact: no difference gives t=0, p=1 (no evidence); a difference
+    gives t=±inf, p=0.
+    """
     a, b = _groups(a, b)
-    diff, se_a, se_b = _welch_parts(a, b)
-    t = _ratio(diff, np.sqrt(se_a + se_b))
-    df_den = se_a**2 / (a.shape[0] - 1) + se_b**2 / (b.shape[0] - 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df = (se_a + se_b) ** 2 / df_den
-    p = 2.0 * sps.t.sf(np.abs(t), np.where(df_den > 0, df, 1.0))
-    p = np.where(np.isinf(t), 0.0, np.where(df_den > 0, p, 1.0))  # zero variance: exact difference, or none
+    constant = (a.var(axis=0, ddof=1) == 0) & (b.var(axis=0, ddof=1) == 0)
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    t = np.where(diff == 0, 0.0, np.copysign(np.inf, diff))
+    p = np.where(diff == 0, 1.0, 0.0)
+    if not constant.all():
+        with warnings.catch_warnings():  # a group constant in a unit is exact, not scipy's feared cancellation
+            warnings.filterwarnings("ignore", "Precision loss occurred in moment calculation", RuntimeWarning)
+            result = sps.ttest_ind(a[:, ~constant], b[:, ~constant], equal_var=False, axis=0)
+        t[~constant], p[~constant] = result.statistic, result.pvalue
     return t, p
 
 
@@ -77,9 +76,9 @@ def benjamini_hochberg(pvalues: ArrayLike, alpha: float = 0.05) -> tuple[np.ndar
     """Benjamini–Hochberg step-up FDR control: (rejected mask, adjusted p), both shaped like pvalues."""
     p = as_float64(pvalues)
     if not 0.0 < alpha < 1.0:
-        raise ConfigError(f"alpha={alpha} is not a valid false discovery rate; use a value in (0, 1)")
+        raise ValueError(f"alpha={alpha} is not a valid false discovery rate; use a value in (0, 1)")
     if p.size == 0 or not np.all((p >= 0.0) & (p <= 1.0)):
-        raise ConfigError("pvalues must be a non-empty array of values in [0, 1] (no NaN)")
+        raise ValueError("pvalues must be a non-empty array of values in [0, 1] (no NaN)")
     flat = p.ravel()
     order = np.argsort(flat, kind="stable")
     ranked = flat[order] * flat.size / np.arange(1, flat.size + 1)
