@@ -11,7 +11,6 @@ from transformers import GPTNeoConfig, GPTNeoForCausalLM
 from transformers.utils import logging as hf_logging
 
 from toponets_exp.brain.blimp import blimp_accuracy, load_blimp, sequence_log_prob
-from toponets_exp.errors import ConfigError
 
 hf_logging.set_verbosity_error()
 
@@ -46,16 +45,16 @@ def test_load_directory_and_single_file(tmp_path):
 def test_load_errors_name_the_problem(tmp_path):
     bad = tmp_path / "bad.jsonl"
     write_jsonl(bad, [PAIRS_A[0], {"sentence_good": "x", "UID": "u"}])
-    with pytest.raises(ConfigError, match=r"bad.jsonl:2 lacks sentence_bad"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:2 lacks sentence_bad"):
         load_blimp(bad)
     bad.write_text('{"sentence_good": \n')
-    with pytest.raises(ConfigError, match="bad.jsonl:1 is not valid JSON"):
+    with pytest.raises(ValueError, match="bad.jsonl:1 is not valid JSON"):
         load_blimp(bad)
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ValueError, match="does not exist"):
         load_blimp(tmp_path / "missing.jsonl")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ConfigError, match="no \\*.jsonl"):
+    with pytest.raises(ValueError, match="no \\*.jsonl"):
         load_blimp(empty)
 
 
@@ -73,7 +72,7 @@ def test_accuracy_on_known_scores():
     assert result["overall"] == pytest.approx(2 / 5)
     assert result["per_field"] == pytest.approx({"morphology": 2 / 3, "syntax": 0.0})
     assert result["n_pairs"] == 5 and result["n_uids"] == 2
-    with pytest.raises(ConfigError, match="one value per sentence"):
+    with pytest.raises(ValueError, match="one value per sentence"):
         blimp_accuracy(PAIRS_A, lambda s: np.zeros(2))
 
 
@@ -131,6 +130,15 @@ def test_sequence_log_prob_plain_tensor_models(as_tuple):
     for value, text in zip(got, texts):
         ids = [0] + encode(text)
         assert value == pytest.approx(sum(table[a, b] for a, b in zip(ids, ids[1:])), rel=1e-6)
+
+
+def test_sequence_log_prob_rejects_outputs_without_logits():
+    class Scores(nn.Module):
+        def forward(self, idx):
+            return idx.float()  # (batch, tokens): no vocabulary axis
+
+    with pytest.raises(TypeError, match=r"returned shape \(1, 4\)"):
+        sequence_log_prob(Scores(), encode, ["abc"], bos_id=0)
 
 
 def test_end_to_end_accuracy_with_a_tiny_model(tmp_path):

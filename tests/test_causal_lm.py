@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from toponets_exp.data.text import BlockDataset
 from toponets_exp.lit import CausalLM
+from toponets_exp.models.outputs import logits_of
 
 OPTIM = {"name": "adamw", "lr": 3e-2, "betas": [0.9, 0.95], "weight_decay": 0.1, "lr_schedule": "cosine",
          "warmup_steps": 3, "min_lr_ratio": 0.1}
@@ -68,6 +69,15 @@ def test_loss_is_mean_next_token_cross_entropy(net_cls: type[nn.Module]) -> None
     assert logits.shape == (3, 7, 11)
     expected = nll_reference(logits.detach().numpy(), targets.numpy()).mean()
     assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_logits_of_accepts_tensor_object_and_tuple_outputs_only() -> None:
+    logits = torch.randn(2, 5, 11)
+    for output in (logits, Output(logits), (logits, None), [logits]):
+        assert logits_of(output) is logits
+    for wrong in (None, {"logits": logits}, (), (None, logits), logits[0], Output(logits[0])):
+        with pytest.raises(TypeError, match=r"\(batch, tokens, vocab\) logits"):
+            logits_of(wrong)
 
 
 def test_adamw_decays_only_matrices() -> None:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from toponets_exp.brain.activations import evaluating, model_device, text_batches
-from toponets_exp.errors import ConfigError
+from toponets_exp.models.outputs import logits_of
 
 REQUIRED_KEYS = ("sentence_good", "sentence_bad", "UID")
 
@@ -34,12 +34,12 @@ def _read_jsonl(path: Path) -> list[dict]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ConfigError(f"{path}:{number} is not valid JSON ({err.msg})") from None
+                raise ValueError(f"{path}:{number} is not valid JSON ({err.msg})") from None
             if not isinstance(record, dict):
-                raise ConfigError(f"{path}:{number} is a JSON {type(record).__name__}, not an object")
+                raise ValueError(f"{path}:{number} is a JSON {type(record).__name__}, not an object")
             missing = [key for key in REQUIRED_KEYS if key not in record]
             if missing:
-                raise ConfigError(f"{path}:{number} lacks {', '.join(missing)}; BLiMP records need "
+                raise ValueError(f"{path}:{number} lacks {', '.join(missing)}; BLiMP records need "
                                   f"{', '.join(REQUIRED_KEYS)}")
             records.append(record)
     return records
@@ -51,14 +51,14 @@ def load_blimp(path_or_dir: str | Path) -> list[dict]:
     if path.is_dir():
         files = sorted(path.glob("*.jsonl"))
         if not files:
-            raise ConfigError(f"BLiMP directory {str(path)!r} holds no *.jsonl files")
+            raise ValueError(f"BLiMP directory {str(path)!r} holds no *.jsonl files")
     elif path.is_file():
         files = [path]
     else:
-        raise ConfigError(f"BLiMP path {str(path)!r} does not exist; give a .jsonl file or a directory of them")
+        raise ValueError(f"BLiMP path {str(path)!r} does not exist; give a .jsonl file or a directory of them")
     pairs = [record for file in files for record in _read_jsonl(file)]
     if not pairs:
-        raise ConfigError(f"BLiMP path {str(path)!r} holds no pairs")
+        raise ValueError(f"BLiMP path {str(path)!r} holds no pairs")
     return pairs
 
 
@@ -76,11 +76,11 @@ def blimp_accuracy(pairs: Sequence[dict], log_prob: Callable[[list[str]], np.nda
     `log_prob(sentences) -> (n,)` is called once on all good and once on all bad sentences.
     """
     if not pairs:
-        raise ConfigError("pairs is empty; load BLiMP pairs with load_blimp(path)")
+        raise ValueError("pairs is empty; load BLiMP pairs with load_blimp(path)")
     good = np.asarray(log_prob([p["sentence_good"] for p in pairs]), dtype=np.float64)
     bad = np.asarray(log_prob([p["sentence_bad"] for p in pairs]), dtype=np.float64)
     if good.shape != (len(pairs),) or bad.shape != (len(pairs),):
-        raise ConfigError(f"log_prob(sentences) must return one value per sentence ({len(pairs)}), got shapes "
+        raise ValueError(f"log_prob(sentences) must return one value per sentence ({len(pairs)}), got shapes "
                           f"{good.shape} and {bad.shape}")
     correct = good > bad
     per_uid = _grouped_mean(correct, [str(p["UID"]) for p in pairs])
@@ -90,18 +90,6 @@ def blimp_accuracy(pairs: Sequence[dict], log_prob: Callable[[list[str]], np.nda
         uid_field = {str(p["UID"]): str(p["field"]) for p in pairs}
         result["per_field"] = _grouped_mean(np.array(list(per_uid.values())), [uid_field[u] for u in per_uid])
     return result
-
-
-def _logits(output: object) -> torch.Tensor:
-    """The (B, T, vocab) logits of a causal LM output: `.logits`, a tensor, or a tuple starting with one."""
-    if hasattr(output, "logits"):
-        output = output.logits
-    elif isinstance(output, (tuple, list)) and output:
-        output = output[0]
-    if not isinstance(output, torch.Tensor) or output.ndim != 3:
-        raise ConfigError("the model must return (batch, tokens, vocab) logits: an object with .logits, a tensor, or "
-                          "a tuple starting with one")
-    return output
 
 
 def _accepts_mask(model: nn.Module) -> bool:
@@ -128,7 +116,7 @@ def sequence_log_prob(model: nn.Module, encode: Callable[[str], list[int]], text
         for batch in text_batches(list(texts), lambda text: prefix + list(encode(text)), batch_size):
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             output = model(ids, attention_mask=mask) if use_mask else model(ids)
-            logp = F.log_softmax(_logits(output)[:, :-1].double(), dim=-1)
+            logp = F.log_softmax(logits_of(output)[:, :-1].double(), dim=-1)
             scored = torch.where(mask[:, 1:].bool(), logp.gather(-1, ids[:, 1:, None])[..., 0], 0.0)
             out.append(scored.sum(dim=1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)

@@ -13,17 +13,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
 from toponets_exp.lit.optim import optimizer_config
-
-
-def logits_of(output: Any) -> torch.Tensor:
-    """(B, T, V) logits of a backbone output: the tensor, an object with `.logits`, or a (logits, ...) tuple."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if hasattr(output, "logits"):
-        return output.logits
-    if isinstance(output, (tuple, list)) and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise TypeError(f"the language model returned {type(output).__name__}; expected logits or an object with .logits")
+from toponets_exp.models.outputs import logits_of
 
 
 class CausalLM(L.LightningModule):
