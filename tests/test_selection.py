@@ -64,3 +64,34 @@ def test_hf_conv1d_units_are_columns(item):
 def test_bad_selections(net, layers, factor, match):
     with pytest.raises(ConfigError, match=match):
         select_layers(net, layers, factor, 1.0)
+
+
+def test_is_hf_conv1d_is_an_isinstance_check():
+    from transformers.models.gpt2.modeling_gpt2 import GPT2MLP, GPT2Config
+    from transformers.pytorch_utils import Conv1D
+
+    from toponets_exp.topo.selection import is_hf_conv1d
+
+    class Conv1D_(nn.Module):  # noqa: N801 - same-named look-alikes are not transformers' Conv1D
+        pass
+
+    Conv1D_.__name__ = "Conv1D"
+    Conv1D_.__module__ = "transformers.fake"
+
+    class Subclass(Conv1D):
+        pass
+
+    mlp = GPT2MLP(32, GPT2Config(n_embd=8))
+    assert is_hf_conv1d(mlp.c_fc) and is_hf_conv1d(Conv1D(4, 3)) and is_hf_conv1d(Subclass(4, 3))
+    assert not any(is_hf_conv1d(m) for m in (Conv1D_(), nn.Conv1d(3, 4, 1), nn.Linear(3, 4), mlp))
+
+
+def test_is_hf_conv1d_does_not_import_transformers_modules():
+    import subprocess
+    import sys
+
+    code = ("import sys; from torch import nn; from toponets_exp.topo.selection import is_hf_conv1d; "
+            "before = 'transformers.pytorch_utils' in sys.modules; assert not is_hf_conv1d(nn.Linear(2, 2)); "
+            "print(before, 'transformers.pytorch_utils' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"

@@ -37,25 +37,25 @@ from torch import nn
 from torch.nn.utils import prune
 
 from toponets_exp.brain.activations import resolve_modules
-from toponets_exp.errors import ConfigError
+from toponets_exp.topo.selection import is_hf_conv1d
 from toponets_exp.topo.sheet import sheet_shape
 
 Evaluate = Callable[[nn.Module], float]
 
 
 def _weighted(model: nn.Module, layer_names: Sequence[str]) -> dict[str, nn.Module]:
-    """Named modules that own a `weight` parameter, or a ConfigError naming one that does not."""
+    """Named modules that own a `weight` parameter, or a ValueError naming one that does not."""
     modules = resolve_modules(model, layer_names)
     for name, module in modules.items():
         if not isinstance(getattr(module, "weight", None), torch.Tensor):
-            raise ConfigError(f"layer {name!r} ({type(module).__name__}) has no weight tensor to prune")
+            raise ValueError(f"layer {name!r} ({type(module).__name__}) has no weight tensor to prune")
     return modules
 
 
 def prune_l1(model: nn.Module, layer_names: Sequence[str], amount: float) -> nn.Module:
     """A deep copy whose named layers have the fraction `amount` of their smallest-|w| weights set to zero."""
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0.0 <= amount <= 1.0:
-        raise ConfigError(f"pruning amount={amount!r} must be a sparsity in [0, 1]")
+        raise ValueError(f"pruning amount={amount!r} must be a sparsity in [0, 1]")
     pruned = copy.deepcopy(model)
     for module in _weighted(pruned, layer_names).values():
         prune.l1_unstructured(module, "weight", amount=float(amount))
@@ -70,28 +70,18 @@ def pruning_curve(model: nn.Module, layer_names: Sequence[str], sparsities: Sequ
     return {float(s): float(evaluate(prune_l1(model, layer_names, s))) for s in sparsities}
 
 
-def _conv1d_type() -> type | None:
-    """transformers' GPT-2-style Conv1D (weight stored (in, out)), if transformers is importable."""
-    try:
-        from transformers.pytorch_utils import Conv1D
-    except ImportError:
-        return None
-    return Conv1D
-
-
 def _axes(module: nn.Module, name: str) -> tuple[int, int]:
     """(output-unit axis, input axis) of a supported linear map's weight."""
-    conv1d = _conv1d_type()
-    if conv1d is not None and isinstance(module, conv1d):
+    if is_hf_conv1d(module):
         return 1, 0
     if isinstance(module, nn.Linear):
         return 0, 1
     if isinstance(module, nn.Conv2d):
         if module.groups != 1:
-            raise ConfigError(f"layer {name!r} is a grouped convolution (groups={module.groups}); downsampling "
+            raise ValueError(f"layer {name!r} is a grouped convolution (groups={module.groups}); downsampling "
                               "needs groups=1")
         return 0, 1
-    raise ConfigError(f"layer {name!r} is a {type(module).__name__}; downsampling supports Linear, Conv2d and "
+    raise ValueError(f"layer {name!r} is a {type(module).__name__}; downsampling supports Linear, Conv2d and "
                       "transformers Conv1D")
 
 
@@ -128,7 +118,7 @@ def _resized(module: nn.Module, n_in: int | None, n_out: int | None, weight: tor
 def _eval_affine(norm: nn.BatchNorm2d, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(a, c) of the eval-mode BatchNorm as y = a·z + c per channel."""
     if norm.running_mean is None or norm.running_var is None:
-        raise ConfigError(f"BatchNorm {name!r} tracks no running statistics, so it is not a fixed affine map in "
+        raise ValueError(f"BatchNorm {name!r} tracks no running statistics, so it is not a fixed affine map in "
                           "eval mode and cannot be folded; downsample a pair without it")
     scale = norm.running_var.add(norm.eps).rsqrt()
     if norm.weight is not None:
@@ -171,18 +161,18 @@ def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
 def _check_pair(first: nn.Module, second: nn.Module, layer_name: str, next_name: str, k: int) -> tuple[int, int]:
     """Validate the pair and k; return the sheet (H, W) of the first layer."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ConfigError(f"downsampling factor k={k!r} must be a positive integer")
+        raise ValueError(f"downsampling factor k={k!r} must be a positive integer")
     out_axis, _ = _axes(first, layer_name)
     _, in_axis = _axes(second, next_name)
     n_units = first.weight.shape[out_axis]
     if second.weight.shape[in_axis] != n_units:
-        raise ConfigError(f"layer {next_name!r} takes {second.weight.shape[in_axis]} inputs but {layer_name!r} has "
+        raise ValueError(f"layer {next_name!r} takes {second.weight.shape[in_axis]} inputs but {layer_name!r} has "
                           f"{n_units} units; the pair must be (layer, the linear map reading its units)")
     if isinstance(first, nn.Conv2d) != isinstance(second, nn.Conv2d):
-        raise ConfigError(f"layers {layer_name!r} and {next_name!r} must both be convolutions or both be linear")
+        raise ValueError(f"layers {layer_name!r} and {next_name!r} must both be convolutions or both be linear")
     h, w = sheet_shape(n_units)
     if h % k or w % k:
-        raise ConfigError(f"k={k} does not divide the {h}x{w} sheet of layer {layer_name!r} ({n_units} units); "
+        raise ValueError(f"k={k} does not divide the {h}x{w} sheet of layer {layer_name!r} ({n_units} units); "
                           f"use a k that divides both {h} and {w}")
     return h, w
 
@@ -202,7 +192,7 @@ def _downsample_inplace(model: nn.Module, layer_name: str, next_name: str, k: in
         if norm_name is not None:
             norm = resolve_modules(model, [norm_name])[norm_name]
             if not isinstance(norm, nn.BatchNorm2d) or norm.num_features != n_units:
-                raise ConfigError(f"norm {norm_name!r} must be a BatchNorm2d over the {n_units} units of "
+                raise ValueError(f"norm {norm_name!r} must be a BatchNorm2d over the {n_units} units of "
                                   f"{layer_name!r}")
             scale, shift = _eval_affine(norm, norm_name)
             shape = [1] * weight.ndim
@@ -249,11 +239,11 @@ def downsampling_curve(model: nn.Module, pairs: Sequence[Sequence[str]], factors
     kept_fraction (weights and biases of the pairs' two maps), metric.
     """
     if not pairs:
-        raise ConfigError("pairs is empty; give (layer, next_layer) name pairs, "
+        raise ValueError("pairs is empty; give (layer, next_layer) name pairs, "
                           "e.g. ('transformer.h.0.mlp.c_fc', 'transformer.h.0.mlp.c_proj')")
     for pair in pairs:
         if len(pair) not in (2, 3):
-            raise ConfigError(f"pair {tuple(pair)!r} must be (layer, next) or (layer, next, batchnorm)")
+            raise ValueError(f"pair {tuple(pair)!r} must be (layer, next) or (layer, next, batchnorm)")
     total = _pair_size(model, pairs)
     rows = []
     for k in factors:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,13 +25,22 @@ def _matches(pattern: str, name: str) -> bool:
     return fnmatch.fnmatchcase(name, pattern)
 
 
+def is_hf_conv1d(module: nn.Module) -> bool:
+    """Whether `module` is transformers' GPT-2-style Conv1D, whose weight is stored (in, out).
+
+    Such a module exists only once `transformers.pytorch_utils` is imported, so this never imports transformers.
+    """
+    pytorch_utils = sys.modules.get("transformers.pytorch_utils")
+    return pytorch_utils is not None and isinstance(module, pytorch_utils.Conv1D)
+
+
 def _unit_dim(module: nn.Module, param_name: str | None) -> int | None:
     """Axis of the output units in the module's sheet parameter, or None if the type is unsupported.
 
     The layer type decides, whatever `param` names: a transformers Conv1D stores (in, out) for every weight.
     """
-    if type(module).__name__ == "Conv1D" and type(module).__module__.startswith("transformers"):
-        return 1  # HF GPT-2 Conv1D stores (in, out)
+    if is_hf_conv1d(module):
+        return 1
     if param_name is not None:
         return 0  # custom attribute (e.g. an RNN's weight_ih_l0): rows are units
     if isinstance(module, SHEET_TYPES):
