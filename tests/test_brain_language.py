@@ -12,7 +12,6 @@ from transformers.utils import logging as hf_logging
 
 from toponets_exp.brain.activations import text_responses
 from toponets_exp.brain.language import embedded_sentences, language_selectivity, make_nonwords
-from toponets_exp.errors import ConfigError
 
 hf_logging.set_verbosity_error()
 
@@ -48,7 +47,7 @@ def test_pronounceable_nonwords_alternate_consonants_and_vowels():
 def test_nonwords_are_deterministic_by_seed():
     assert make_nonwords(SENTENCES, seed=7) == make_nonwords(SENTENCES, seed=7)
     assert make_nonwords(SENTENCES, seed=7) != make_nonwords(SENTENCES, seed=8)
-    with pytest.raises(ConfigError, match="style"):
+    with pytest.raises(ValueError, match="style"):
         make_nonwords(SENTENCES, style="klingon")
 
 
@@ -56,14 +55,16 @@ def test_embedded_sentences_are_plain_prose_from_the_help_text():
     sentences = embedded_sentences(120, seed=0, min_words=6, max_words=15)
     assert len(sentences) == len(set(sentences)) == 120
     corpus = " ".join(" ".join(text.split()) for text in topics.values())
+    per_topic = [" ".join(text.split()) for text in topics.values()]
     for s in sentences:
         assert 6 <= len(s[:-1].split()) <= 15
         assert s.endswith(".") and s[0].isupper()
         assert not re.search(r"[0-9_()\[\]{}<>=*`\"/:@#]", s)
         assert s in corpus
+        assert any(s in text for text in per_topic)  # no sentence runs across two topics
     assert embedded_sentences(120, seed=0, min_words=6, max_words=15) == sentences
     assert embedded_sentences(120, seed=1, min_words=6, max_words=15) != sentences
-    with pytest.raises(ConfigError, match="n=100000"):
+    with pytest.raises(ValueError, match="n=100000"):
         embedded_sentences(100000)
 
 
@@ -110,7 +111,7 @@ def test_language_selectivity_matches_scipy_and_definitions():
     assert result.morans_i == pytest.approx(_reference_morans_i(result.t), rel=1e-10)
     assert result.morans_i > 0.5  # two clustered patches
     assert language_selectivity(sentences, nonwords).t.shape == (8, 8)  # default sheet
-    with pytest.raises(ConfigError, match="sheet"):
+    with pytest.raises(ValueError, match="sheet"):
         language_selectivity(sentences, nonwords, (4, 4))
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from toponets_exp.brain.spatial import morans_i
 from toponets_exp.brain.stats import ArrayLike, as_float64, benjamini_hochberg, welch_t_pvalues
-from toponets_exp.errors import ConfigError
+from toponets_exp.data.text import embedded_text
 from toponets_exp.topo.sheet import sheet_shape
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,6 @@ def _words(text: str) -> set[str]:
     return {w.lower() for w in re.findall(r"[A-Za-z]+", text)}
 
 
-def _help_text() -> dict[str, str]:
-    """The CPython help topics (`pydoc_data.topics`): English prose shipped with the interpreter."""
-    from pydoc_data.topics import topics
-
-    return topics
-
-
 def make_nonwords(sentences: Sequence[str], seed: int = 0, style: str = "pronounceable") -> list[str]:
     """For each sentence, a string of non-words of the same shape: same words, lengths, case and punctuation.
 
@@ -76,8 +69,8 @@ def make_nonwords(sentences: Sequence[str], seed: int = 0, style: str = "pronoun
     redrawn, up to 100 times. Deterministic for the same sentences, seed and style.
     """
     if style not in STYLES:
-        raise ConfigError(f"style={style!r} is not supported; use one of {', '.join(STYLES)}")
-    vocabulary = _words(" ".join(_help_text().values())) | _words(" ".join(sentences))
+        raise ValueError(f"style={style!r} is not supported; use one of {', '.join(STYLES)}")
+    vocabulary = _words(embedded_text()) | _words(" ".join(sentences))
     rng = np.random.default_rng(seed)
     out = []
     for sentence in sentences:
@@ -124,17 +117,15 @@ def _prose_sentences(text: str, min_words: int, max_words: int) -> list[str]:
 def embedded_sentences(n: int, seed: int = 0, min_words: int = 6, max_words: int = 20) -> list[str]:
     """`n` distinct English sentences from the CPython help topics (`pydoc_data.topics`), sampled by seed.
 
-    The pool is every plain-prose sentence of the topics (sorted topic order, see `_prose_sentences`),
-    deduplicated in first-seen order; the sample is deterministic for a seed and Python version (the topics text
+    The pool is every plain-prose sentence of `data.text.embedded_text()` (the topics in sorted order, see
+    `_prose_sentences`), deduplicated in first-seen order; the sample is deterministic for a seed and Python version (the topics text
     is part of the interpreter).
     """
-    topics = _help_text()
     if min_words < 1 or max_words < min_words:
-        raise ConfigError(f"min_words={min_words}, max_words={max_words}: need 1 <= min_words <= max_words")
-    pool = list(dict.fromkeys(s for key in sorted(topics) for s in _prose_sentences(topics[key], min_words,
-                                                                                     max_words)))
+        raise ValueError(f"min_words={min_words}, max_words={max_words}: need 1 <= min_words <= max_words")
+    pool = list(dict.fromkeys(_prose_sentences(embedded_text(), min_words, max_words)))
     if not 1 <= n <= len(pool):
-        raise ConfigError(f"n={n} sentences requested; the embedded text has {len(pool)} sentences of "
+        raise ValueError(f"n={n} sentences requested; the embedded text has {len(pool)} sentences of "
                           f"{min_words}-{max_words} words, so n must be in [1, {len(pool)}]")
     order = np.random.default_rng(seed).permutation(len(pool))[:n]
     return [pool[i] for i in order]
@@ -172,7 +163,7 @@ def language_selectivity(sentence_responses: ArrayLike, nonword_responses: Array
     t, p = welch_t_pvalues(a, b)
     h, w = sheet if sheet is not None else sheet_shape(t.size)
     if h * w != t.size:
-        raise ConfigError(f"sheet={tuple(sheet)} has {h * w} cells but the responses have {t.size} units")
+        raise ValueError(f"sheet={tuple(sheet)} has {h * w} cells but the responses have {t.size} units")
     rejected, p_adj = benjamini_hochberg(p, alpha)
     if np.all(np.isfinite(t)):
         spatial = morans_i(t.reshape(h, w))
