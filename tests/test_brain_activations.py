@@ -10,7 +10,6 @@ from transformers import GPTNeoConfig, GPTNeoForCausalLM
 from transformers.utils import logging as hf_logging
 
 from toponets_exp.brain.activations import record_activations, text_batches, text_responses
-from toponets_exp.errors import ConfigError
 
 hf_logging.set_verbosity_error()
 
@@ -80,16 +79,16 @@ def test_hooks_removed_when_forward_fails():
 
 
 def test_unknown_layer_lists_close_names():
-    with pytest.raises(ConfigError, match="conv2"):
+    with pytest.raises(ValueError, match="conv2"):
         record_activations(tiny_cnn(), ["conv3"], image_batches(1), progress=False)
-    with pytest.raises(ConfigError, match="reduce"):
+    with pytest.raises(ValueError, match="reduce"):
         record_activations(tiny_cnn(), ["conv1"], image_batches(1), reduce="max", progress=False)
 
 
 def test_shared_module_called_twice_is_an_error():
     lin = nn.Linear(4, 4)
     net = nn.Sequential(OrderedDict(a=lin, b=nn.ReLU(), c=lin))
-    with pytest.raises(ConfigError, match="more than once"):
+    with pytest.raises(ValueError, match="more than once"):
         record_activations(net, ["a"], [torch.randn(2, 4)], progress=False)
 
 
@@ -146,5 +145,5 @@ def test_text_batches_pad_right_with_mask():
     assert [b["input_ids"].shape for b in batches] == [(2, 3), (1, 2)]
     assert batches[0]["input_ids"].tolist() == [[97, 98, 99], [97, 7, 7]]
     assert batches[0]["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
-    with pytest.raises(ConfigError, match="no tokens"):
+    with pytest.raises(ValueError, match="no tokens"):
         list(text_batches([""], lambda s: [], batch_size=1))

@@ -149,13 +149,12 @@ def test_end_to_end_accuracy_with_a_tiny_model(tmp_path):
 
 
 def test_byte_level_models_score_the_first_token_of_each_sentence():
-    """With the embedded byte corpus the evaluation prepends its line-break separator, so minimal pairs that
-    differ only in their first byte get different scores (without it, one-byte sentences both score 0)."""
+    """With the embedded byte corpus the evaluation prepends its line-break separator (the tokenizer's start_id),
+    so minimal pairs that differ only in their first byte get different scores (without it, one-byte sentences both
+    score 0)."""
     from toponets_exp.data.text import EmbeddedTextDataModule
-    from toponets_exp.tasks.eval_language import start_token
 
-    datamodule = EmbeddedTextDataModule(block_size=16)
-    start = start_token(datamodule)
+    start = EmbeddedTextDataModule(block_size=16).tokenizer.start_id
     assert start == ord("\n")
     model = tiny_gpt_neo()
     a, b = sequence_log_prob(model, encode, ["A", "B"], bos_id=start)

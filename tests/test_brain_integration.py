@@ -10,7 +10,6 @@ from transformers.utils import logging as hf_logging
 from toponets_exp.brain.activations import text_responses
 from toponets_exp.brain.integration import exponential, fit_decay, integration_windows, power_law
 from toponets_exp.brain.language import embedded_sentences
-from toponets_exp.errors import ConfigError
 
 hf_logging.set_verbosity_error()
 
@@ -103,11 +102,11 @@ def test_insensitive_units_get_no_window_and_bad_inputs_are_errors():
     flat = lambda texts: np.ones((len(texts), 3))  # noqa: E731
     result = integration_windows(flat, random_sentences(10, 6), (1, 2))
     assert list(result.best_model) == ["none"] * 3 and np.isnan(result.window).all()
-    with pytest.raises(ConfigError, match="sentences have"):
+    with pytest.raises(ValueError, match="sentences have"):
         integration_windows(flat, random_sentences(10, 3), (1, 2))
-    with pytest.raises(ConfigError, match="non-negative"):
+    with pytest.raises(ValueError, match="non-negative"):
         integration_windows(flat, random_sentences(10, 6), (-1,))
-    with pytest.raises(ConfigError, match="n_texts"):
+    with pytest.raises(ValueError, match="n_texts"):
         integration_windows(lambda texts: np.ones(len(texts)), random_sentences(10, 6), (1,))
 
 

@@ -11,7 +11,6 @@ import pytest
 from toponets_exp.brain import (plot_bar, plot_curves, plot_selectivity_maps, plot_sheet_map, plot_similarity_curves,
                                 plot_weight_sheet, selectivity_map, similarity_by_distance)
 from toponets_exp.brain.plots import sheet_principal_components
-from toponets_exp.errors import ConfigError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -56,7 +55,7 @@ def test_plot_selectivity_maps(tmp_path: Path) -> None:
     responses[:20, 40:70] += 2.0
     maps = [selectivity_map(responses, labels, c, (12, 16)) for c in ("face", "body", "scene", "object", "word")]
     assert_png(plot_selectivity_maps(maps, tmp_path / "sel.png", "Category selectivity, layer4"))
-    with pytest.raises(ConfigError, match="at least one"):
+    with pytest.raises(ValueError, match="at least one"):
         plot_selectivity_maps([], tmp_path / "none.png", "empty")
 
 
@@ -68,5 +67,5 @@ def test_plot_bar_curves_and_sheet_map(tmp_path: Path) -> None:
                            tmp_path / "prune.png", "Pruning c_fc", "fraction pruned", "accuracy"))
     values = np.add.outer(np.arange(24.0), np.sin(np.arange(48) / 5))
     assert_png(plot_sheet_map(values, tmp_path / "map.png", "Language selectivity (t)", cmap="magma"))
-    with pytest.raises(ConfigError, match="2-D map"):
+    with pytest.raises(ValueError, match="2-D map"):
         plot_sheet_map(np.ones(4), tmp_path / "bad.png", "bad")

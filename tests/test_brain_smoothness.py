@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from toponets_exp.brain import response_profiles, similarity_by_distance, smoothness
-from toponets_exp.brain.smoothness import sample_pairs, triangle_pairs
-from toponets_exp.errors import ConfigError
+from toponets_exp.brain.smoothness import largest_outward_drop, sample_pairs, triangle_pairs
 
 
 def smooth_sheet(h: int, w: int, dim: int = 24, seed: int = 0) -> np.ndarray:
@@ -114,26 +113,46 @@ def test_opposed_far_units_score_above_one() -> None:
     assert smoothness(vectors, (h, w)).value > 1.0
 
 
-def test_tdann_normalised_drop_of_the_curve() -> None:
+def test_max_minus_min_and_tdann_match_brute_force() -> None:
     h, w = 20, 20
-    profiles = 2.0 + smooth_sheet(h, w, dim=40)  # positive, like rectified responses
-    result = smoothness(profiles, (h, w), method="tdann")
-    mm = smoothness(profiles, (h, w), method="max_minus_min")
-    # Independent derivation: every pair by brute force, grouped by rounded distance, sparse bins (<1%) dropped.
+    profiles = 2.0 + smooth_sheet(h, w, dim=40)
     unit = profiles / np.linalg.norm(profiles, axis=1, keepdims=True)  # cosine of the vectors as given
     groups: dict[int, list[float]] = {}
+    dists, cosines = [], []
     for i in range(h * w):
         for j in range(i + 1, h * w):
-            d = int(np.rint(np.hypot(i // w - j // w, i % w - j % w)))
-            groups.setdefault(d, []).append(float(unit[i] @ unit[j]))
+            d = np.hypot(i // w - j // w, i % w - j % w)
+            groups.setdefault(int(np.rint(d)), []).append(float(unit[i] @ unit[j]))
+            dists.append(d)
+            cosines.append(float(unit[i] @ unit[j]))
+    # max_minus_min: the largest fall c(near bin) - c(farther bin) among bins holding >= 1% of the pairs
     total = sum(len(v) for v in groups.values())
-    reliable = np.array([np.mean(v) for v in groups.values() if len(v) >= 0.01 * total])
-    assert mm.value == pytest.approx(reliable.max() - reliable.min(), rel=1e-9)
-    assert result.value == pytest.approx((reliable.max() - reliable.min()) / reliable.max(), rel=1e-9)
-    assert 0.0 < result.value < 1.0
-    assert smoothness(np.random.default_rng(0).permutation(profiles), (h, w), method="tdann").value < 0.01
-    opposed = np.array([[1.0, 0.0], [-1.0, 0.0]])
-    assert np.isnan(smoothness(opposed, (1, 2), method="tdann").value)  # peak <= 0: undefined
+    curve = [np.mean(groups[d]) for d in sorted(groups) if len(groups[d]) >= 0.01 * total]
+    drop = max(curve[i] - curve[j] for i in range(len(curve)) for j in range(i + 1, len(curve)))
+    assert smoothness(profiles, (h, w), method="max_minus_min").value == pytest.approx(drop, rel=1e-9)
+    # tdann: TDANN's statistic of 1 - cos in 20 equal-width half-open distance bins
+    dists, dissim = np.array(dists), 1.0 - np.array(cosines)
+    edges = np.linspace(dists.min(), dists.max(), 21)
+    means = [dissim[(dists >= lo) & (dists < hi)].mean() for lo, hi in zip(edges[:-1], edges[1:])]
+    expected = (max(means) - means[0]) / max(means)
+    result = smoothness(profiles, (h, w), method="tdann").value
+    assert result == pytest.approx(expected, rel=1e-9) and 0.0 < result < 1.0
+    assert smoothness(np.random.default_rng(0).permutation(profiles), (h, w), method="tdann").value < 0.05
+
+
+def test_every_method_is_bounded_and_direction_aware() -> None:
+    assert largest_outward_drop(np.array([-1.0, 0.0, 0.5])) == 0.0  # similarity rising with distance
+    assert largest_outward_drop(np.array([0.9, 0.5, 0.2, 0.3])) == pytest.approx(0.7)
+    h, w = 16, 16
+    rows, cols = np.divmod(np.arange(h * w), w)
+    checker = np.where(((rows + cols) % 2)[:, None] == 0, 1.0, -1.0) * np.ones((1, 3))
+    bounds = {"near_minus_far": (-2.0, 2.0), "max_minus_min": (0.0, 2.0), "tdann": (0.0, 1.0)}
+    rng = np.random.default_rng(1)
+    for vectors in (checker, rng.normal(size=(h * w, 5)), smooth_sheet(h, w)):
+        for method, (lo, hi) in bounds.items():
+            assert lo <= smoothness(vectors, (h, w), method=method).value <= hi, method
+    # units that agree with distant units more than with neighbours score below the null
+    assert smoothness(checker, (h, w)).value < 0.0
 
 
 def test_response_profiles_turn_cosine_into_pearson() -> None:
@@ -154,9 +173,9 @@ def test_conv_weights_are_flattened_and_zero_units_have_zero_similarity() -> Non
 
 
 def test_smoothness_input_checks() -> None:
-    with pytest.raises(ConfigError, match=r"eval\.smoothness='slope'.*near_minus_far, max_minus_min, tdann"):
+    with pytest.raises(ValueError, match=r"method='slope'.*near_minus_far, max_minus_min, tdann"):
         smoothness(np.ones((4, 2)), (2, 2), method="slope")
-    with pytest.raises(ConfigError, match="n_units = H·W = 6"):
+    with pytest.raises(ValueError, match="n_units = H·W = 6"):
         similarity_by_distance(np.ones((4, 2)), (2, 3))
-    with pytest.raises(ConfigError, match="max_pairs"):
+    with pytest.raises(ValueError, match="max_pairs"):
         similarity_by_distance(np.ones((4, 2)), (2, 2), max_pairs=0)

@@ -9,7 +9,6 @@ from scipy import ndimage, stats as sps
 from skimage.metrics import structural_similarity
 
 from toponets_exp.brain import map_pearson, map_ssim, morans_i, selectivity_map, welch_t
-from toponets_exp.errors import ConfigError
 
 
 def brute_morans_i(x: np.ndarray) -> float:
@@ -43,13 +42,13 @@ def test_morans_i_matches_brute_force(shape: tuple[int, int]) -> None:
 
 
 def test_map_checks() -> None:
-    with pytest.raises(ConfigError, match="2-D"):
+    with pytest.raises(ValueError, match="2-D"):
         morans_i(np.ones(5))
-    with pytest.raises(ConfigError, match="NaN or infinite"):
+    with pytest.raises(ValueError, match="NaN or infinite"):
         morans_i(np.array([[1.0, np.nan]]))
-    with pytest.raises(ConfigError, match="same shape"):
+    with pytest.raises(ValueError, match="same shape"):
         map_ssim(np.ones((8, 8)), np.ones((8, 9)))
-    with pytest.raises(ConfigError, match="3×3"):
+    with pytest.raises(ValueError, match="3×3"):
         map_ssim(np.ones((2, 8)), np.zeros((2, 8)))
 
 
@@ -107,9 +106,9 @@ def test_selectivity_map_finds_the_planted_patch() -> None:
 
 def test_selectivity_map_checks() -> None:
     responses, labels, _ = planted_category_patch()
-    with pytest.raises(ConfigError, match="category='car' is not among the labels"):
+    with pytest.raises(ValueError, match="category='car' is not among the labels"):
         selectivity_map(responses, labels, "car", (12, 16))
-    with pytest.raises(ConfigError, match="n_units = H·W = 100"):
+    with pytest.raises(ValueError, match="n_units = H·W = 100"):
         selectivity_map(responses, labels, "face", (10, 10))
-    with pytest.raises(ConfigError, match="labels must have shape"):
+    with pytest.raises(ValueError, match="labels must have shape"):
         selectivity_map(responses, labels[:-1], "face", (12, 16))

@@ -178,3 +178,13 @@ def test_ridge_predictivity_single_target_and_checks() -> None:
         ridge_predictivity(x, y, alphas=(0.0, 1.0))
     with pytest.raises(ValueError, match="share n_stimuli"):
         ridge_predictivity(x, y[:10])
+
+
+def test_population_std_convention_is_tdanns_tstat_and_dprime() -> None:
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(1.0, 2.0, size=(12, 6)), rng.normal(0.0, 1.0, size=(30, 6))
+    t = (a.mean(0) - b.mean(0)) / np.sqrt(np.std(a, axis=0) ** 2 / 12 + np.std(b, axis=0) ** 2 / 30)
+    d = (a.mean(0) - b.mean(0)) / np.sqrt((np.std(a, axis=0) ** 2 + np.std(b, axis=0) ** 2) / 2)
+    np.testing.assert_allclose(welch_t(a, b, ddof=0), t, rtol=1e-12)
+    np.testing.assert_allclose(d_prime(a, b, ddof=0), d, rtol=1e-12)
+    assert np.all(np.abs(welch_t(a, b, ddof=0)) > np.abs(welch_t(a, b)))  # smaller spread, larger |t|

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from toponets_exp.errors import ConfigError
+from toponets_exp.errors import CheckpointError
 from toponets_exp.lit import ImageClassifier
 from toponets_exp.models import gpt, load_weights, resnet18, resnet50, vit_b_32
 from toponets_exp.models.gpt_neo import gpt_neo_125m
@@ -100,7 +100,7 @@ def test_gpt_neo_huggingface_directory(tmp_path):
 
 def test_gpt_neo_directory_of_another_size_is_refused(tmp_path):
     seeded(0, gpt_neo_125m, **{**TINY_NEO, "num_layers": 3}).save_pretrained(tmp_path / "gpt-neo")
-    with pytest.raises(ConfigError, match=r"unexpected: transformer\.h\.2\."):
+    with pytest.raises(CheckpointError, match=r"unexpected: transformer\.h\.2\."):
         load_weights(seeded(1, gpt_neo_125m, **TINY_NEO), tmp_path / "gpt-neo")
 
 
@@ -131,28 +131,28 @@ def test_lightning_checkpoint_of_a_compiled_backbone(tmp_path):
 
 def test_unknown_layout_names_the_accepted_formats(tmp_path):
     torch.save({"weights": seeded(0, resnet18, **TINY_RESNET).state_dict(), "step": 3}, tmp_path / "w.pt")
-    with pytest.raises(ConfigError, match=r"top-level keys \[weights, step\].*plain: .*model: .*lightning: "):
+    with pytest.raises(CheckpointError, match=r"top-level keys \[weights, step\].*plain: .*model: .*lightning: "):
         load_weights(resnet18(**TINY_RESNET), tmp_path / "w.pt")
     torch.save([torch.zeros(2)], tmp_path / "list.pt")
-    with pytest.raises(ConfigError, match="holds a list, not a dict"):
+    with pytest.raises(CheckpointError, match="holds a list, not a dict"):
         load_weights(resnet18(**TINY_RESNET), tmp_path / "list.pt")
 
 
 def test_explicit_format_that_does_not_fit(tmp_path):
     torch.save(seeded(0, resnet18, **TINY_RESNET).state_dict(), tmp_path / "plain.pt")
-    with pytest.raises(ConfigError, match=r"is not in format 'model' \(a dict with the state dict under 'model'"):
+    with pytest.raises(CheckpointError, match=r"is not in format 'model' \(a dict with the state dict under 'model'"):
         load_weights(resnet18(**TINY_RESNET), tmp_path / "plain.pt", "model")
-    with pytest.raises(ConfigError, match="no 'state_dict' keys starting with 'net.'"):
+    with pytest.raises(CheckpointError, match="no 'state_dict' keys starting with 'net.'"):
         torch.save({"state_dict": {"backbone.fc.weight": torch.zeros(1)}}, tmp_path / "other.ckpt")
         load_weights(resnet18(**TINY_RESNET), tmp_path / "other.ckpt")
-    with pytest.raises(ConfigError, match="format='safetensors' is not supported; use auto or one of plain, model"):
+    with pytest.raises(ValueError, match="format='safetensors' is not supported; use auto or one of plain, model"):
         load_weights(resnet18(**TINY_RESNET), tmp_path / "plain.pt", "safetensors")
 
 
 def test_key_mismatch_lists_missing_and_unexpected_keys(tmp_path):
     torch.save(seeded(0, resnet18, **TINY_RESNET).state_dict(), tmp_path / "blurpool.pt")
     plain = resnet18(num_classes=10, small_input=True, blurpool=False)
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(CheckpointError) as err:
         load_weights(plain, tmp_path / "blurpool.pt")
     message = str(err.value)
     assert "does not fit ResNet" in message
@@ -163,30 +163,30 @@ def test_key_mismatch_lists_missing_and_unexpected_keys(tmp_path):
 
 def test_shape_mismatch_is_reported(tmp_path):
     torch.save(seeded(0, resnet18, **TINY_RESNET).state_dict(), tmp_path / "ten.pt")
-    with pytest.raises(ConfigError, match=r"shape mismatch: fc.weight \(10, 512\) \(model \(5, 512\)\)"):
+    with pytest.raises(CheckpointError, match=r"shape mismatch: fc.weight \(10, 512\) \(model \(5, 512\)\)"):
         load_weights(resnet18(**{**TINY_RESNET, "num_classes": 5}), tmp_path / "ten.pt")
 
 
 def test_unsafe_or_unreadable_files(tmp_path):
     torch.save({"model": {}, "extra": Opaque()}, tmp_path / "pickled.pt")
-    with pytest.raises(ConfigError, match=r"cannot be read with torch.load\(weights_only=True\)"):
+    with pytest.raises(CheckpointError, match=r"cannot be read with torch.load\(weights_only=True\)"):
         load_weights(resnet18(**TINY_RESNET), tmp_path / "pickled.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ConfigError, match="cannot be read"):
+    with pytest.raises(CheckpointError, match="cannot be read"):
         load_weights(resnet18(**TINY_RESNET), tmp_path / "garbage.pt")
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         load_weights(resnet18(**TINY_RESNET), tmp_path / "missing.pt")
 
 
 def test_directories_need_a_huggingface_model_and_config(tmp_path):
-    with pytest.raises(ConfigError, match="only a transformers model can load; the backbone is a ResNet"):
+    with pytest.raises(CheckpointError, match="only a transformers model can load; the backbone is a ResNet"):
         load_weights(resnet18(**TINY_RESNET), tmp_path)
-    with pytest.raises(ConfigError, match="has no config.json"):
+    with pytest.raises(CheckpointError, match="has no config.json"):
         load_weights(gpt_neo_125m(**TINY_NEO), tmp_path)
-    with pytest.raises(ConfigError, match="is a directory, but format='plain' expects a file"):
+    with pytest.raises(CheckpointError, match="is a directory, but format='plain' expects a file"):
         load_weights(resnet18(**TINY_RESNET), tmp_path, "plain")
     torch.save({}, tmp_path / "weights.pt")
-    with pytest.raises(ConfigError, match="format 'huggingface' expects a model directory"):
+    with pytest.raises(CheckpointError, match="format 'huggingface' expects a model directory"):
         load_weights(gpt_neo_125m(**TINY_NEO), tmp_path / "weights.pt", "huggingface")
 
 

@@ -6,6 +6,7 @@ kept, never a layer's full activations over the stimulus set:
 - (B, units): kept as is;
 - (B, C, *spatial) with >= 2 spatial dims (conv feature maps): averaged over space, one value per channel;
 - (B, T, units) (token sequences): averaged over the token positions, or the last token with ``reduce="last"``;
+- with ``reduce="flatten"`` every value is kept: (B, C, H, W) -> (B, C·H·W) (TDANN's un-pooled features);
   when the batch is a mapping with an ``attention_mask`` (B, T), padding positions are left out of the mean and
   "last" is the last non-padding position (left or right padding both work).
 
@@ -25,9 +26,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from toponets_exp.errors import ConfigError
 
-REDUCTIONS = ("mean", "last")
+REDUCTIONS = ("mean", "last", "flatten")
 
 
 @contextlib.contextmanager
@@ -71,16 +71,16 @@ def default_forward(model: nn.Module, batch: Any) -> Any:
 
 
 def resolve_modules(model: nn.Module, layer_names: Sequence[str]) -> dict[str, nn.Module]:
-    """The named submodules, or a ConfigError naming an unknown layer and the closest existing names."""
+    """The named submodules, or a ValueError naming an unknown layer and the closest existing names."""
     if not layer_names:
-        raise ConfigError("layer_names is empty; name at least one module of the model (see model.named_modules())")
+        raise ValueError("layer_names is empty; name at least one module of the model (see model.named_modules())")
     modules = dict(model.named_modules())
     out = {}
     for name in layer_names:
         if name not in modules:
             close = difflib.get_close_matches(name, [n for n in modules if n], n=6, cutoff=0.5)
             hint = f"closest names: {', '.join(close)}" if close else "see model.named_modules() for the names"
-            raise ConfigError(f"layer {name!r} is not a module of {type(model).__name__}; {hint}")
+            raise ValueError(f"layer {name!r} is not a module of {type(model).__name__}; {hint}")
         out[name] = modules[name]
     return out
 
@@ -107,18 +107,20 @@ def reduce_output(output: Any, reduce: str, mask: torch.Tensor | None, name: str
     if isinstance(output, (tuple, list)) and output:
         output = output[0]
     if not isinstance(output, torch.Tensor):
-        raise ConfigError(f"layer {name!r} returns {type(output).__name__}, not a tensor; record a module whose "
+        raise TypeError(f"layer {name!r} returns {type(output).__name__}, not a tensor; record a module whose "
                           "output is a tensor (or a tuple starting with one)")
     x = output.float()
     if x.ndim == 2:
         return x
+    if reduce == "flatten":
+        return x.flatten(1)
     if x.ndim >= 4:
         return x.flatten(2).mean(dim=2)
     if x.ndim != 3:
-        raise ConfigError(f"layer {name!r} outputs shape {tuple(x.shape)}; expected (B, units), (B, T, units) "
+        raise ValueError(f"layer {name!r} outputs shape {tuple(x.shape)}; expected (B, units), (B, T, units) "
                           "or (B, C, H, W)")
     if mask is not None and tuple(mask.shape) != tuple(x.shape[:2]):
-        raise ConfigError(f"layer {name!r} outputs {tuple(x.shape)} but the batch's attention_mask is "
+        raise ValueError(f"layer {name!r} outputs {tuple(x.shape)} but the batch's attention_mask is "
                           f"{tuple(mask.shape)}; the mask must be (batch, tokens) of the layer's sequence")
     return _mean_tokens(x, mask) if reduce == "mean" else _last_token(x, mask)
 
@@ -138,7 +140,7 @@ class _Recorder:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             """Reduce this forward call's output to (B, units) rows on the CPU."""
             if name in self.current:
-                raise ConfigError(f"layer {name!r} ran more than once in one forward pass (a shared module); "
+                raise ValueError(f"layer {name!r} ran more than once in one forward pass (a shared module); "
                                   "record a module that runs once per input")
             rows = reduce_output(output, self.reduce, self.mask, name)
             self.current[name] = rows.detach().cpu().numpy().astype(np.float32, copy=False)
@@ -148,7 +150,7 @@ class _Recorder:
         """Keep the current batch's rows, checking that every hooked module ran."""
         missing = [name for name in self.chunks if name not in self.current]
         if missing:
-            raise ConfigError(f"layers {missing} did not run in the forward pass; check the names and the forward")
+            raise ValueError(f"layers {missing} did not run in the forward pass; check the names and the forward")
         for name, rows in self.current.items():
             self.chunks[name].append(rows)
         self.current = {}
@@ -174,7 +176,7 @@ def record_activations(
     tensor -> ``model(batch)``); batches are moved to `device` (default: the model's device) first.
     """
     if reduce not in REDUCTIONS:
-        raise ConfigError(f"reduce={reduce!r} is not supported; use one of {', '.join(REDUCTIONS)}")
+        raise ValueError(f"reduce={reduce!r} is not supported; use one of {', '.join(REDUCTIONS)}")
     modules = resolve_modules(model, layer_names)
     device = torch.device(device) if device is not None else model_device(model)
     run = forward or default_forward
@@ -189,7 +191,7 @@ def record_activations(
     finally:
         recorder.remove()
     if not any(recorder.chunks.values()):
-        raise ConfigError("batches yielded no stimuli; pass a non-empty iterable of batches")
+        raise ValueError("batches yielded no stimuli; pass a non-empty iterable of batches")
     return {name: np.concatenate(chunks, axis=0) for name, chunks in recorder.chunks.items()}
 
 
@@ -197,12 +199,12 @@ def text_batches(texts: Sequence[str], encode: Callable[[str], list[int]], batch
                  pad_id: int = 0) -> Iterator[dict[str, torch.Tensor]]:
     """Right-padded ``{"input_ids", "attention_mask"}`` batches of encoded texts, in order."""
     if batch_size < 1:
-        raise ConfigError(f"batch_size={batch_size} must be >= 1")
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
     for start in range(0, len(texts), batch_size):
         ids = [list(encode(text)) for text in texts[start:start + batch_size]]
         empty = [texts[start + i] for i, seq in enumerate(ids) if not seq]
         if empty:
-            raise ConfigError(f"encode() returned no tokens for {empty[0]!r}; every text needs >= 1 token")
+            raise ValueError(f"encode() returned no tokens for {empty[0]!r}; every text needs >= 1 token")
         width = max(len(seq) for seq in ids)
         input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), width), dtype=torch.long)

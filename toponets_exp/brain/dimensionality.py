@@ -7,7 +7,6 @@ import logging
 import numpy as np
 
 from toponets_exp.brain.stats import ArrayLike, as_float64
-from toponets_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +19,7 @@ def covariance_eigenvalues(features: ArrayLike) -> np.ndarray:
     """
     x = as_float64(features)
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
-        raise ConfigError(
+        raise ValueError(
             f"features must be a 2-D array (n_stimuli >= 2, n_units >= 1), got shape {x.shape}"
         )
     x = x - x.mean(axis=0)

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toponets_exp.errors import ConfigError
 
 Responses = Callable[[list[str]], np.ndarray]
 
@@ -129,7 +128,7 @@ def _distances(distances: Sequence[int]) -> np.ndarray:
     values = []
     for d in distances:
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 0:
-            raise ConfigError(f"distances must be non-negative integers (words between context and target), got {d!r}")
+            raise ValueError(f"distances must be non-negative integers (words between context and target), got {d!r}")
         values.append(int(d))
     return np.array(sorted({0, *values}))
 
@@ -141,10 +140,10 @@ def swapped_texts(sequences: list[list[str]], donors: np.ndarray, d: int) -> lis
 
 
 def _checked(responses: Responses, texts: list[str], units: int | None) -> np.ndarray:
-    """responses(texts) as a float64 (n_texts, units) array, or a ConfigError on a wrong shape."""
+    """responses(texts) as a float64 (n_texts, units) array, or a ValueError on a wrong shape."""
     out = np.asarray(responses(texts), dtype=np.float64)
     if out.ndim != 2 or out.shape[0] != len(texts) or (units is not None and out.shape[1] != units):
-        raise ConfigError(f"responses(texts) must return (n_texts={len(texts)}, units) for every call, got {out.shape}")
+        raise ValueError(f"responses(texts) must return (n_texts={len(texts)}, units) for every call, got {out.shape}")
     return out
 
 
@@ -155,10 +154,10 @@ def integration_windows(responses: Responses, sentences: Sequence[str],
     dist = _distances(distances)
     n_context = int(dist.max()) + 1 if context_words is None else int(context_words)
     if n_context <= dist.max():
-        raise ConfigError(f"context_words={n_context} must exceed the largest distance {dist.max()}")
+        raise ValueError(f"context_words={n_context} must exceed the largest distance {dist.max()}")
     sequences = _sequences(sentences, n_context + 1)
     if len(sequences) < 2:
-        raise ConfigError(f"only {len(sequences)} sentences have >= {n_context + 1} words (context_words + target); "
+        raise ValueError(f"only {len(sequences)} sentences have >= {n_context + 1} words (context_words + target); "
                           "give more or longer sentences, or smaller distances")
     cycle = np.random.default_rng(seed).permutation(len(sequences))
     donors = np.empty(len(sequences), dtype=int)

@@ -118,8 +118,8 @@ def embedded_sentences(n: int, seed: int = 0, min_words: int = 6, max_words: int
     """`n` distinct English sentences from the CPython help topics (`pydoc_data.topics`), sampled by seed.
 
     The pool is every plain-prose sentence of `data.text.embedded_text()` (the topics in sorted order, see
-    `_prose_sentences`), deduplicated in first-seen order; the sample is deterministic for a seed and Python version (the topics text
-    is part of the interpreter).
+    `_prose_sentences`), deduplicated in first-seen order; the sample is deterministic for a seed and Python version
+    (the topics text is part of the interpreter).
     """
     if min_words < 1 or max_words < min_words:
         raise ValueError(f"min_words={min_words}, max_words={max_words}: need 1 <= min_words <= max_words")

@@ -14,7 +14,6 @@ from sklearn.decomposition import PCA
 from toponets_exp.brain.selectivity import SelectivityMap
 from toponets_exp.brain.smoothness import MIN_BIN_FRACTION, SimilarityCurve, reliable_bins
 from toponets_exp.brain.stats import ArrayLike, as_float64
-from toponets_exp.errors import ConfigError
 from toponets_exp.io import replacing
 
 DPI = 130
@@ -48,7 +47,7 @@ def sheet_principal_components(vectors: ArrayLike, sheet: tuple[int, int],
     h, w = (int(s) for s in sheet)
     x = as_float64(vectors)
     if x.ndim < 2 or x.shape[0] != h * w:
-        raise ConfigError(f"vectors must be (n_units = H·W = {h * w}, dim...) for sheet={tuple(sheet)}, got {x.shape}")
+        raise ValueError(f"vectors must be (n_units = H·W = {h * w}, dim...) for sheet={tuple(sheet)}, got {x.shape}")
     x = x.reshape(h * w, -1)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     x = x / np.where(norms > 0.0, norms, 1.0)
@@ -107,7 +106,7 @@ def plot_similarity_curves(curves: dict[str, SimilarityCurve], path: str | Path,
 def plot_selectivity_maps(maps: Sequence[SelectivityMap], path: str | Path, title: str) -> Path:
     """One t-map panel per category on a shared symmetric diverging scale, the threshold contour in black."""
     if not maps:
-        raise ConfigError("plot_selectivity_maps needs at least one SelectivityMap")
+        raise ValueError("plot_selectivity_maps needs at least one SelectivityMap")
     columns = min(len(maps), MAX_COLUMNS)
     rows = math.ceil(len(maps) / columns)
     fig = Figure(figsize=(columns * PANEL_INCHES + 1.0, rows * PANEL_INCHES + 0.6), layout="constrained")
@@ -158,7 +157,7 @@ def plot_sheet_map(values2d: ArrayLike, path: str | Path, title: str, cmap: str 
     """A single map on the sheet (e.g. language selectivity, integration window) with a colour bar."""
     values = as_float64(values2d)
     if values.ndim != 2:
-        raise ConfigError(f"plot_sheet_map needs a 2-D map, got shape {values.shape}")
+        raise ValueError(f"plot_sheet_map needs a 2-D map, got shape {values.shape}")
     aspect = float(np.clip(values.shape[1] / values.shape[0], 0.5, 3.0))
     fig = Figure(figsize=(PANEL_INCHES * aspect + 1.4, PANEL_INCHES + 0.4), layout="constrained")
     ax = fig.subplots()

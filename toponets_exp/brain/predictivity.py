@@ -11,7 +11,6 @@ from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
 from toponets_exp.brain.stats import ArrayLike, as_float64
-from toponets_exp.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -38,14 +37,14 @@ def _validated(features: ArrayLike, targets: ArrayLike, alphas: Sequence[float],
     y = y[:, None] if y.ndim == 1 else y
     grid = np.unique(np.asarray(alphas, dtype=np.float64))
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
-        raise ConfigError(
+        raise ValueError(
             f"features (n_stimuli, n_features) and targets (n_stimuli, n_targets) must share n_stimuli, "
             f"got shapes {x.shape} and {y.shape}"
         )
     if grid.size == 0 or np.any(grid <= 0.0):
-        raise ConfigError(f"alphas={list(alphas)} must be a non-empty list of positive ridge penalties")
+        raise ValueError(f"alphas={list(alphas)} must be a non-empty list of positive ridge penalties")
     if not 2 <= n_splits <= x.shape[0] // 2:
-        raise ConfigError(f"n_splits={n_splits} must be in [2, n_stimuli / 2 = {x.shape[0] // 2}]")
+        raise ValueError(f"n_splits={n_splits} must be in [2, n_stimuli / 2 = {x.shape[0] // 2}]")
     return x, y, grid
 
 

@@ -11,7 +11,6 @@ import torch
 
 from toponets_exp.brain.spatial import morans_i
 from toponets_exp.brain.stats import ArrayLike, as_float64, d_prime, welch_t
-from toponets_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -32,27 +31,28 @@ class SelectivityMap:
 
 
 def selectivity_map(responses: ArrayLike, labels: np.ndarray | torch.Tensor | list, category: Hashable,
-                    sheet: tuple[int, int], threshold: float = DEFAULT_T_THRESHOLD) -> SelectivityMap:
+                    sheet: tuple[int, int], threshold: float = DEFAULT_T_THRESHOLD, ddof: int = 1) -> SelectivityMap:
     """Selectivity of every unit for `category` vs all other stimuli, laid out row-major on the H×W sheet.
 
     responses: (n_stimuli, n_units) with n_units = H·W; labels: (n_stimuli,) category of each stimulus.
     A unit is selective when its Welch t exceeds `threshold` (positive preference only). Moran's I is
-    computed on the t map (NaN if a zero-variance unit makes some t infinite).
+    computed on the t map (NaN if a zero-variance unit makes some t infinite). ddof=1: Welch's t and d′ with
+    sample variances; ddof=0: population variances (TDANN's convention).
     """
     x = as_float64(responses)
     y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     h, w = (int(s) for s in sheet)
     if x.ndim != 2 or x.shape[1] != h * w:
-        raise ConfigError(
+        raise ValueError(
             f"responses must be (n_stimuli, n_units) with n_units = H·W = {h * w} for sheet={tuple(sheet)}, "
             f"got shape {x.shape}"
         )
     if y.shape != (x.shape[0],):
-        raise ConfigError(f"labels must have shape ({x.shape[0]},) to match responses, got {y.shape}")
+        raise ValueError(f"labels must have shape ({x.shape[0]},) to match responses, got {y.shape}")
     inside = y == category
     if not inside.any():
-        raise ConfigError(f"category={category!r} is not among the labels; present: {sorted(set(y.tolist()))}")
-    t = welch_t(x[inside], x[~inside])
+        raise ValueError(f"category={category!r} is not among the labels; present: {sorted(set(y.tolist()))}")
+    t = welch_t(x[inside], x[~inside], ddof=ddof)
     if np.all(np.isfinite(t)):
         spatial = morans_i(t.reshape(h, w))
     else:
@@ -61,7 +61,7 @@ def selectivity_map(responses: ArrayLike, labels: np.ndarray | torch.Tensor | li
     return SelectivityMap(
         category=category,
         t=t.reshape(h, w),
-        d_prime=d_prime(x[inside], x[~inside]).reshape(h, w),
+        d_prime=d_prime(x[inside], x[~inside], ddof=ddof).reshape(h, w),
         fraction_selective=float(np.mean(t > threshold)),
         threshold=float(threshold),
         morans_i=spatial,

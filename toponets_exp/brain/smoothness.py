@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from toponets_exp.brain.stats import ArrayLike, as_float64
-from toponets_exp.errors import ConfigError
+from toponets_exp.brain.tdann import binned_means, curve_smoothness
 
 METHODS = ("near_minus_far", "max_minus_min", "tdann")
 NEAR_BIN = 1
+TDANN_BINS = 20  # TDANN's equal-width distance bins
 MIN_BIN_FRACTION = 0.01  # bins with fewer pairs than this share are too noisy for the curve's max and min
 CHUNK_ELEMENTS = 1 << 22  # gathered floats per chunk of pair cosines (2 × 32 MiB)
 
@@ -48,7 +49,7 @@ def response_profiles(responses: ArrayLike) -> np.ndarray:
     """
     x = as_float64(responses)
     if x.ndim != 2:
-        raise ConfigError(f"responses must be a 2-D array (n_stimuli, n_units), got shape {x.shape}")
+        raise ValueError(f"responses must be a 2-D array (n_stimuli, n_units), got shape {x.shape}")
     return (x - x.mean(axis=0)).T
 
 
@@ -57,9 +58,9 @@ def _unit_vectors(vectors: ArrayLike, sheet: tuple[int, int]) -> np.ndarray:
     h, w = (int(s) for s in sheet)
     x = as_float64(vectors)
     if h < 1 or w < 1 or h * w < 2:
-        raise ConfigError(f"sheet={tuple(sheet)} must be (H, W) with H, W >= 1 and at least 2 units")
+        raise ValueError(f"sheet={tuple(sheet)} must be (H, W) with H, W >= 1 and at least 2 units")
     if x.ndim < 2 or x.shape[0] != h * w:
-        raise ConfigError(
+        raise ValueError(
             f"vectors must be (n_units, dim...) with n_units = H·W = {h * w} for sheet={tuple(sheet)}, "
             f"got shape {x.shape}"
         )
@@ -110,7 +111,7 @@ def sample_pairs(sheet: tuple[int, int], max_pairs: int, seed: int) -> tuple[np.
     pairs, from which nearest-bin pairs are dropped. Each bin's mean is thus an unbiased estimate.
     """
     if int(max_pairs) < 1:
-        raise ConfigError(f"max_pairs={max_pairs} must be a positive integer")
+        raise ValueError(f"max_pairs={max_pairs} must be a positive integer")
     max_pairs = int(max_pairs)
     h, w = sheet
     n = h * w
@@ -168,23 +169,30 @@ def reliable_bins(curve: SimilarityCurve) -> np.ndarray:
     return curve.counts >= max(1.0, MIN_BIN_FRACTION * curve.counts.sum())
 
 
+def largest_outward_drop(similarity: np.ndarray) -> float:
+    """max over bins i < j of c_i − c_j: how far similarity falls going outward (0 for a curve that never falls)."""
+    peak_before = np.maximum.accumulate(similarity)
+    return float(max(0.0, np.max(peak_before - similarity)))
+
+
 def smoothness(vectors: ArrayLike, sheet: tuple[int, int], method: str = "near_minus_far",
                max_pairs: int = 200_000, seed: int = 0) -> SmoothnessResult:
     """One topographic smoothness score of units on the sheet, with the similarity curve it came from.
 
-    Methods (c(d) = mean cosine in distance bin d; D = √((H−1)² + (W−1)²) the sheet diagonal):
+    Every method rewards similarity that falls with distance and none rewards a curve that rises
+    (c(d) = mean cosine in distance bin d; D = √((H−1)² + (W−1)²) the sheet diagonal):
       near_minus_far: c_near − c_far, c_near = c(1) (adjacent and diagonal neighbours), c_far the mean cosine
-          over all pairs farther apart than D/2. ≈0 without topography, up to 2 when neighbours agree and distant
-          units oppose. The default: it is defined for signed similarities (weights, centred profiles).
-      max_minus_min: max − min of c(d) over bins holding at least 1% of the pairs (sparse corner bins excluded).
-      tdann: (max − min) / max of that same curve, i.e. the fall-off of similarity with distance relative to
-          its peak, the scale-free form in which TDANN-style analyses (Margalit et al., Neuron 2024) report how
-          response correlation decays over cortex: 0 for a flat curve, 1 when distant units are uncorrelated.
-          It assumes mostly positive similarities (e.g. raw rectified response profiles); it is NaN when the
-          peak is ≤ 0 and unstable when every c(d) is near 0 (untrained weights).
+          over all pairs farther apart than D/2. ≈0 without topography, negative when neighbours disagree more
+          than distant units, at most 2. The default: it is defined for signed similarities (weights, profiles).
+      max_minus_min: the largest fall of c(d) going outward, max over bins i < j of c(i) − c(j), over bins holding
+          at least 1% of the pairs (sparse corner bins excluded): max − min for a falling curve, 0 for a rising
+          one; in [0, 2].
+      tdann: TDANN's curve statistic (brain.tdann.curve_smoothness: (max − first) / max, cut at the first empty
+          bin) of the dissimilarity 1 − cos against distance in TDANN's 20 equal-width bins: 1 when neighbours
+          are alike and distant units differ, ≈0 without structure; in [0, 1].
     """
     if method not in METHODS:
-        raise ConfigError(f"eval.smoothness={method!r} is not a smoothness method; accepted: {', '.join(METHODS)}")
+        raise ValueError(f"method={method!r} is not a smoothness method; accepted: {', '.join(METHODS)}")
     distances, cosines = pair_similarities(vectors, sheet, max_pairs, seed)
     curve = _curve(distances, cosines)
     if method == "near_minus_far":
@@ -192,9 +200,8 @@ def smoothness(vectors: ArrayLike, sheet: tuple[int, int], method: str = "near_m
         far = distances > np.hypot(h - 1, w - 1) / 2.0
         near = np.rint(distances) == NEAR_BIN
         value = cosines[near].mean() - cosines[far].mean()
+    elif method == "max_minus_min":
+        value = largest_outward_drop(curve.similarity[reliable_bins(curve)])
     else:
-        reliable = curve.similarity[reliable_bins(curve)]
-        value = reliable.max() - reliable.min()
-        if method == "tdann":
-            value = value / reliable.max() if reliable.max() > 0.0 else float("nan")
+        value = curve_smoothness(binned_means(distances, 1.0 - cosines, TDANN_BINS)[0])
     return SmoothnessResult(float(value), method, curve)

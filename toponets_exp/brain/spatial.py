@@ -6,7 +6,6 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from toponets_exp.brain.stats import ArrayLike, as_float64
-from toponets_exp.errors import ConfigError
 
 SSIM_WINDOW = 7  # uniform window side of Wang et al.'s SSIM as skimage implements it by default
 SSIM_K1, SSIM_K2 = 0.01, 0.03
@@ -16,9 +15,9 @@ def _map(values: ArrayLike, name: str = "map") -> np.ndarray:
     """A validated finite 2-D float64 map."""
     x = as_float64(values)
     if x.ndim != 2 or x.size < 2:
-        raise ConfigError(f"{name} must be a 2-D array with at least 2 cells, got shape {x.shape}")
+        raise ValueError(f"{name} must be a 2-D array with at least 2 cells, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ConfigError(f"{name} contains NaN or infinite values; spatial statistics need a finite map")
+        raise ValueError(f"{name} contains NaN or infinite values; spatial statistics need a finite map")
     return x
 
 
@@ -26,7 +25,7 @@ def _pair(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Two validated maps of the same shape."""
     a, b = _map(a, "first map"), _map(b, "second map")
     if a.shape != b.shape:
-        raise ConfigError(f"maps must have the same shape to be compared, got {a.shape} and {b.shape}")
+        raise ValueError(f"maps must have the same shape to be compared, got {a.shape} and {b.shape}")
     return a, b
 
 
@@ -50,7 +49,7 @@ def ssim_window(shape: tuple[int, int]) -> int:
     side = min(SSIM_WINDOW, *shape)
     side -= 1 - side % 2
     if side < 3:
-        raise ConfigError(f"SSIM needs maps of at least 3×3 cells, got shape {tuple(shape)}")
+        raise ValueError(f"SSIM needs maps of at least 3×3 cells, got shape {tuple(shape)}")
     return side
 
 

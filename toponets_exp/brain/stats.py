@@ -41,9 +41,16 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.where((num == 0) & (den == 0), 0.0, out)
 
 
-def welch_t(a: ArrayLike, b: ArrayLike) -> np.ndarray:
-    """Welch's unequal-variance t per column: (mean_a − mean_b) / sqrt(s_a²/n_a + s_b²/n_b)."""
-    return welch_t_pvalues(a, b)[0]
+def welch_t(a: ArrayLike, b: ArrayLike, ddof: int = 1) -> np.ndarray:
+    """Welch's unequal-variance t per column: (mean_a − mean_b) / sqrt(s_a²/n_a + s_b²/n_b).
+
+    ddof=1: sample variances (Welch's test, scipy); ddof=0: population variances, TDANN's `tstat` convention.
+    """
+    if ddof == 1:
+        return welch_t_pvalues(a, b)[0]
+    a, b = _groups(a, b)
+    se = a.var(axis=0, ddof=ddof) / a.shape[0] + b.var(axis=0, ddof=ddof) / b.shape[0]
+    return _ratio(a.mean(axis=0) - b.mean(axis=0), np.sqrt(se))
 
 
 def welch_t_pvalues(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -65,10 +72,11 @@ def welch_t_pvalues(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]
     return t, p
 
 
-def d_prime(a: ArrayLike, b: ArrayLike) -> np.ndarray:
-    """Sensitivity index per column: (mean_a − mean_b) / sqrt((s_a² + s_b²) / 2), sample variances (ddof=1)."""
+def d_prime(a: ArrayLike, b: ArrayLike, ddof: int = 1) -> np.ndarray:
+    """Sensitivity index per column: (mean_a − mean_b) / sqrt((s_a² + s_b²) / 2); sample variances (ddof=1) or
+    population variances (ddof=0, TDANN's `dprime`)."""
     a, b = _groups(a, b)
-    pooled = np.sqrt((a.var(axis=0, ddof=1) + b.var(axis=0, ddof=1)) / 2.0)
+    pooled = np.sqrt((a.var(axis=0, ddof=ddof) + b.var(axis=0, ddof=ddof)) / 2.0)
     return _ratio(a.mean(axis=0) - b.mean(axis=0), pooled)
 
 

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from toponets_exp.errors import ConfigError
+from toponets_exp.errors import CheckpointError
+
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +49,13 @@ def _expected_formats() -> str:
 
 
 def read_file(path: Path) -> Any:
-    """`torch.load` a checkpoint file on CPU with weights_only=True, turning failures into a ConfigError."""
+    """`torch.load` a checkpoint file on CPU with weights_only=True, turning failures into a CheckpointError."""
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - whatever torch.load makes of a damaged or foreign file
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(
+        raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be read with torch.load(weights_only=True) ({type(err).__name__}: "
             f"{reason}); expected a PyTorch checkpoint file, whole (not truncated or damaged)") from None
 
@@ -69,9 +70,9 @@ def detect_format(path: Path, content: Any) -> str:
         if content and all(isinstance(v, torch.Tensor) for v in content.values()):
             return "plain"
         shown = _few([str(k) for k in content])
-        raise ConfigError(f"checkpoint {str(path)!r} has top-level keys [{shown}], which fit no known format; "
+        raise CheckpointError(f"checkpoint {str(path)!r} has top-level keys [{shown}], which fit no known format; "
                           f"expected {_expected_formats()}")
-    raise ConfigError(f"checkpoint {str(path)!r} holds a {type(content).__name__}, not a dict; "
+    raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(content).__name__}, not a dict; "
                       f"expected {_expected_formats()}")
 
 
@@ -81,12 +82,12 @@ def extract_state(content: Any, fmt: str, path: Path) -> dict[str, torch.Tensor]
     state = content.get(where) if isinstance(content, Mapping) and where else content
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         keys = _few([str(k) for k in content]) if isinstance(content, Mapping) else type(content).__name__
-        raise ConfigError(f"checkpoint {str(path)!r} is not in format {fmt!r} ({FORMATS[fmt]}); "
+        raise CheckpointError(f"checkpoint {str(path)!r} is not in format {fmt!r} ({FORMATS[fmt]}); "
                           f"its top level is [{keys}]")
     if fmt == "lightning":
         state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
         if not state:
-            raise ConfigError(f"checkpoint {str(path)!r} has no 'state_dict' keys starting with "
+            raise CheckpointError(f"checkpoint {str(path)!r} has no 'state_dict' keys starting with "
                               f"{LIGHTNING_PREFIX!r} (the LightningModule's backbone attribute)")
     return {k.replace(COMPILE_PREFIX, ""): v for k, v in state.items()}
 
@@ -96,22 +97,22 @@ def huggingface_state(net: nn.Module, path: Path) -> dict[str, torch.Tensor]:
     from transformers import PreTrainedModel
 
     if not isinstance(net, PreTrainedModel):
-        raise ConfigError(f"{str(path)!r} is a directory (Hugging Face format), which only a transformers model "
+        raise CheckpointError(f"{str(path)!r} is a directory (Hugging Face format), which only a transformers model "
                           f"can load; the backbone is a {type(net).__name__}")
     if not path.is_dir():
-        raise ConfigError(f"format 'huggingface' expects a model directory, {str(path)!r} is a file")
+        raise CheckpointError(f"format 'huggingface' expects a model directory, {str(path)!r} is a file")
     if not (path / "config.json").is_file():
-        raise ConfigError(f"directory {str(path)!r} has no config.json; expected a Hugging Face model directory "
+        raise CheckpointError(f"directory {str(path)!r} has no config.json; expected a Hugging Face model directory "
                           "(config.json + model.safetensors or pytorch_model.bin)")
     try:
         loaded = type(net).from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as err:
-        raise ConfigError(f"Hugging Face directory {str(path)!r} cannot be loaded: {err}") from None
+        raise CheckpointError(f"Hugging Face directory {str(path)!r} cannot be loaded: {err}") from None
     return dict(loaded.state_dict())
 
 
 def match_state(net: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
-    """Load `state` into `net` strictly, or raise a ConfigError listing missing, unexpected and mis-shaped keys."""
+    """Load `state` into `net` strictly, or raise a CheckpointError listing missing, unexpected and mis-shaped keys."""
     expected = net.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -120,28 +121,44 @@ def match_state(net: nn.Module, state: Mapping[str, torch.Tensor], source: str) 
     if missing or unexpected or shapes:
         problems = [f"{name}: {_few(keys)}" for name, keys in
                     (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)) if keys]
-        raise ConfigError(f"{source} does not fit {type(net).__name__} (does the model config match the "
+        raise CheckpointError(f"{source} does not fit {type(net).__name__} (does the model config match the "
                           f"architecture it was saved from?): " + "; ".join(problems))
     net.load_state_dict(state)
     return net
 
 
-def load_weights(net: nn.Module, path: str | Path, format: str = "auto") -> nn.Module:
-    """Load weights from a local checkpoint (file or HF directory) into `net` in place, and return it."""
+def _checked_path(path: str | Path, format: str) -> Path:
+    """An existing checkpoint path and a known format name."""
     if format != "auto" and format not in FORMATS:
-        raise ConfigError(f"checkpoint format={format!r} is not supported; use auto or one of {', '.join(FORMATS)}")
+        raise ValueError(f"checkpoint format={format!r} is not supported; use auto or one of {', '.join(FORMATS)}")
     path = Path(path).expanduser()
     if not path.exists():
-        raise ConfigError(f"checkpoint path {str(path)!r} does not exist")
+        raise CheckpointError(f"checkpoint path {str(path)!r} does not exist")
+    return path
+
+
+def read_checkpoint(path: str | Path, format: str = "auto") -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
+    """A checkpoint file's backbone state dict, its other top-level entries (e.g. nanoGPT's model_args), its format."""
+    path = _checked_path(path, format)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a directory; read_checkpoint reads files (a Hugging Face "
+                              "directory loads with load_weights)")
+    content = read_file(path)
+    fmt = detect_format(path, content) if format == "auto" else format
+    state = extract_state(content, fmt, path)
+    extra = {str(k): v for k, v in content.items() if not isinstance(v, torch.Tensor)} if fmt != "plain" else {}
+    return state, extra, fmt
+
+
+def load_weights(net: nn.Module, path: str | Path, format: str = "auto") -> nn.Module:
+    """Load weights from a local checkpoint (file or HF directory) into `net` in place, and return it."""
+    path = _checked_path(path, format)
     if format == "huggingface" or (format == "auto" and path.is_dir()):
-        state = huggingface_state(net, path)
-        fmt = "huggingface"
+        state, fmt = huggingface_state(net, path), "huggingface"
+    elif path.is_dir():
+        raise CheckpointError(f"checkpoint {str(path)!r} is a directory, but format={format!r} expects a file")
     else:
-        if path.is_dir():
-            raise ConfigError(f"checkpoint {str(path)!r} is a directory, but format={format!r} expects a file")
-        content = read_file(path)
-        fmt = detect_format(path, content) if format == "auto" else format
-        state = extract_state(content, fmt, path)
+        state, _, fmt = read_checkpoint(path, format)
     match_state(net, state, f"checkpoint {str(path)!r} (format {fmt})")
     log.info("loaded %d tensors into %s from %s (format %s)", len(state), type(net).__name__, path, fmt)
     return net

@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from toponets_exp.errors import ConfigError
+from toponets_exp.errors import CheckpointError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +25,15 @@ def _tasks() -> dict[str, Callable[[DictConfig], dict[str, Any]]]:
 
 
 def config_error(err: BaseException) -> ConfigError | None:
-    """The ConfigError behind an exception (Hydra wraps errors raised while instantiating), if any."""
+    """The user-input error behind an exception, as a ConfigError, if any (Hydra wraps errors raised while
+    instantiating): a ConfigError, or a CheckpointError (a checkpoint file the config names is missing, unreadable
+    or does not fit the model). Any other exception is a bug and keeps its traceback."""
     seen = set()
     while err is not None and id(err) not in seen:
         if isinstance(err, ConfigError):
             return err
+        if isinstance(err, CheckpointError):
+            return ConfigError(str(err))
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None
