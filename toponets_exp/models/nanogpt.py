@@ -11,6 +11,8 @@ load as they are. `forward(idx)` returns the logits (B, T, V).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -120,3 +122,15 @@ def gpt(vocab_size: int = 50304, block_size: int = 1024, n_layer: int = 12, n_he
     if pretrained_path is not None:
         load_weights(net, pretrained_path)
     return net
+
+
+def architecture(state: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The `gpt` arguments a state dict was saved from; n_head from nanoGPT's saved `model_args` when present."""
+    vocab, n_embd = state["transformer.wte.weight"].shape
+    out = {"vocab_size": int(vocab), "vocab_multiple": 1, "block_size": int(state["transformer.wpe.weight"].shape[0]),
+           "n_embd": int(n_embd), "bias": "transformer.ln_f.bias" in state,
+           "n_layer": len({key.split(".")[2] for key in state if key.startswith("transformer.h.")})}
+    args = extra.get("model_args")
+    if isinstance(args, Mapping) and isinstance(args.get("n_head"), int):
+        out["n_head"] = args["n_head"]
+    return out

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
 
 from torch import nn
 from torchvision import models
@@ -35,3 +38,10 @@ def resnet50(num_classes: int = 1000, small_input: bool = False, blurpool: bool 
              pretrained_path: str | None = None) -> models.ResNet:
     """torchvision ResNet-50 (v1.5, stride in the 3x3 conv); `blurpool=True` as in the official checkpoints."""
     return _build(models.resnet50, num_classes, small_input, blurpool, pretrained_path)
+
+
+def architecture(state: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The `resnet18`/`resnet50` arguments a state dict was saved from: class count, stem, BlurPool."""
+    stem = state["conv1.weight"].shape
+    return {"num_classes": int(state["fc.weight"].shape[0]), "small_input": tuple(stem[2:]) == (3, 3),
+            "blurpool": any(key.endswith(".blur_filter") for key in state)}

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
 from torchvision.models.vision_transformer import VisionTransformer
 
 from toponets_exp.errors import ConfigError
@@ -22,3 +27,13 @@ def vit_b_32(num_classes: int = 1000, image_size: int = 224, patch_size: int = 3
     if pretrained_path is not None:
         load_weights(net, pretrained_path)
     return net
+
+
+def architecture(state: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The `vit_b_32` arguments a state dict was saved from (all but num_heads, which no shape records)."""
+    hidden, _, patch, _ = state["conv_proj.weight"].shape
+    tokens = state["encoder.pos_embedding"].shape[1] - 1  # patches, without the class token
+    layers = {key.split(".")[2] for key in state if key.startswith("encoder.layers.")}
+    return {"num_classes": int(state["heads.head.weight"].shape[0]), "patch_size": int(patch),
+            "image_size": int(patch) * math.isqrt(int(tokens)), "hidden_dim": int(hidden), "num_layers": len(layers),
+            "mlp_dim": int(state["encoder.layers.encoder_layer_0.mlp.0.weight"].shape[0])}

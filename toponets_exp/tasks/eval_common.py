@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 from torch import nn
@@ -14,7 +18,64 @@ from torch import nn
 from toponets_exp.brain import (effective_dimensionality, plot_bar, plot_curves, plot_similarity_curves,
                                 plot_weight_sheet, response_profiles, smoothness)
 from toponets_exp.brain.efficiency import downsampling_curve, pruning_curve
+from toponets_exp.brain.tdann import leading_bins, mean_smoothness, tdann_curves
+from toponets_exp.errors import ConfigError
 from toponets_exp.topo import TopoLayer, unit_matrix
+from toponets_exp.topo.selection import is_hf_conv1d
+
+log = logging.getLogger(__name__)
+
+
+STD_DDOF = {"sample": 1, "population": 0}  # eval.selectivity_std -> the ddof of t and d′
+
+
+@dataclass
+class EvalContext:
+    """Everything the analyses of one evaluation share."""
+
+    net: nn.Module
+    layers: Sequence[TopoLayer]
+    data: L.LightningDataModule | None   # the task's data, None when it does not fit the model
+    data_misfit: str | None              # why not
+    ev: dict[str, Any]                   # eval.* (checked)
+    model: dict[str, Any]                # model.eval.* (what is specific to the model)
+    figures: Path
+    device: torch.device
+    tokenizer: Any = None                # language: encodes the stimuli (data.tokenizer.TextTokenizer)
+    skipped: dict[str, str] = field(default_factory=dict)  # analysis -> why it did not run
+
+    def skip(self, analysis: str, needs: str) -> None:
+        """Record an analysis left out because the task's data does not fit the model."""
+        self.skipped[analysis] = f"needs {needs}; the task's data does not fit the model ({self.data_misfit})"
+        log.warning("Skipped %s: %s", analysis, self.skipped[analysis])
+
+
+def check_layers(net: nn.Module, names: Sequence[str]) -> None:
+    """eval.layers / eval.predictivity_layers must name modules of the model."""
+    modules = dict(net.named_modules())
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], [n for n in modules if n], n=5, cutoff=0.5)
+        raise ConfigError(f"eval.layers / eval.predictivity_layers name {unknown[0]!r}, which is not a module of "
+                          f"{type(net).__name__}" + (f"; closest: {', '.join(close)}" if close else ""))
+
+
+def map_tdann_smoothness(values: np.ndarray, sheet: Sequence[int], ev: Mapping[str, Any]) -> tuple[float, int]:
+    """TDANN smoothness of a selectivity map with the eval.tdann settings, and the fewest bins a sample's curve kept
+    before its first empty bin (the value is NaN, with 0 bins, when the map has infinite values)."""
+    if not np.all(np.isfinite(values)):
+        return float("nan"), 0
+    _, curves = tdann_curves(values, tuple(sheet), seed=ev["seed"], **ev["tdann"])
+    return mean_smoothness(curves), min(leading_bins(curve) for curve in curves)
+
+
+def warn_unresolved(layer: TopoLayer, bins: Sequence[int], ev: Mapping[str, Any]) -> None:
+    """Warn when a sheet is too small a lattice for TDANN's bins: an empty second bin makes the value 1 by
+    construction (equal-width bins narrower than the gaps between the lattice's distances)."""
+    if any(b == 1 for b in bins):
+        log.warning("%s (%dx%d sheet): with eval.tdann.num_bins=%d the second distance bin is empty, so TDANN "
+                    "smoothness is 1 by construction there; fewer bins resolve this sheet", layer.name,
+                    layer.sheet[0], layer.sheet[1], ev["tdann"]["num_bins"])
 
 
 def jsonable(value: Any) -> Any:
@@ -56,30 +117,36 @@ def weight_maps(layers: Sequence[TopoLayer], ev: Mapping[str, Any], figures: Pat
 
 
 def response_maps(layers: Sequence[TopoLayer], responses: Mapping[str, np.ndarray], ev: Mapping[str, Any],
-                  report: dict[str, dict[str, Any]], figures: Path) -> None:
-    """Per layer: effective dimensionality and functional (response-profile) smoothness; the ED figure."""
+                  report: dict[str, dict[str, Any]], figures: Path,
+                  features: Mapping[str, np.ndarray] | None = None) -> None:
+    """Per layer: effective dimensionality (of `features`, default the responses) and functional (response-profile)
+    smoothness; the ED figure."""
+    features = features or responses
     for layer in layers:
-        acts = responses[layer.name]
         entry = report.setdefault(layer.name, {"sheet": list(layer.sheet)})
-        entry["effective_dimensionality"] = effective_dimensionality(acts)
-        entry["response_smoothness"] = smoothness(response_profiles(acts), layer.sheet, ev["smoothness"],
-                                                  ev["max_pairs"], ev["seed"]).value
-    plot_bar({name: report[name]["effective_dimensionality"] for name in responses}, figures / "effective_dim.png",
+        entry["effective_dimensionality"] = effective_dimensionality(features[layer.name])
+        entry["response_smoothness"] = smoothness(response_profiles(responses[layer.name]), layer.sheet,
+                                                  ev["smoothness"], ev["max_pairs"], ev["seed"]).value
+    plot_bar({name: report[name]["effective_dimensionality"] for name in report
+              if "effective_dimensionality" in report[name]}, figures / "effective_dim.png",
              "Effective dimensionality of responses", "ED")
 
 
-def downsample_pairs(net: nn.Module, layers: Sequence[TopoLayer], next_of: Mapping[str, str]) -> list[list[str]]:
-    """(topo layer, the map it feeds) pairs by leaf-name convention, e.g. conv1 -> conv2, c_fc -> c_proj.
+def downsample_pairs(net: nn.Module, layers: Sequence[TopoLayer],
+                     downsample: Mapping[str, Mapping[str, str | None]]) -> list[list[str]]:
+    """(topo layer, the map it feeds[, the BatchNorm between]) triples from model.eval.downsample (leaf names).
 
     Only plain Linear / Conv2d / HF Conv1D maps qualify (a BlurPool-wrapped strided conv is left out)."""
     modules = dict(net.named_modules())
-    plain = lambda m: isinstance(m, (nn.Linear, nn.Conv2d)) or type(m).__name__ == "Conv1D"  # noqa: E731
+    plain = lambda m: isinstance(m, (nn.Linear, nn.Conv2d)) or is_hf_conv1d(m)  # noqa: E731
     pairs = []
     for layer in layers:
         prefix, _, leaf = layer.name.rpartition(".")
-        nxt = f"{prefix}.{next_of[leaf]}" if prefix and leaf in next_of else None
+        if not prefix or leaf not in downsample:
+            continue
+        nxt, norm = f"{prefix}.{downsample[leaf]['next']}", downsample[leaf].get("norm")
         if nxt in modules and plain(modules[layer.name]) and plain(modules[nxt]):
-            pairs.append([layer.name, nxt])
+            pairs.append([layer.name, nxt] + ([f"{prefix}.{norm}"] if norm else []))
     return pairs
 
 
@@ -90,14 +157,15 @@ def weight_owners(net: nn.Module, layers: Sequence[TopoLayer]) -> list[str]:
     return [owners[id(layer.param)] for layer in layers if id(layer.param) in owners]
 
 
-def efficiency(net: nn.Module, layers: Sequence[TopoLayer], ev: Mapping[str, Any], metric: str,
+def efficiency(net: nn.Module, layers: Sequence[TopoLayer], ev: Mapping[str, Any],
+               downsample: Mapping[str, Mapping[str, str | None]], metric: str,
                evaluate: Callable[[nn.Module], float], figures: Path) -> dict[str, Any]:
     """Task metric under L1 pruning of the topo layers and under sheet downsampling of (layer, next) pairs."""
     pruning = pruning_curve(net, weight_owners(net, layers), ev["pruning"], evaluate=evaluate)
     plot_curves(list(pruning), {metric: list(pruning.values())}, figures / "pruning.png",
                 "Task metric vs L1 pruning of the topo layers", "sparsity", metric)
     out: dict[str, Any] = {"metric": metric, "pruning": pruning}
-    pairs = downsample_pairs(net, layers, ev["downsample_next"])
+    pairs = downsample_pairs(net, layers, downsample)
     factors = [k for k in ev["downsampling"] if all(l.sheet[0] % k == 0 and l.sheet[1] % k == 0
                                                      for l in layers if l.name in {p[0] for p in pairs})]
     if pairs and factors:

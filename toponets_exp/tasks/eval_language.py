@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -20,18 +19,13 @@ from toponets_exp.brain.integration import integration_windows
 from toponets_exp.brain.language import embedded_sentences, language_selectivity, make_nonwords
 from toponets_exp.errors import ConfigError
 from toponets_exp.lit.causal_lm import logits_of
-from toponets_exp.tasks.eval_common import efficiency, file_name, response_maps
-from toponets_exp.topo import TopoLayer
+from toponets_exp.tasks.eval_common import (EvalContext, check_layers, efficiency, file_name, map_tdann_smoothness,
+                                           response_maps, warn_unresolved)
 
 
-def encoder(datamodule: L.LightningDataModule) -> Callable[[str], list[int]]:
-    """text -> token ids with the data's tokenizer, keeping the last data.block_size tokens (the model's context)."""
-    tokenizer = getattr(datamodule, "tokenizer", None)
-    if tokenizer is None:
-        raise ConfigError(f"eval=language needs a text data module with a tokenizer; {type(datamodule).__name__} "
-                          "has none (use data=text_embedded or an HF text corpus)")
-    context = int(datamodule.hparams.block_size)
-    return lambda text: tokenizer.encode_batch([text])[0][-context:]
+def encoder(tokenizer: Any, context: int) -> Callable[[str], list[int]]:
+    """text -> token ids, keeping the last `context` tokens (the model's context)."""
+    return lambda text: tokenizer.encode_batch([text])[0][-int(context):]
 
 
 def sentences(ev: Mapping[str, Any]) -> list[str]:
@@ -72,61 +66,75 @@ def loss_on(loader: Any, max_batches: int | None, device: torch.device) -> Calla
     return evaluate
 
 
-def language_analyses(net: nn.Module, layers: Sequence[TopoLayer], datamodule: L.LightningDataModule,
-                      ev: Mapping[str, Any], report: dict, figures: Path, device: torch.device) -> dict[str, Any]:
+def language_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
     """Run every language analysis; fills `report` per layer and returns the model-level results."""
-    encode = encoder(datamodule)
+    ev, net, device = ctx.ev, ctx.net, ctx.device
+    encode = encoder(ctx.tokenizer, ctx.model["context"])
     texts = sentences(ev)
     nonwords = make_nonwords(texts, seed=ev["seed"])
-    names = [layer.name for layer in layers] + [n for n in ev["layers"] or [] if n not in report]
+    check_layers(net, ev["layers"])
+    names = [layer.name for layer in ctx.layers] + [n for n in ev["layers"] if n not in report]
     sent = layer_responses(net, names, texts, encode, ev["token_reduce"], ev["batch_size"], device)
     non = layer_responses(net, names, nonwords, encode, ev["token_reduce"], ev["batch_size"], device)
-    response_maps(layers, sent, ev, report, figures)
-    for layer in layers:
+    response_maps(ctx.layers, sent, ev, report, ctx.figures)
+    for layer in ctx.layers:
         sel = language_selectivity(sent[layer.name], non[layer.name], layer.sheet, ev["fdr_alpha"])
+        tdann, bins = map_tdann_smoothness(sel.t, layer.sheet, ev)
+        warn_unresolved(layer, [bins], ev)
         report[layer.name]["language_selectivity"] = {
             "fraction_sentence_selective": sel.fraction_sentence_selective,
-            "fraction_nonword_selective": sel.fraction_nonword_selective, "morans_i": sel.morans_i}
-        plot_sheet_map(sel.t, figures / f"language_selectivity_{file_name(layer.name)}.png",
+            "fraction_nonword_selective": sel.fraction_nonword_selective, "morans_i": sel.morans_i,
+            "tdann_smoothness": tdann, "tdann_bins": bins}
+        plot_sheet_map(sel.t, ctx.figures / f"language_selectivity_{file_name(layer.name)}.png",
                        f"{layer.name}: sentences vs non-words (Welch t)", cmap="RdBu_r")
-    out: dict[str, Any] = {"n_sentences": len(texts), "token_reduce": ev["token_reduce"]}
-    out["integration"] = integration(net, layers, texts, encode, ev, figures, device)
-    datamodule.setup("validate")
-    evaluate = loss_on(datamodule.val_dataloader(), ev["metric_batches"], device)
-    base = evaluate(net)
-    out["val_loss"], out["val_perplexity"] = base, math.exp(base)
-    if ev["efficiency"]:
-        out["efficiency"] = efficiency(net, layers, ev, "val loss", evaluate, figures)
+    out: dict[str, Any] = {"n_sentences": len(texts), "token_reduce": ev["token_reduce"],
+                           "tokenizer": f"{type(ctx.tokenizer).__name__} ({ctx.tokenizer.vocab_size} tokens)"}
+    out["integration"] = integration(ctx, texts, encode)
+    if ctx.data is None:
+        ctx.skip("val_loss", "the task's validation split")
+        if ev["efficiency"]:
+            ctx.skip("efficiency", "the task's validation split for the loss")
+    else:
+        ctx.data.setup("validate")
+        evaluate = loss_on(ctx.data.val_dataloader(), ev["metric_batches"], device)
+        base = evaluate(net)
+        out["val_loss"], out["val_perplexity"] = base, math.exp(base)
+        if ev["efficiency"]:
+            out["efficiency"] = efficiency(net, ctx.layers, ev, ctx.model["downsample"], "val loss", evaluate,
+                                           ctx.figures)
     if ev["blimp"]:
-        pairs = load_blimp(ev["blimp"])
-        start = start_token(datamodule)
-        out["blimp"] = blimp_accuracy(pairs, lambda t: sequence_log_prob(net, encode, t, device, start,
-                                                                          ev["batch_size"]))
+        out["blimp"] = blimp(ctx, encode)
     return out
 
 
-def start_token(datamodule: L.LightningDataModule) -> int | None:
-    """The token prepended when scoring sentences, so their first token is scored too (None: the model has none)."""
-    return getattr(getattr(datamodule, "tokenizer", None), "start_id", None)
+def blimp(ctx: EvalContext, encode: Callable[[str], list[int]]) -> dict[str, Any]:
+    """BLiMP accuracy: the model prefers the grammatical sentence of each pair (eval.blimp)."""
+    try:
+        pairs = load_blimp(ctx.ev["blimp"])
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"eval.blimp={ctx.ev['blimp']!r}: {err}") from None
+    start = getattr(ctx.tokenizer, "start_id", None)
+    return blimp_accuracy(pairs, lambda t: sequence_log_prob(ctx.net, encode, t, ctx.device, start,
+                                                             ctx.ev["batch_size"]))
 
 
-def integration(net: nn.Module, layers: Sequence[TopoLayer], texts: Sequence[str],
-                encode: Callable[[str], list[int]], ev: Mapping[str, Any], figures: Path,
-                device: torch.device) -> dict[str, Any]:
+def integration(ctx: EvalContext, texts: Sequence[str], encode: Callable[[str], list[int]]) -> dict[str, Any]:
     """Word-swap temporal integration windows of one topo layer (eval.integration_layer, default the middle)."""
+    ev, layers = ctx.ev, ctx.layers
     name = ev["integration_layer"] or layers[len(layers) // 2].name
     layer = next((l for l in layers if l.name == name), None)
     if layer is None:
         raise ConfigError(f"eval.integration_layer={name!r} is not a topo layer; use one of "
                           f"{', '.join(l.name for l in layers)}")
     result = integration_windows(
-        lambda batch: layer_responses(net, [name], batch, encode, "last", ev["batch_size"], device, False)[name],
+        lambda batch: layer_responses(ctx.net, [name], batch, encode, "last", ev["batch_size"], ctx.device,
+                                      False)[name],
         texts, ev["integration_distances"], seed=ev["seed"])
     h, w = layer.sheet
     plot_sheet_map(np.where(np.isfinite(result.window), result.window, np.nan).reshape(h, w),
-                   figures / f"integration_window_{file_name(name)}.png",
+                   ctx.figures / f"integration_window_{file_name(name)}.png",
                    f"{name}: integration window (words)")
     best = np.select([result.best_model == "exponential", result.best_model == "power"], [0.0, 1.0], np.nan)
-    plot_sheet_map(best.reshape(h, w), figures / f"integration_model_{file_name(name)}.png",
+    plot_sheet_map(best.reshape(h, w), ctx.figures / f"integration_model_{file_name(name)}.png",
                    f"{name}: better fit (0 exponential, 1 power law)", cmap="coolwarm")
     return {"layer": name, **result.summary(), "window": result.window, "best_model": result.best_model.tolist()}

@@ -6,17 +6,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from toponets_exp.brain import map_pearson, map_ssim, plot_selectivity_maps, ridge_predictivity, selectivity_map
 from toponets_exp.brain.activations import evaluating, record_activations
 from toponets_exp.errors import ConfigError
-from toponets_exp.tasks.eval_common import efficiency, file_name, response_maps
-from toponets_exp.topo import TopoLayer
+from toponets_exp.tasks.eval_common import (STD_DDOF, EvalContext, check_layers, efficiency, file_name,
+                                           map_tdann_smoothness, response_maps, warn_unresolved)
 
 
 def stimulus_folder(stimuli: str) -> Any:
@@ -50,33 +49,65 @@ def check_stimuli(stimuli: str) -> None:
             raise ConfigError(f"{key}: cannot read image {path!r} ({type(err).__name__}: {err})") from None
 
 
-def stimulus_loader(ev: Mapping[str, Any], datamodule: L.LightningDataModule) -> tuple[DataLoader, list[str], list]:
-    """Category stimuli: a folder with one subfolder per category (fLoc layout), else the data's test split.
+def stimulus_loader(ctx: EvalContext) -> tuple[DataLoader, list[str], list]:
+    """Category stimuli: a folder with one subfolder per category (fLoc layout), else the data's test split, capped
+    at eval.max_categories categories and eval.max_per_category stimuli each.
 
     Returns the loader of (image, category index), the category names, and each stimulus's identifier.
     """
+    ev = ctx.ev
     if ev["stimuli"]:
         from toponets_exp.data.vision import imagenet_eval_transform
 
         root = Path(ev["stimuli"]).expanduser()
         folder = stimulus_folder(ev["stimuli"])
         folder.transform = imagenet_eval_transform(ev["image_size"])
-        keep = _capped(np.asarray(folder.targets), ev["max_per_category"])
+        targets = np.asarray(folder.targets)
+        keep = capped(targets, first_categories(len(folder.classes), ev["max_categories"]), ev["max_per_category"])
         ids = [str(Path(folder.samples[i][0]).relative_to(root)) for i in keep]
-        return DataLoader(Subset(folder, keep), batch_size=ev["batch_size"]), list(folder.classes), ids
-    datamodule.setup("test")
-    loader = datamodule.test_dataloader()
-    n = len(loader.dataset)
-    return loader, [str(c) for c in range(getattr(datamodule.hparams, "num_classes", 0))], list(range(n))
+        return (DataLoader(Subset(folder, keep), batch_size=ev["batch_size"]), list(folder.classes), ids)
+    if ctx.data is None:
+        raise ConfigError(f"the task's data does not fit the model ({ctx.data_misfit}); give category stimuli with "
+                          "eval.stimuli=<folder with one subfolder of images per category> or the model's data=")
+    ctx.data.setup("test")
+    dataset = ctx.data.test_dataloader().dataset
+    targets = split_targets(dataset)
+    classes = int(getattr(ctx.data.hparams, "num_classes", targets.max() + 1))
+    keep = capped(targets, spread_categories(classes, ev["max_categories"]), ev["max_per_category"])
+    return (DataLoader(Subset(dataset, keep), batch_size=ev["batch_size"]), [str(c) for c in range(classes)], keep)
 
 
-def _capped(targets: np.ndarray, cap: int | None) -> list[int]:
-    """Indices keeping at most `cap` stimuli per category, in order."""
-    if not cap:
-        return list(range(len(targets)))
+def first_categories(n: int, cap: int | None) -> list[int]:
+    """Category indices 0..n-1, the first `cap` of them."""
+    return list(range(n if not cap else min(n, cap)))
+
+
+def spread_categories(n: int, cap: int | None) -> list[int]:
+    """Category indices 0..n-1, or `cap` of them evenly spread over the range (ImageNet: across its hierarchy)."""
+    if not cap or n <= cap:
+        return list(range(n))
+    return sorted({int(i) for i in np.linspace(0, n - 1, cap).round()})
+
+
+def split_targets(dataset: Dataset) -> np.ndarray:
+    """The label of every item of an evaluation split, read without decoding images where the dataset allows."""
+    if isinstance(dataset, Subset):
+        return split_targets(dataset.dataset)[np.asarray(dataset.indices)]
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1].cpu().numpy()
+    if hasattr(dataset, "targets"):
+        return np.asarray(dataset.targets)
+    if hasattr(dataset, "base"):  # a transform wrapper (data.vision.Transformed)
+        return split_targets(dataset.base)
+    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))])
+
+
+def capped(targets: np.ndarray, categories: Sequence[int], cap: int | None) -> list[int]:
+    """Indices of the stimuli of `categories`, at most `cap` per category, in order."""
+    wanted = set(int(c) for c in categories)
     keep, seen = [], {}
-    for i, t in enumerate(targets):
-        if seen.get(t, 0) < cap:
+    for i, t in enumerate(targets.tolist()):
+        if t in wanted and (not cap or seen.get(t, 0) < cap):
             keep.append(i)
             seen[t] = seen.get(t, 0) + 1
     return keep
@@ -113,24 +144,29 @@ def accuracy_on(loader: DataLoader, max_batches: int | None, device: torch.devic
     return evaluate
 
 
-def selectivity(layers: Sequence[TopoLayer], acts: Mapping[str, np.ndarray], labels: np.ndarray,
-                categories: Sequence[str], ev: Mapping[str, Any], report: dict, figures: Path) -> None:
-    """Per layer and category: t / d′ maps, fraction selective, Moran's I; SSIM and Pearson between category maps."""
+def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.ndarray, categories: Sequence[str],
+                report: dict) -> None:
+    """Per layer and category: t / d′ maps, fraction selective, Moran's I and TDANN smoothness of the t map;
+    SSIM and Pearson between the category maps."""
+    ev = ctx.ev
     named = np.asarray(categories)[labels]
     present = [c for c in categories if np.any(named == c)]
-    for layer in layers:
-        maps = [selectivity_map(acts[layer.name], named, c, layer.sheet, ev["selectivity_threshold"])
-                for c in present]
+    for layer in ctx.layers:
+        maps = [selectivity_map(acts[layer.name], named, c, layer.sheet, ev["selectivity_threshold"],
+                                ddof=STD_DDOF[ev["selectivity_std"]]) for c in present]
         names = [m.category for m in maps]
+        tdann = [map_tdann_smoothness(m.t, layer.sheet, ev) for m in maps]
+        warn_unresolved(layer, [bins for _, bins in tdann], ev)
         report[layer.name]["selectivity"] = {
             m.category: {"fraction_selective": m.fraction_selective, "morans_i": m.morans_i,
-                         "peak_t": float(np.max(m.t))} for m in maps}
+                         "tdann_smoothness": value, "tdann_bins": bins, "peak_t": float(np.max(m.t))}
+            for m, (value, bins) in zip(maps, tdann)}
         report[layer.name]["map_similarity"] = {
             "categories": names,
             "pearson": [[map_pearson(a.t, b.t) for b in maps] for a in maps],
             "ssim": [[map_ssim(a.t, b.t) for b in maps] for a in maps]}
-        plot_selectivity_maps(maps, figures / f"selectivity_{file_name(layer.name)}.png",
-                              f"{layer.name}: category selectivity (Welch t, one vs rest)")
+        plot_selectivity_maps(maps, ctx.figures / f"selectivity_{file_name(layer.name)}.png",
+                              f"{layer.name}: category selectivity (t, one vs rest)")
 
 
 def predictivity(acts: Mapping[str, np.ndarray], ids: Sequence[Any], ev: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,20 +189,29 @@ def predictivity(acts: Mapping[str, np.ndarray], ids: Sequence[Any], ev: Mapping
                                      seed=ev["seed"]) for name in layers}
 
 
-def vision_analyses(net: nn.Module, layers: Sequence[TopoLayer], datamodule: L.LightningDataModule,
-                    ev: Mapping[str, Any], report: dict, figures: Path, device: torch.device) -> dict[str, Any]:
+def vision_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
     """Run every vision analysis; fills `report` per layer and returns the model-level results."""
-    loader, categories, ids = stimulus_loader(ev, datamodule)
-    names = [layer.name for layer in layers] + [n for n in ev["layers"] or [] if n not in report]
-    acts, labels = record_with_labels(net, names, loader, device)
-    response_maps(layers, acts, ev, report, figures)
-    selectivity(layers, acts, labels, categories, ev, report, figures)
+    ev = ctx.ev
+    loader, categories, ids = stimulus_loader(ctx)
+    names = [layer.name for layer in ctx.layers] + [n for n in ev["layers"] if n not in report]
+    check_layers(ctx.net, ev["layers"] + ev["predictivity_layers"])
+    acts, labels = record_with_labels(ctx.net, names, loader, ctx.device)
+    features = None
+    if ev["ed_features"] == "unpooled":  # TDANN's convention: ED of every C·H·W value, one more pass
+        features = record_activations(ctx.net, [l.name for l in ctx.layers], (x for x, _ in loader),
+                                      reduce="flatten", device=ctx.device)
+    response_maps(ctx.layers, acts, ev, report, ctx.figures, features)
+    selectivity(ctx, acts, labels, categories, report)
     out: dict[str, Any] = {"stimuli": ev["stimuli"] or "data test split", "n_stimuli": int(len(labels)),
-                           "categories": categories}
+                           "categories": sorted({categories[i] for i in labels.tolist()}, key=categories.index)}
     if ev["efficiency"]:
-        datamodule.setup("test")
-        evaluate = accuracy_on(datamodule.test_dataloader(), ev["metric_batches"], device)
-        out["efficiency"] = efficiency(net, layers, ev, "accuracy", evaluate, figures)
+        if ctx.data is None:
+            ctx.skip("efficiency", "the task's test split for accuracy")
+        else:
+            ctx.data.setup("test")
+            evaluate = accuracy_on(ctx.data.test_dataloader(), ev["metric_batches"], ctx.device)
+            out["efficiency"] = efficiency(ctx.net, ctx.layers, ev, ctx.model["downsample"], "accuracy", evaluate,
+                                           ctx.figures)
     if ev["neural_data"]:
         out["predictivity"] = predictivity(acts, ids, ev)
     return out

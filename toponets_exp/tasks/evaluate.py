@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.io import write_json
-from toponets_exp.models.checkpoints import load_weights
-from toponets_exp.tasks.build import build_datamodule, build_loggers, output_dir, seed_and_check
-from toponets_exp.tasks.eval_common import jsonable, mean_of, weight_maps
-from toponets_exp.topo import select_layers
+from toponets_exp.tasks.build import build_loggers, output_dir, seed_and_check
+from toponets_exp.tasks.eval_common import EvalContext, jsonable, mean_of, weight_maps
+from toponets_exp.tasks.eval_config import eval_settings
+from toponets_exp.tasks.eval_model import checkpoint_net, eval_tokenizer, task_data
+from toponets_exp.topo import TopoLayer, select_layers
 
 log = logging.getLogger(__name__)
-KINDS = ("auto", "vision", "language")
 
 
 def _device(name: str) -> torch.device:
@@ -46,50 +47,62 @@ def _to_wandb(loggers: Sequence[Logger], report: dict[str, Any], figures: Path) 
             lg.log_image(key=f"eval/{png.stem}", images=[str(png)])
 
 
-def evaluate(cfg: DictConfig, ckpt_path: str | None = None, datamodule: L.LightningDataModule | None = None,
-             loggers: Sequence[Logger] | None = None) -> dict[str, Any]:
-    """Analyse the topo layers (and eval.layers) of `model` with weights from the checkpoint; write the report."""
+def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[TopoLayer] | None = None,
+             datamodule: L.LightningDataModule | None = None, loggers: Sequence[Logger] | None = None,
+             checkpoint: str | None = None) -> dict[str, Any]:
+    """Analyse the topo layers (and eval.layers) of a model; write report.json and the figures.
+
+    task=eval reads the model from `ckpt_path`; at the end of training the trained backbone, its selected topo layers
+    and the data module are passed in (`checkpoint` names where the weights came from).
+    """
     start = time.perf_counter()
     seed_and_check(cfg)
-    ev = OmegaConf.to_container(cfg.eval, resolve=True)
-    if ev["kind"] not in KINDS:
-        raise ConfigError(f"eval.kind={ev['kind']!r} is not supported; use one of {', '.join(KINDS)}")
-    if ev["kind"] == "auto":
-        ev["kind"] = "language" if cfg.model.lit._target_.endswith("CausalLM") else "vision"
-    path = ckpt_path or cfg.ckpt_path
-    if not path:
-        raise ConfigError("task=eval needs ckpt_path=<a .ckpt of ours, an official TopoNets file, or an HF folder>")
-    if ev["kind"] == "vision" and ev["stimuli"]:
+    ev = eval_settings(cfg)
+    kind = ev["kind"] if ev["kind"] != "auto" else cfg.model.get("eval", {}).get("kind", "vision")
+    if kind == "vision" and ev["stimuli"]:
         from toponets_exp.tasks.eval_vision import check_stimuli
 
-        check_stimuli(ev["stimuli"])  # a bad stimulus set fails before anything is written
+        check_stimuli(ev["stimuli"])  # a bad stimulus set fails before anything is built or written
+    architecture: dict[str, Any] = {}
+    if net is None:
+        checkpoint = cfg.ckpt_path
+        if not checkpoint:
+            raise ConfigError("task=eval needs ckpt_path=<a .ckpt of ours, an official TopoNets file, or an HF "
+                              "folder>")
+        net, architecture = checkpoint_net(cfg, checkpoint)
+        layers = select_layers(net, OmegaConf.to_container(cfg.topo.layers, resolve=True), cfg.topo.factor,
+                               cfg.topo.weight)
+    data, misfit = task_data(cfg, kind, datamodule)
     out = output_dir(cfg)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    net = load_weights(instantiate(cfg.model.net, _convert_="all"), path)
-    layers = select_layers(net, OmegaConf.to_container(cfg.topo.layers, resolve=True), cfg.topo.factor,
-                           cfg.topo.weight)
-    datamodule = datamodule or build_datamodule(cfg)
     device = _device(ev["device"])
     net.to(device)
+    model_eval = OmegaConf.to_container(cfg.model.get("eval", {}), resolve=True)
+    tokenizer = eval_tokenizer(cfg, ev["tokenizer"], data, misfit) if kind == "language" else None
+    ctx = EvalContext(net, layers, data, misfit, ev, model_eval, figures, device, tokenizer)
 
     per_layer = weight_maps(layers, ev, figures)
-    if ev["kind"] == "vision":
+    if kind == "vision":
         from toponets_exp.tasks.eval_vision import vision_analyses as analyses
     else:
         from toponets_exp.tasks.eval_language import language_analyses as analyses
-    model_level = analyses(net, layers, datamodule, ev, per_layer, figures, device)
+    model_level = analyses(ctx, per_layer)
 
     report = {
-        "task": "eval", "kind": ev["kind"], "checkpoint": str(path), "model": cfg.model.net._target_,
-        "topo_weight": cfg.topo.weight, "smoothness_method": ev["smoothness"],
+        "task": "eval", "kind": kind, "checkpoint": str(checkpoint), "model": cfg.model.net._target_,
+        "architecture_from_checkpoint": architecture, "topo_weight": cfg.topo.weight,
+        "smoothness_method": ev["smoothness"], "tdann": ev["tdann"],
+        "conventions": {"selectivity_std": ev["selectivity_std"], "ed_features": ev["ed_features"]},
         "aggregate": {
             "weight_smoothness": mean_of(per_layer, "weight_smoothness"),
             "response_smoothness": mean_of(per_layer, "response_smoothness"),
             "effective_dimensionality": mean_of(per_layer, "effective_dimensionality"),
+            "tdann_smoothness": finite_mean(value for _, value in tdann_values(per_layer)),
         },
         "layers": per_layer,
         **model_level,
+        "skipped": ctx.skipped,
         "figures": sorted(str(p.relative_to(out)) for p in figures.glob("*.png")),
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
@@ -97,10 +110,28 @@ def evaluate(cfg: DictConfig, ckpt_path: str | None = None, datamodule: L.Lightn
     write_json(out / "report.json", report)
     _to_wandb(loggers if loggers is not None else build_loggers(cfg), report, figures)
     agg = report["aggregate"]
-    log.info("Evaluation (%s): weight smoothness %.4f, effective dimensionality %.2f (means over %d topo layers); "
-             "report %s", ev["kind"], agg["weight_smoothness"] or float("nan"),
-             agg["effective_dimensionality"] or float("nan"), len(layers), out / "report.json")
+    log.info("Evaluation (%s): weight smoothness %.4f, effective dimensionality %.2f, TDANN smoothness of the "
+             "selectivity maps %.3f (means over %d topo layers); report %s", kind,
+             agg["weight_smoothness"] or float("nan"), agg["effective_dimensionality"] or float("nan"),
+             agg["tdann_smoothness"] or float("nan"), len(layers), out / "report.json")
     return report
+
+
+def finite_mean(values: Iterable[float | None]) -> float | None:
+    """Mean of the finite values, None when there is none."""
+    kept = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(kept)) if kept else None
+
+
+def tdann_values(per_layer: dict[str, dict[str, Any]]) -> list[tuple[str, float]]:
+    """Every (layer/map, TDANN smoothness) of the selectivity maps in the per-layer report."""
+    values = []
+    for name, entry in per_layer.items():
+        for category, sel in entry.get("selectivity", {}).items():
+            values.append((f"{name}/{category}", sel.get("tdann_smoothness")))
+        if "language_selectivity" in entry:
+            values.append((name, entry["language_selectivity"].get("tdann_smoothness")))
+    return values
 
 
 def run_eval(cfg: DictConfig) -> dict[str, Any]:

@@ -99,10 +99,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     if trainer.is_global_zero:
-        if cfg.eval.after_train and best:
+        if cfg.eval.after_train and best:  # the module holds the best checkpoint's weights since trainer.test
             from toponets_exp.tasks.evaluate import evaluate
 
-            report = evaluate(cfg, best, datamodule, trainer.loggers)
+            report = evaluate(cfg, getattr(module, topo.module_attr), topo.loss.layers, datamodule, trainer.loggers,
+                              checkpoint=best)
             summary["eval"] = {"report": str(out / "report.json"), **report["aggregate"]}
             summary["wall_time_s"] = round(time.perf_counter() - start, 1)
         summary.update(_wandb_runs(trainer.loggers))

@@ -1,0 +1,112 @@
+"""What an evaluation analyses: the model (from a checkpoint, its variant read from the file), and the task's data
+when it fits that model (the analyses that need data are skipped, with the reason, when it does not)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+from torch import nn
+
+from toponets_exp.data.tokenizer import GPT2, ByteTokenizer, TextTokenizer, gpt2_tokenizer
+from toponets_exp.errors import CheckpointError, ConfigError
+from toponets_exp.models.checkpoints import load_weights, match_state, read_checkpoint
+from toponets_exp.tasks.build import build_datamodule
+
+log = logging.getLogger(__name__)
+VOCAB_MULTIPLE = 64  # nanoGPT pads its vocabulary to a multiple of 64: 50 257 -> 50 304
+GPT2_VOCAB = 50257
+
+
+def apply_architecture(cfg: DictConfig, path: Path, state: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Set model.net.* to the variant the checkpoint was saved from (model.eval.architecture); return what was read."""
+    reader = cfg.model.get("eval", {}).get("architecture")
+    if not reader or not cfg.eval.architecture_from_checkpoint:
+        return {}
+    try:
+        read = instantiate(reader)(state, extra)
+    except KeyError as err:
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks {err}, which a {cfg.model.net._target_} state dict "
+                              "has; does model= name the architecture the file was saved from?") from None
+    changed = {k: v for k, v in read.items() if cfg.model.net.get(k) != v}
+    with open_dict(cfg):
+        for key, value in read.items():
+            cfg.model.net[key] = value
+    if changed:
+        log.info("model.net read from the checkpoint: %s", ", ".join(f"{k}={v}" for k, v in changed.items()))
+    return read
+
+
+def checkpoint_net(cfg: DictConfig, path: str) -> tuple[nn.Module, dict[str, Any]]:
+    """The backbone with the checkpoint's weights, and the architecture keys read from the file."""
+    location = Path(path).expanduser()
+    if location.is_dir():  # a Hugging Face directory brings its own config
+        return load_weights(instantiate(cfg.model.net, _convert_="all"), location), {}
+    state, extra, fmt = read_checkpoint(location)
+    read = apply_architecture(cfg, location, state, extra)
+    net = instantiate(cfg.model.net, _convert_="all")
+    match_state(net, state, f"checkpoint {str(location)!r} (format {fmt})")
+    log.info("loaded %d tensors into %s from %s (format %s)", len(state), type(net).__name__, location, fmt)
+    return net, read
+
+
+def padded(vocab: int) -> int:
+    """A vocabulary size rounded up to nanoGPT's multiple."""
+    return -(-int(vocab) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+
+
+def data_misfit(cfg: DictConfig, kind: str, datamodule: L.LightningDataModule) -> str | None:
+    """Why the task's data does not fit the model (class count, tokenizer vocabulary), or None when it does."""
+    name = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
+    if kind == "vision":
+        classes = getattr(datamodule.hparams, "num_classes", None)
+        model = cfg.model.net.get("num_classes")
+        if classes is None:
+            return f"{name} is not a classification dataset"
+        return None if classes == model else f"the model has {model} classes, {name} has {classes}"
+    tokenizer = getattr(datamodule, "tokenizer", None)
+    if tokenizer is None:
+        return f"{name} is not a text dataset"
+    vocab = cfg.model.net.get("vocab_size")
+    if padded(tokenizer.vocab_size) != padded(vocab):
+        return f"the model's vocabulary has {vocab} tokens, the tokenizer of {name} {tokenizer.vocab_size}"
+    return None
+
+
+def task_data(cfg: DictConfig, kind: str,
+              datamodule: L.LightningDataModule | None) -> tuple[L.LightningDataModule | None, str | None]:
+    """The task's data module if it fits the model, else (None, why not); the module given is the model's own."""
+    if datamodule is not None:
+        return datamodule, None
+    datamodule = build_datamodule(cfg)
+    misfit = data_misfit(cfg, kind, datamodule)
+    if misfit:
+        log.info("The task's data does not fit the model (%s): the analyses that need it are skipped", misfit)
+        return None, misfit
+    return datamodule, None
+
+
+def eval_tokenizer(cfg: DictConfig, choice: str, datamodule: L.LightningDataModule | None,
+                   misfit: str | None) -> TextTokenizer:
+    """eval.tokenizer: the data's (data, or auto when it fits), GPT-2's BPE, or bytes (auto: by vocabulary size)."""
+    if choice == "data" or (choice == "auto" and datamodule is not None):
+        if datamodule is None:
+            raise ConfigError(f"eval.tokenizer=data, but the task's data does not fit the model ({misfit}); use "
+                              f"eval.tokenizer=auto, {GPT2} or bytes, or the model's data=")
+        return datamodule.tokenizer
+    if choice == GPT2:
+        return gpt2_tokenizer()
+    if choice == "bytes":
+        return ByteTokenizer()
+    vocab = padded(cfg.model.net.vocab_size)
+    if vocab == padded(GPT2_VOCAB):
+        return gpt2_tokenizer()
+    if vocab == padded(ByteTokenizer.vocab_size):
+        return ByteTokenizer()
+    raise ConfigError(f"eval.tokenizer=auto: no bundled tokenizer fits a vocabulary of {cfg.model.net.vocab_size} "
+                      f"tokens (GPT-2: {GPT2_VOCAB}, bytes: 256); give the model's text data (data=hf_text "
+                      "data.tokenizer_path=...) or eval.tokenizer=data")
