@@ -97,3 +97,21 @@ def test_language_training_and_evaluation(tmp_path):
     check_figures(tmp_path, report, ["weight_sheet_", "similarity_vs_distance", "language_selectivity_",
                                      "integration_window_", "integration_model_", "effective_dim", "pruning",
                                      "downsampling"])
+
+
+def test_data_split_caps_spread_categories_and_read_labels_without_images():
+    import numpy as np
+    import torch
+    from torch.utils.data import Subset, TensorDataset
+
+    from toponets_exp.data.vision import Transformed
+    from toponets_exp.tasks.eval_vision import capped, spread_categories, split_targets
+
+    assert spread_categories(1000, 20) == [round(i * 999 / 19) for i in range(20)]
+    assert spread_categories(10, 20) == list(range(10)) and spread_categories(5, None) == list(range(5))
+    labels = torch.tensor([0, 1, 2, 1, 0, 2, 2, 1, 0, 3])
+    base = TensorDataset(torch.zeros(10, 1), labels)
+    wrapped = Subset(Transformed(base, lambda x: x), [9, 8, 7, 6, 5])
+    np.testing.assert_array_equal(split_targets(wrapped), [3, 0, 1, 2, 2])
+    assert capped(labels.numpy(), [0, 2], 2) == [0, 2, 4, 5]  # first two of each chosen category, in order
+    assert capped(labels.numpy(), [1], None) == [1, 3, 7]

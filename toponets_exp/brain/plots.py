@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 
 from toponets_exp.brain.selectivity import SelectivityMap
-from toponets_exp.brain.smoothness import MIN_BIN_FRACTION, SimilarityCurve, reliable_bins
+from toponets_exp.brain.smoothness import MIN_BIN_FRACTION, SimilarityCurve, reliable_bins, unit_vectors
 from toponets_exp.brain.stats import ArrayLike, as_float64
 from toponets_exp.io import replacing
 
@@ -45,12 +45,7 @@ def sheet_principal_components(vectors: ArrayLike, sheet: tuple[int, int],
                                k: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Scores (H, W, k) of the units' unit-norm vectors on their top k principal components, and variance shares."""
     h, w = (int(s) for s in sheet)
-    x = as_float64(vectors)
-    if x.ndim < 2 or x.shape[0] != h * w:
-        raise ValueError(f"vectors must be (n_units = H·W = {h * w}, dim...) for sheet={tuple(sheet)}, got {x.shape}")
-    x = x.reshape(h * w, -1)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.where(norms > 0.0, norms, 1.0)
+    x = unit_vectors(vectors, (h, w))
     n_comp = min(k, *x.shape)
     pca = PCA(n_components=n_comp, random_state=0).fit(x)
     scores = np.zeros((h * w, k))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.preprocessing import normalize
 
 from toponets_exp.brain.stats import ArrayLike, as_float64
 from toponets_exp.brain.tdann import binned_means, curve_smoothness
@@ -53,8 +54,8 @@ def response_profiles(responses: ArrayLike) -> np.ndarray:
     return (x - x.mean(axis=0)).T
 
 
-def _unit_vectors(vectors: ArrayLike, sheet: tuple[int, int]) -> np.ndarray:
-    """Validated (H·W, dim) vectors scaled to unit norm (zero vectors stay zero)."""
+def unit_vectors(vectors: ArrayLike, sheet: tuple[int, int]) -> np.ndarray:
+    """Validated (H·W, dim) unit vectors, flattened and scaled to unit L2 norm (zero vectors stay zero)."""
     h, w = (int(s) for s in sheet)
     x = as_float64(vectors)
     if h < 1 or w < 1 or h * w < 2:
@@ -64,9 +65,7 @@ def _unit_vectors(vectors: ArrayLike, sheet: tuple[int, int]) -> np.ndarray:
             f"vectors must be (n_units, dim...) with n_units = H·W = {h * w} for sheet={tuple(sheet)}, "
             f"got shape {x.shape}"
         )
-    x = x.reshape(x.shape[0], -1)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x / np.where(norms > 0.0, norms, 1.0))
+    return np.ascontiguousarray(normalize(x.reshape(x.shape[0], -1), norm="l2"))
 
 
 def triangle_pairs(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +142,7 @@ def _pair_cosines(units: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray
 def pair_similarities(vectors: ArrayLike, sheet: tuple[int, int], max_pairs: int = 200_000,
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(sheet distance, cosine similarity) of the unit pairs chosen by `sample_pairs`."""
-    units = _unit_vectors(vectors, sheet)
+    units = unit_vectors(vectors, sheet)
     h, w = (int(s) for s in sheet)
     i, j = sample_pairs((h, w), max_pairs, seed)
     return _sheet_distances(i, j, w), _pair_cosines(units, i, j)

@@ -13,7 +13,8 @@ from toponets_exp.report.table import METRICS, pareto_front, setting_keys
 
 LABELS = {"test_acc": "test accuracy", "test_ppl": "test perplexity", "test_loss": "test loss",
           "topo_loss": "TopoLoss (unweighted mean)", "weight_smoothness": "weight smoothness",
-          "response_smoothness": "response smoothness", "effective_dim": "effective dimensionality"}
+          "response_smoothness": "response smoothness", "effective_dim": "effective dimensionality",
+          "tdann_smoothness": "TDANN smoothness of the selectivity maps"}
 
 
 def _group_name(row: dict[str, Any], keys: Sequence[str]) -> str:

@@ -19,6 +19,7 @@ METRICS = {
     "weight_smoothness": (("eval", "weight_smoothness"), True),
     "response_smoothness": (("eval", "response_smoothness"), True),
     "effective_dim": (("eval", "effective_dimensionality"), False),
+    "tdann_smoothness": (("eval", "tdann_smoothness"), True),  # TDANN smoothness of the selectivity maps, mean
     "wall_time_s": (("wall_time_s",), False),
 }
 
