@@ -161,12 +161,12 @@ def _topographic_block(fold_varied_bn: bool) -> BasicBlock:
 def test_resnet_block_with_batchnorm_is_reproduced(fold_varied_bn):
     block = _topographic_block(fold_varied_bn)
     x = torch.randn(3, 64, 6, 6, dtype=torch.float64)
-    small = downsample_pair(block, "conv1", "conv2", 2)
+    small = downsample_pair(block, "conv1", "conv2", 2, "bn1")
     assert small.conv1.out_channels == 16 and small.bn1.num_features == 16 and small.conv2.in_channels == 16
     with torch.no_grad():
         torch.testing.assert_close(small(x), block(x), rtol=1e-10, atol=1e-10)
         block.conv1.weight.add_(torch.randn_like(block.conv1.weight))
-        assert (downsample_pair(block, "conv1", "conv2", 2)(x) - block(x)).abs().max() > 1e-2
+        assert (downsample_pair(block, "conv1", "conv2", 2, "bn1")(x) - block(x)).abs().max() > 1e-2
 
 
 def test_bad_factor_and_pairs_are_config_errors():

@@ -140,18 +140,6 @@ def _pooled_norm(norm: nn.BatchNorm2d, shift: torch.Tensor) -> nn.BatchNorm2d:
     return new
 
 
-def _sibling_norm(modules: dict[str, nn.Module], layer_name: str, n_units: int) -> str | None:
-    """torchvision naming: the BatchNorm `...bnX` next to `...convX` with the layer's channel count, if any."""
-    parent, _, leaf = layer_name.rpartition(".")
-    if not leaf.startswith("conv"):
-        return None
-    candidate = f"{parent}.bn{leaf[4:]}" if parent else f"bn{leaf[4:]}"
-    module = modules.get(candidate)
-    if isinstance(module, nn.BatchNorm2d) and module.num_features == n_units:
-        return candidate
-    return None
-
-
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     """Replace the submodule at dotted path `name`."""
     parent, _, leaf = name.rpartition(".")
@@ -180,13 +168,11 @@ def _check_pair(first: nn.Module, second: nn.Module, layer_name: str, next_name:
 def _downsample_inplace(model: nn.Module, layer_name: str, next_name: str, k: int,
                         norm_name: str | None = None) -> None:
     """Replace the pair (and its BatchNorm, if any) in `model` by their k×k sheet-downsampled versions."""
-    modules = dict(model.named_modules())
     first, second = resolve_modules(model, [layer_name, next_name]).values()
     sheet = _check_pair(first, second, layer_name, next_name, k)
     out_axis, _ = _axes(first, layer_name)
     _, in_axis = _axes(second, next_name)
     n_units = first.weight.shape[out_axis]
-    norm_name = norm_name or _sibling_norm(modules, layer_name, n_units)
     with torch.no_grad():
         weight, bias = first.weight.detach(), first.bias.detach() if first.bias is not None else None
         if norm_name is not None:
@@ -214,8 +200,8 @@ def downsample_pair(model: nn.Module, layer_name: str, next_name: str, k: int,
                     norm_name: str | None = None) -> nn.Module:
     """A deep copy with `layer_name`'s sheet k×k-downsampled and `next_name`'s inputs summed per block.
 
-    `norm_name`: a BatchNorm2d between the two maps; by default a torchvision-style sibling (``convX`` ->
-    ``bnX``) with the layer's channel count is used when present. See the module docstring for the rule.
+    `norm_name`: the BatchNorm2d between the two maps, if any (e.g. a ResNet block's ``bn1``; the evaluation reads it
+    from model.eval.downsample). See the module docstring for the rule.
     """
     reduced = copy.deepcopy(model)
     _downsample_inplace(reduced, layer_name, next_name, k, norm_name)
