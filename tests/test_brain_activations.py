@@ -56,6 +56,19 @@ def test_cnn_conv_and_linear_outputs_match_manual_forward():
     np.testing.assert_allclose(acts["fc"], fc.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_flatten_keeps_every_value_of_a_conv_map():
+    net = tiny_cnn()
+    batches = image_batches()
+    acts = record_activations(net, ["conv2", "fc"], batches, reduce="flatten", progress=False)
+    x = torch.cat([b[0] for b in batches])
+    net.eval()
+    with torch.no_grad():
+        conv2 = net.conv2(net.relu(net.bn(net.conv1(x))))
+    assert acts["conv2"].shape == (15, 6 * 6 * 6)  # C·H·W, channel-major as torch lays it out
+    np.testing.assert_allclose(acts["conv2"], conv2.flatten(1).numpy(), rtol=1e-5, atol=1e-6)
+    assert acts["fc"].shape == (15, 5)
+
+
 def test_training_flags_restored_and_hooks_removed():
     net = tiny_cnn()
     net.train()

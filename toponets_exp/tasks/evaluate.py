@@ -73,13 +73,17 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
         layers = select_layers(net, OmegaConf.to_container(cfg.topo.layers, resolve=True), cfg.topo.factor,
                                cfg.topo.weight)
     data, misfit = task_data(cfg, kind, datamodule)
+    model_eval = {"downsample": {}, "context": None,
+                  **OmegaConf.to_container(cfg.model.get("eval", {}), resolve=True)}
+    if kind == "language" and not model_eval["context"]:
+        raise ConfigError("model.eval.context is not set: a language model's yaml names its context length (e.g. "
+                          "context: ${model.net.block_size})")
+    tokenizer = eval_tokenizer(cfg, ev["tokenizer"], data, misfit) if kind == "language" else None
     out = output_dir(cfg)
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
     device = _device(ev["device"])
     net.to(device)
-    model_eval = OmegaConf.to_container(cfg.model.get("eval", {}), resolve=True)
-    tokenizer = eval_tokenizer(cfg, ev["tokenizer"], data, misfit) if kind == "language" else None
     ctx = EvalContext(net, layers, data, misfit, ev, model_eval, figures, device, tokenizer)
 
     per_layer = weight_maps(layers, ev, figures)
