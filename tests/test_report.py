@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from cli import TINY, read_csv, run_cli
 from toponets_exp.report import aggregate, pareto_front
@@ -76,3 +77,19 @@ def test_report_of_a_directory_without_runs_is_a_clear_error(tmp_path) -> None:
     assert f"report.sweep_dir='{tmp_path}' holds no runs" in proc.stdout
     missing = run_cli("task=report", f"hydra.run.dir={tmp_path / 'out2'}")
     assert missing.returncode == 2 and "task=report needs a multirun directory" in missing.stdout
+
+
+@pytest.mark.slow
+def test_paper_trends_experiment_sweeps_and_reports_in_one_command(tmp_path) -> None:
+    """The experiment's own τ × seed grid, narrowed on the command line (the command line wins per key), ends
+    with its report written by the multirun itself."""
+    proc = run_cli("-m", "experiment=paper_trends_digits", "topo.weight=0,5", "seed=0", *TINY,
+                   f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    info = OmegaConf.load(tmp_path / "sweep.yaml")
+    assert list(info.varying) == ["topo.weight"]
+    assert list(info.overrides[:2]) == ["topo.weight=0,5", "seed=0"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.isdigit()) == ["0", "1"]
+    table = (tmp_path / "report" / "report.csv").read_text().splitlines()
+    assert len(table) == 3 and table[0].startswith("sweep,job,topo.weight")
+    assert (tmp_path / "report" / "figures" / "metrics_vs_tau.png").is_file()

@@ -59,8 +59,12 @@ class SweepInfo(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         hydra = config.hydra
         params = OmegaConf.select(hydra, "sweeper.params") or {}
-        # The basic sweeper's order: its params, then the command line; jobs are numbered in this product's order.
-        overrides = [f"{key}={value}" for key, value in params.items()] + list(hydra.overrides.task)
+        # The basic sweeper's order: its params, then the command line; a key given twice keeps its first place and
+        # its last value (the command line overrides an experiment's sweep); jobs are numbered in this product's order.
+        final: dict[str, str] = {}
+        for override in [f"{key}={value}" for key, value in params.items()] + list(hydra.overrides.task):
+            final[override.split("=", 1)[0]] = override
+        overrides = list(final.values())
         sweep_dir = Path(str(hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         info = {"group": sweep_group(sweep_dir), "varying": sweep_keys(overrides), "overrides": overrides}

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -69,3 +70,12 @@ def report(cfg: DictConfig) -> dict[str, Any]:
              out / "report.md", out / "report.csv", ", ".join(str(p) for p in figures))
     return {"task": "report", "runs": len(table), "statuses": statuses, "varying": varying,
             "report": str(out / "report.md")}
+
+
+class ReportAtEnd(Callback):
+    """Hydra callback: when a multirun ends, write its report (as task=report would) to <sweep dir>/report."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = str(config.hydra.sweep.dir)
+        report(OmegaConf.create({"report": {"sweep_dir": sweep_dir}, "logger": {},
+                                 "paths": {"output_dir": str(Path(sweep_dir) / "report")}}))
