@@ -115,3 +115,28 @@ def test_data_split_caps_spread_categories_and_read_labels_without_images():
     np.testing.assert_array_equal(split_targets(wrapped), [3, 0, 1, 2, 2])
     assert capped(labels.numpy(), [0, 2], 2) == [0, 2, 4, 5]  # first two of each chosen category, in order
     assert capped(labels.numpy(), [1], None) == [1, 3, 7]
+
+
+@pytest.mark.slow
+def test_folder_stimuli_with_neural_data_give_predictivity(tiny_checkpoint, tmp_path):
+    import numpy as np
+
+    root = tmp_path / "stimuli"
+    rng = np.random.default_rng(0)
+    for category in ("faces", "houses"):
+        (root / category).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(root / category / f"{i}.png")
+    names = [f"{c}/{i}.png" for c in ("faces", "houses") for i in range(6)]
+    np.savez(tmp_path / "neural.npz", responses=rng.normal(size=(12, 3)), stimuli=np.array(names))
+    common = ["task=eval", f"ckpt_path={tiny_checkpoint}", f"eval.stimuli={root}", "eval.image_size=8",
+              "data.image_size=8", f"eval.neural_data={tmp_path / 'neural.npz'}", "eval.cv_folds=2",
+              "eval.efficiency=false"]
+    out = tmp_path / "eval"
+    proc = run_cli(*common, "eval.predictivity_layers=[layer4.1.conv2]", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["categories"] == ["faces", "houses"] and report["n_stimuli"] == 12
+    assert list(report["predictivity"]) == ["layer4.1.conv2"]
+    bad = run_cli(*common, "eval.predictivity_layers=[fc]", f"hydra.run.dir={tmp_path / 'bad'}")
+    assert bad.returncode == 2 and "eval.predictivity_layers names 'fc', which is not recorded" in bad.stdout

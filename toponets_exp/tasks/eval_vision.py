@@ -185,6 +185,10 @@ def predictivity(acts: Mapping[str, np.ndarray], ids: Sequence[Any], ev: Mapping
         raise ConfigError(f"eval.neural_data names stimuli not in eval.stimuli, e.g. {unknown[:3]}")
     rows = [index[str(s)] for s in data["stimuli"]]
     layers = ev["predictivity_layers"] or list(acts)
+    unrecorded = [name for name in layers if name not in acts]
+    if unrecorded:
+        raise ConfigError(f"eval.predictivity_layers names {unrecorded[0]!r}, which is not recorded; use topo layers "
+                          f"or add it to eval.layers (recorded: {', '.join(acts)})")
     return {name: ridge_predictivity(acts[name][rows], data["responses"], n_splits=ev["cv_folds"],
                                      seed=ev["seed"]) for name in layers}
 
