@@ -21,6 +21,7 @@ RECIPES = {  # name -> (model builder, data module, paper τ sweep)
     "gpt_neo_125m_wikipedia": ("toponets_exp.models.gpt_neo.gpt_neo_125m", "HFTextDataModule", [0, 1, 5, 10, 50]),
     "nanogpt_fineweb_edu": ("toponets_exp.models.gpt", "HFTextDataModule", [0, 0.5, 1, 3, 50]),
     "nanogpt_embedded": ("toponets_exp.models.gpt", "EmbeddedTextDataModule", [0, 0.5, 1, 3, 50]),
+    "paper_trends_digits": ("toponets_exp.models.resnet18", "DigitsDataModule", [0, 0.5, 1, 5, 10, 20, 50]),
 }
 
 
@@ -48,7 +49,11 @@ def test_recipe_composes_and_resolves(name: str) -> None:
     assert plain["topo"]["weight"] in sweep
     swept = [float(v) for v in str(cfg.hydra.sweeper.params["topo.weight"]).split(",")]
     assert swept == sweep
-    if datamodule != "ImageNetDataModule":  # language: the net is sized by the data
+    if datamodule == "DigitsDataModule":  # the embedded default's τ × seed sweep, everything else the default run
+        assert str(cfg.hydra.sweeper.params["seed"]) == "0,1,2"
+        assert plain["model"]["net"]["num_classes"] == plain["data"]["num_classes"] == 10
+        assert plain["trainer"]["max_epochs"] == 8 and plain["optim"]["name"] == "adamw"
+    elif datamodule != "ImageNetDataModule":  # language: the net is sized by the data
         assert plain["model"]["lit"]["_target_"] == "toponets_exp.lit.CausalLM"
         assert plain["optim"]["name"] == "adamw" and plain["optim"]["no_decay_1d"] is True
         assert plain["model"]["net"]["vocab_size"] == plain["data"]["vocab_size"]
