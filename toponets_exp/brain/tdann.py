@@ -31,9 +31,13 @@ def binned_means(distances: np.ndarray, values: np.ndarray, num_bins: int = 20,
     """
     if edges is None:
         edges = np.histogram_bin_edges(distances, bins=num_bins)
-    sums, counts = _bin_sums(distances, values, edges)
+    return _means(*_bin_sums(distances, values, edges)), edges
+
+
+def _means(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per-bin means, NaN for an empty bin."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / counts, np.nan), edges
+        return np.where(counts > 0, sums / counts, np.nan)
 
 
 def _bin_sums(distances: np.ndarray, values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,8 +56,7 @@ def curve_smoothness(curve: ArrayLike) -> float:
     1 for a flat curve; NaN when the first bin is already empty.
     """
     c = as_float64(curve).ravel()
-    nan = np.flatnonzero(np.isnan(c))
-    c = c[: nan[0]] if nan.size else c
+    c = c[: leading_bins(c)]
     if c.size == 0:
         return float("nan")
     if np.ptp(c) == 0.0:
@@ -107,8 +110,7 @@ def _sample_curve(values: np.ndarray, positions: np.ndarray, num_bins: int, dist
         s, c = _bin_sums(d, diff, edges)
         sums += s
         counts += c
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / counts, np.nan), edges
+    return _means(sums, counts), edges
 
 
 def tdann_curves(values: ArrayLike, sheet: tuple[int, int], num_bins: int = 20, num_samples: int = 1,

@@ -71,9 +71,9 @@ def detect_format(path: Path, content: Any) -> str:
             return "plain"
         shown = _few([str(k) for k in content])
         raise CheckpointError(f"checkpoint {str(path)!r} has top-level keys [{shown}], which fit no known format; "
-                          f"expected {_expected_formats()}")
+                              f"expected {_expected_formats()}")
     raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(content).__name__}, not a dict; "
-                      f"expected {_expected_formats()}")
+                          f"expected {_expected_formats()}")
 
 
 def extract_state(content: Any, fmt: str, path: Path) -> dict[str, torch.Tensor]:
@@ -83,12 +83,12 @@ def extract_state(content: Any, fmt: str, path: Path) -> dict[str, torch.Tensor]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         keys = _few([str(k) for k in content]) if isinstance(content, Mapping) else type(content).__name__
         raise CheckpointError(f"checkpoint {str(path)!r} is not in format {fmt!r} ({FORMATS[fmt]}); "
-                          f"its top level is [{keys}]")
+                              f"its top level is [{keys}]")
     if fmt == "lightning":
         state = {k[len(LIGHTNING_PREFIX):]: v for k, v in state.items() if k.startswith(LIGHTNING_PREFIX)}
         if not state:
             raise CheckpointError(f"checkpoint {str(path)!r} has no 'state_dict' keys starting with "
-                              f"{LIGHTNING_PREFIX!r} (the LightningModule's backbone attribute)")
+                                  f"{LIGHTNING_PREFIX!r} (the LightningModule's backbone attribute)")
     return {k.replace(COMPILE_PREFIX, ""): v for k, v in state.items()}
 
 
@@ -98,12 +98,12 @@ def huggingface_state(net: nn.Module, path: Path) -> dict[str, torch.Tensor]:
 
     if not isinstance(net, PreTrainedModel):
         raise CheckpointError(f"{str(path)!r} is a directory (Hugging Face format), which only a transformers model "
-                          f"can load; the backbone is a {type(net).__name__}")
+                              f"can load; the backbone is a {type(net).__name__}")
     if not path.is_dir():
         raise CheckpointError(f"format 'huggingface' expects a model directory, {str(path)!r} is a file")
     if not (path / "config.json").is_file():
         raise CheckpointError(f"directory {str(path)!r} has no config.json; expected a Hugging Face model directory "
-                          "(config.json + model.safetensors or pytorch_model.bin)")
+                              "(config.json + model.safetensors or pytorch_model.bin)")
     try:
         loaded = type(net).from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as err:
@@ -122,7 +122,7 @@ def match_state(net: nn.Module, state: Mapping[str, torch.Tensor], source: str) 
         problems = [f"{name}: {_few(keys)}" for name, keys in
                     (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)) if keys]
         raise CheckpointError(f"{source} does not fit {type(net).__name__} (does the model config match the "
-                          f"architecture it was saved from?): " + "; ".join(problems))
+                              f"architecture it was saved from?): " + "; ".join(problems))
     net.load_state_dict(state)
     return net
 

@@ -109,6 +109,11 @@ class GPT(nn.Module):
         return self.lm_head(self.transformer.ln_f(x))
 
 
+def padded_vocab(vocab_size: int, vocab_multiple: int = 64) -> int:
+    """A vocabulary size rounded up to a multiple of `vocab_multiple` (nanoGPT: GPT-2's 50 257 -> 50 304)."""
+    return -(-int(vocab_size) // int(vocab_multiple)) * int(vocab_multiple)
+
+
 def gpt(vocab_size: int = 50304, block_size: int = 1024, n_layer: int = 12, n_head: int = 12, n_embd: int = 768,
         dropout: float = 0.0, bias: bool = False, vocab_multiple: int = 64,
         pretrained_path: str | None = None) -> GPT:
@@ -117,8 +122,7 @@ def gpt(vocab_size: int = 50304, block_size: int = 1024, n_layer: int = 12, n_he
         raise ConfigError(f"model.net.n_embd={n_embd} is not a multiple of model.net.n_head={n_head}")
     if vocab_multiple < 1:
         raise ConfigError(f"model.net.vocab_multiple={vocab_multiple} must be >= 1")
-    padded = -(-vocab_size // vocab_multiple) * vocab_multiple
-    net = GPT(padded, block_size, n_layer, n_head, n_embd, dropout, bias)
+    net = GPT(padded_vocab(vocab_size, vocab_multiple), block_size, n_layer, n_head, n_embd, dropout, bias)
     if pretrained_path is not None:
         load_weights(net, pretrained_path)
     return net

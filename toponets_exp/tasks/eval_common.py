@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,7 +177,12 @@ def efficiency(net: nn.Module, layers: Sequence[TopoLayer], ev: Mapping[str, Any
     return out
 
 
+def finite_mean(values: Iterable[float | None]) -> float | None:
+    """Mean of the finite values, None when there is none."""
+    kept = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(kept)) if kept else None
+
+
 def mean_of(report: Mapping[str, Mapping[str, Any]], key: str) -> float | None:
     """Mean of a per-layer number over the layers that have it."""
-    values = [entry[key] for entry in report.values() if entry.get(key) is not None and np.isfinite(entry[key])]
-    return float(np.mean(values)) if values else None
+    return finite_mean(entry.get(key) for entry in report.values())

@@ -15,10 +15,10 @@ from torch import nn
 from toponets_exp.data.tokenizer import GPT2, ByteTokenizer, TextTokenizer, gpt2_tokenizer
 from toponets_exp.errors import CheckpointError, ConfigError
 from toponets_exp.models.checkpoints import load_weights, match_state, read_checkpoint
+from toponets_exp.models.nanogpt import padded_vocab
 from toponets_exp.tasks.build import build_datamodule
 
 log = logging.getLogger(__name__)
-VOCAB_MULTIPLE = 64  # nanoGPT pads its vocabulary to a multiple of 64: 50 257 -> 50 304
 GPT2_VOCAB = 50257
 
 
@@ -54,11 +54,6 @@ def checkpoint_net(cfg: DictConfig, path: str) -> tuple[nn.Module, dict[str, Any
     return net, read
 
 
-def padded(vocab: int) -> int:
-    """A vocabulary size rounded up to nanoGPT's multiple."""
-    return -(-int(vocab) // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
-
-
 def data_misfit(cfg: DictConfig, kind: str, datamodule: L.LightningDataModule) -> str | None:
     """Why the task's data does not fit the model (class count, tokenizer vocabulary), or None when it does."""
     name = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
@@ -72,7 +67,7 @@ def data_misfit(cfg: DictConfig, kind: str, datamodule: L.LightningDataModule) -
     if tokenizer is None:
         return f"{name} is not a text dataset"
     vocab = cfg.model.net.get("vocab_size")
-    if padded(tokenizer.vocab_size) != padded(vocab):
+    if padded_vocab(tokenizer.vocab_size) != padded_vocab(vocab):
         return f"the model's vocabulary has {vocab} tokens, the tokenizer of {name} {tokenizer.vocab_size}"
     return None
 
@@ -102,10 +97,10 @@ def eval_tokenizer(cfg: DictConfig, choice: str, datamodule: L.LightningDataModu
         return gpt2_tokenizer()
     if choice == "bytes":
         return ByteTokenizer()
-    vocab = padded(cfg.model.net.vocab_size)
-    if vocab == padded(GPT2_VOCAB):
+    vocab = padded_vocab(cfg.model.net.vocab_size)
+    if vocab == padded_vocab(GPT2_VOCAB):
         return gpt2_tokenizer()
-    if vocab == padded(ByteTokenizer.vocab_size):
+    if vocab == padded_vocab(ByteTokenizer.vocab_size):
         return ByteTokenizer()
     raise ConfigError(f"eval.tokenizer=auto: no bundled tokenizer fits a vocabulary of {cfg.model.net.vocab_size} "
                       f"tokens (GPT-2: {GPT2_VOCAB}, bytes: 256); give the model's text data (data=hf_text "

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
@@ -18,7 +17,7 @@ from torch import nn
 from toponets_exp.errors import ConfigError
 from toponets_exp.io import write_json
 from toponets_exp.tasks.build import build_loggers, output_dir, seed_and_check
-from toponets_exp.tasks.eval_common import EvalContext, jsonable, mean_of, weight_maps
+from toponets_exp.tasks.eval_common import EvalContext, finite_mean, jsonable, mean_of, weight_maps
 from toponets_exp.tasks.eval_config import eval_settings
 from toponets_exp.tasks.eval_model import checkpoint_net, eval_tokenizer, task_data
 from toponets_exp.topo import TopoLayer, select_layers
@@ -102,7 +101,7 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
             "weight_smoothness": mean_of(per_layer, "weight_smoothness"),
             "response_smoothness": mean_of(per_layer, "response_smoothness"),
             "effective_dimensionality": mean_of(per_layer, "effective_dimensionality"),
-            "tdann_smoothness": finite_mean(value for _, value in tdann_values(per_layer)),
+            "tdann_smoothness": finite_mean(tdann_values(per_layer)),
         },
         "layers": per_layer,
         **model_level,
@@ -121,20 +120,13 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
     return report
 
 
-def finite_mean(values: Iterable[float | None]) -> float | None:
-    """Mean of the finite values, None when there is none."""
-    kept = [v for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(kept)) if kept else None
-
-
-def tdann_values(per_layer: dict[str, dict[str, Any]]) -> list[tuple[str, float]]:
-    """Every (layer/map, TDANN smoothness) of the selectivity maps in the per-layer report."""
+def tdann_values(per_layer: dict[str, dict[str, Any]]) -> list[float | None]:
+    """The TDANN smoothness of every selectivity map (vision categories, language contrast) in the report."""
     values = []
-    for name, entry in per_layer.items():
-        for category, sel in entry.get("selectivity", {}).items():
-            values.append((f"{name}/{category}", sel.get("tdann_smoothness")))
+    for entry in per_layer.values():
+        values += [sel.get("tdann_smoothness") for sel in entry.get("selectivity", {}).values()]
         if "language_selectivity" in entry:
-            values.append((name, entry["language_selectivity"].get("tdann_smoothness")))
+            values.append(entry["language_selectivity"].get("tdann_smoothness"))
     return values
 
 
