@@ -170,7 +170,7 @@ def training_overhead(name: str, build: Callable[[], nn.Module], batch: Callable
         callback = TopoLossCallback([pattern], weight=tau, factor=FACTOR, log_every_n_steps=10)
         callback.bind(net)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
-        trainer = SimpleNamespace(global_step=0, loggers=[_Recorder()])
+        trainer = SimpleNamespace(global_step=0, loggers=[_Recorder()], precision_plugin=SimpleNamespace())  # fp32: no scaler
         runs[key] = (net, callback, opt, trainer, SimpleNamespace(device=device))
     data = batch()
     times: dict[str, list[float]] = {key: [] for key in HOOKS}
