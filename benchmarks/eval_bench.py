@@ -140,6 +140,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Timing], list[float], d
     samples: dict[str, list[float]] = {}
 
     def clock(row: str, fn: Callable[[], Any]) -> Any:
+        """Run `fn`, keeping its seconds under `row`."""
         start = time.perf_counter()
         out = fn()
         samples.setdefault(row, []).append(time.perf_counter() - start)
