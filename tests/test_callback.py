@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from toponets_exp.errors import ConfigError
 from toponets_exp.lit import ImageClassifier
 from toponets_exp.topo import LinearWarmup, TopoLoss, TopoLossCallback, select_layers
 
@@ -178,7 +179,6 @@ def test_logs_per_layer_and_total_every_n_steps(tmp_path):
 def test_sharded_strategies_are_refused_ddp_is_not() -> None:
     from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy, ModelParallelStrategy
 
-    from toponets_exp.errors import ConfigError
     from toponets_exp.topo.callback import check_exact_strategy
 
     for sharded in (FSDPStrategy(), ModelParallelStrategy()):
@@ -227,7 +227,6 @@ def test_frozen_layers_are_skipped_with_one_warning(caplog):
 
 
 def test_only_frozen_layers_is_a_config_error():
-    from toponets_exp.errors import ConfigError
 
     net, _ = nets()
     net.requires_grad_(False)
@@ -248,7 +247,8 @@ def test_non_finite_weights_stop_training_naming_layer_and_step():
         fit(ScaledTask(net, 0.0), [PoisonAtStep2(), TopoLossCallback(LAYERS, weight=5.0, factor=2.0)])
 
 
-def test_fp16_grad_scaler_skipped_steps_add_nothing_and_keep_the_schedule():
+@pytest.mark.parametrize("overlap", [False, True])
+def test_fp16_grad_scaler_skipped_steps_add_nothing_and_keep_the_schedule(overlap):
     """16-mixed with a real GradScaler (on CPU): a step whose task gradient overflows is skipped by the scaler;
     the topo term must not be added and the τ schedule must not advance. Other steps match the reference."""
     from lightning.pytorch.plugins.precision import MixedPrecision
@@ -262,7 +262,7 @@ def test_fp16_grad_scaler_skipped_steps_add_nothing_and_keep_the_schedule():
         return MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu", init_scale=2.0 ** 8))
 
     net_a, net_b = nets()
-    cb = TopoLossCallback(LAYERS, weight=5.0, factor=2.0)
+    cb = TopoLossCallback(LAYERS, weight=5.0, factor=2.0, overlap=overlap)
     ours = fit(OverflowAtStep1(net_a, 10, OPTIM), [cb], steps=4, plugins=[scaler_plugin()])
     assert cb.schedule.step_count == 3  # 4 optimizer steps, one skipped
 
@@ -273,3 +273,28 @@ def test_fp16_grad_scaler_skipped_steps_add_nothing_and_keep_the_schedule():
 
     ref = fit(ReferenceOverflow(net_b, 5.0), steps=4, plugins=[scaler_plugin()])
     assert_same(ours, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("trainer_kwargs", [{}, {"accumulate_grad_batches": 3}, {"precision": "bf16-mixed"}])
+def test_overlap_equals_the_synchronous_hook(trainer_kwargs, monkeypatch):
+    """topo.overlap computes the same gradient in a worker thread during forward/backward: same weights after
+    training (to float32 rounding), one concurrent gradient per optimizer step, the worker stopped at the end."""
+    from toponets_exp.topo.overlap import ConcurrentTopoGrad
+
+    added = []
+    original = ConcurrentTopoGrad.add_to_grads
+    monkeypatch.setattr(ConcurrentTopoGrad, "add_to_grads", lambda self: added.append(1) or original(self))
+    net_a, net_b = nets()
+    schedule = lambda: LinearWarmup(steps=3)  # noqa: E731 - the multiplier changes every step
+    cb = TopoLossCallback(LAYERS, weight=5.0, factor=2.0, schedule=schedule(), overlap=True)
+    ours = fit(ImageClassifier(net_a, 10, OPTIM), [cb], **trainer_kwargs)
+    sync = fit(ImageClassifier(net_b, 10, OPTIM),
+               [TopoLossCallback(LAYERS, weight=5.0, factor=2.0, schedule=schedule())], **trainer_kwargs)
+    assert_same(ours, sync, atol=1e-6)
+    assert len(added) == 3  # 4 optimizer steps; LinearWarmup's first multiplier is 0: nothing launched for it
+    assert cb.concurrent._executor is None and not cb.concurrent.pending
+
+
+def test_overlap_must_be_a_boolean():
+    with pytest.raises(ConfigError, match="topo.overlap='yes' must be true or false"):
+        TopoLossCallback(LAYERS, weight=5.0, factor=2.0, overlap="yes")

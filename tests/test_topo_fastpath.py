@@ -173,3 +173,36 @@ def test_accumulate_grad_adds_the_autograd_gradient_to_grad(reduction) -> None:
         assert l.param.grad.dtype == torch.float64
         torch.testing.assert_close(l.param.grad, before + g, rtol=1e-5, atol=1e-7)
     assert not fused_total.requires_grad
+
+
+def test_concurrent_gradient_equals_the_fused_path() -> None:
+    """ConcurrentTopoGrad (worker thread, param-shaped buffers, one foreach add) adds what accumulate_grad adds,
+    for row-major, fan-in-major (unit_dim=1) and channels_last weights, leaving τ=0 layers untouched."""
+    from toponets_exp.topo.overlap import ConcurrentTopoGrad
+
+    torch.manual_seed(0)
+    net = _Mixed()
+    net.conv_a.to(memory_format=torch.channels_last)
+    layers = select_layers(net, [{"pattern": "conv_*", "factor": 3}, {"pattern": "fc", "factor": [1, 2.6]},
+                                 {"pattern": "wide", "weight": 0.0}], 2.0, 1.5)
+    layers.append(TopoLayer("emb", net, "emb", 1, 2.0, 2.0, 3.0, (5, 6)))
+    loss = TopoLoss(layers)
+    start = {l.name: torch.randn_like(l.param) for l in layers}
+    for l in layers:
+        l.param.grad = start[l.name].clone()
+    expected_total, expected = loss.accumulate_grad(scale=0.7, dtype=torch.float32)
+    fused = {l.name: l.param.grad.clone() for l in layers}
+    for l in layers:
+        l.param.grad = start[l.name].clone()
+
+    concurrent = ConcurrentTopoGrad(loss)
+    concurrent.launch(0.7)
+    assert concurrent.pending
+    total, per_layer = concurrent.add_to_grads()
+    concurrent.close()
+    torch.testing.assert_close(total, expected_total, rtol=0, atol=0)
+    assert per_layer.keys() == expected.keys()
+    for l in layers:
+        torch.testing.assert_close(l.param.grad, fused[l.name], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(net.wide.weight.grad, start["wide"], rtol=0, atol=0)
+    assert not concurrent.pending and concurrent._executor is None

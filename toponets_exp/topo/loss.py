@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -152,6 +154,14 @@ def layer_loss(weight: torch.Tensor, factor_h: float, factor_w: float, unit_dim:
     return SheetCosineLoss.apply(units, blur)
 
 
+Scale = float | Mapping[str, float]  # one τ multiplier for every layer, or one per layer name
+
+
+def layer_scale(scale: Scale, layer: TopoLayer) -> float:
+    """The τ multiplier of `layer` in `scale`."""
+    return scale[layer.name] if isinstance(scale, Mapping) else scale
+
+
 @dataclass
 class TopoLayer:
     """One selected layer: which parameter, its sheet geometry, factors and strength τ."""
@@ -164,6 +174,8 @@ class TopoLayer:
     factor_w: float
     weight: float
     sheet: tuple[int, int]
+    loss: str = "topoloss"  # topoloss (on the weights) | spatial_correlation (on the responses)
+    schedule: Any = None  # this layer's τ schedule (a Schedule), or None for the callback's
 
     @property
     def param(self) -> nn.Parameter:
@@ -201,46 +213,52 @@ class TopoLoss:
         return out
 
     @torch.no_grad()
-    def accumulate_grad(self, scale: float = 1.0,
-                        dtype: torch.dtype | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def accumulate_grad(self, scale: Scale = 1.0, dtype: torch.dtype | None = None,
+                        into: Sequence[torch.Tensor | None] | None = None) -> tuple[torch.Tensor,
+                                                                                   dict[str, torch.Tensor]]:
         """Add ∂total/∂W to each selected parameter's .grad, layer by layer, without autograd; (total, per-layer).
 
         The same numbers as autograd.grad(self.total(self.layer_losses(dtype), scale)) added to .grad, but each
         layer's gradient goes straight into .grad (sparse products accumulate in place) and its temporaries are
-        freed before the next layer. Layers with τ = 0 get their value only.
+        freed before the next layer. Layers with τ = 0 get their value only. `into` (one tensor shaped like each
+        layer's parameter, or None to leave that layer out) receives the gradients instead of .grad.
         """
         per_layer = {}
         count = len(self.layers) if self.reduction == "mean" else 1
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             param, units = layer.param, self._units(layer, dtype)
             blur = self._blur(layer, units)
             blurred = blur.blur(units)
             cos, alpha, beta, gamma = cosine_terms(units, blurred)
             per_layer[layer.name] = 1.0 - cos.mean()
-            coef = -layer.weight * scale / (count * units.shape[0])
-            if coef == 0.0:
+            coef = -layer.weight * layer_scale(scale, layer) / (count * units.shape[0])
+            if coef == 0.0 or (into is not None and into[i] is None):
                 continue
-            if param.grad is None:
-                param.grad = torch.zeros_like(param)
-            target = unit_matrix(param.grad, layer.unit_dim)
-            if target.dtype == units.dtype and target.is_contiguous() and _is_view_of(target, param.grad):
+            if into is not None:
+                grad = into[i]
+            else:
+                if param.grad is None:
+                    param.grad = torch.zeros_like(param)
+                grad = param.grad
+            target = unit_matrix(grad, layer.unit_dim)
+            if target.dtype == units.dtype and target.is_contiguous() and _is_view_of(target, grad):
                 blur.add_grad(target, units, blurred, alpha * coef, beta * coef, gamma * coef)
             else:  # e.g. a channels_last gradient: its (units, fan-in) matrix is a copy, so add the update back
                 delta = blur.add_grad(torch.zeros_like(blurred), units, blurred, alpha * coef, beta * coef,
                                       gamma * coef)
-                moved = param.grad.movedim(layer.unit_dim, 0)
-                param.grad.add_(delta.reshape(moved.shape).movedim(0, layer.unit_dim))
+                moved = grad.movedim(layer.unit_dim, 0)
+                grad.add_(delta.reshape(moved.shape).movedim(0, layer.unit_dim))
         return self.total(per_layer, scale), per_layer
 
-    def total(self, per_layer: dict[str, torch.Tensor], scale: float = 1.0) -> torch.Tensor:
-        """Reduce τ_l · loss_l over layers (mean or sum), times a schedule multiplier."""
-        terms = [layer.weight * per_layer[layer.name] for layer in self.layers]
+    def total(self, per_layer: dict[str, torch.Tensor], scale: Scale = 1.0) -> torch.Tensor:
+        """Reduce m_l · τ_l · loss_l over layers (mean or sum), m_l the schedule multiplier(s) `scale`."""
+        terms = [layer_scale(scale, layer) * layer.weight * per_layer[layer.name] for layer in self.layers]
         total = torch.stack(terms).sum()
         if self.reduction == "mean":
             total = total / len(terms)
-        return total * scale
+        return total
 
-    def __call__(self, scale: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __call__(self, scale: Scale = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(total weighted loss, unweighted per-layer losses)."""
         per_layer = self.layer_losses()
         return self.total(per_layer, scale), per_layer
