@@ -10,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.lit.optim import check_optim
@@ -43,9 +44,15 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
 
 
 def build_topo(cfg: DictConfig, module: L.LightningModule) -> TopoLossCallback:
-    """The TopoLoss callback, bound to the backbone now so a bad selection fails before training starts."""
+    """The topo callback, bound to the backbone now so a bad selection fails before training starts."""
     callback: TopoLossCallback = instantiate(cfg.topo, _convert_="all")
-    callback.bind(getattr(module, callback.module_attr))
+    return build_topo_for(cfg, getattr(module, callback.module_attr), callback)
+
+
+def build_topo_for(cfg: DictConfig, net: nn.Module, callback: TopoLossCallback | None = None) -> TopoLossCallback:
+    """The topo callback (`cfg.topo`, or the one given) bound to `net`: its `layers` are the selected layers."""
+    callback = callback if callback is not None else instantiate(cfg.topo, _convert_="all")
+    callback.bind(net)
     return callback
 
 

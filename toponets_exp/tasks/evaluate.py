@@ -16,11 +16,11 @@ from torch import nn
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.io import write_json
-from toponets_exp.tasks.build import build_loggers, output_dir, seed_and_check
+from toponets_exp.tasks.build import build_loggers, build_topo_for, output_dir, seed_and_check
 from toponets_exp.tasks.eval_common import EvalContext, finite_mean, jsonable, mean_of, weight_maps
 from toponets_exp.tasks.eval_config import eval_settings
 from toponets_exp.tasks.eval_model import checkpoint_net, eval_tokenizer, task_data
-from toponets_exp.topo import TopoLayer, select_layers
+from toponets_exp.topo import TopoLayer
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,7 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
             raise ConfigError("task=eval needs ckpt_path=<a .ckpt of ours, an official TopoNets file, or an HF "
                               "folder>")
         net, architecture = checkpoint_net(cfg, checkpoint)
-        layers = select_layers(net, OmegaConf.to_container(cfg.topo.layers, resolve=True), cfg.topo.factor,
-                               cfg.topo.weight)
+        layers = build_topo_for(cfg, net).layers
     data, misfit = task_data(cfg, kind, datamodule)
     model_eval = {"downsample": {}, "context": None,
                   **OmegaConf.to_container(cfg.model.get("eval", {}), resolve=True)}

@@ -45,11 +45,11 @@ def _trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], out: Pat
 
 
 def _topo_summary(topo: TopoLossCallback) -> dict[str, Any]:
-    """Final unweighted per-layer TopoLoss and the τ-weighted total."""
+    """Final unweighted per-layer TopoLoss of every selected layer and TopoLoss's τ-weighted total."""
     with torch.no_grad():
-        per_layer = topo.loss.layer_losses(dtype=torch.float32)
-        total = topo.loss.total(per_layer)
-    return {"weight": topo.weight, "reduction": topo.reduction, "total": float(total),
+        per_layer = topo.measured.layer_losses(dtype=torch.float32)
+        total = topo.loss.total(per_layer) if topo.loss is not None else torch.zeros(())
+    return {"weight": topo.weight, "loss": topo.default_loss, "reduction": topo.reduction, "total": float(total),
             "mean_unweighted": float(torch.stack(list(per_layer.values())).mean()),
             "per_layer": {name: float(v) for name, v in per_layer.items()}}
 
@@ -102,7 +102,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.eval.after_train and best:  # the module holds the best checkpoint's weights since trainer.test
             from toponets_exp.tasks.evaluate import evaluate
 
-            report = evaluate(cfg, getattr(module, topo.module_attr), topo.loss.layers, datamodule, trainer.loggers,
+            report = evaluate(cfg, getattr(module, topo.module_attr), topo.layers, datamodule, trainer.loggers,
                               checkpoint=best)
             summary["eval"] = {"report": str(out / "report.json"), **report["aggregate"]}
             summary["wall_time_s"] = round(time.perf_counter() - start, 1)
@@ -132,7 +132,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     """The final summary, through logging (console and the run's log file)."""
     topo = summary["topo"]
     lines = [f"test {k}: {v:.4f}" for k, v in summary["test"].items()]
-    lines.append(f"TopoLoss (τ={topo['weight']:g}, {topo['reduction']}): total {topo['total']:.4f}, "
+    lines.append(f"TopoLoss (topo.loss={topo['loss']}, τ={topo['weight']:g}, {topo['reduction']}): total "
+                 f"{topo['total']:.4f}, "
                  f"unweighted mean {topo['mean_unweighted']:.4f}")
     lines += [f"  {name}: {v:.4f}" for name, v in topo["per_layer"].items()]
     if "eval" in summary:

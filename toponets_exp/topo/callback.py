@@ -1,9 +1,10 @@
-"""TopoLossCallback: the one place TopoLoss touches training."""
+"""TopoLossCallback: the one place topographic losses (on weights or on responses) touch training."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import lightning as L
@@ -13,11 +14,14 @@ from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelP
 from torch import nn
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.topo.loss import TopoLoss
+from toponets_exp.topo.activation import SpatialCorrelation
+from toponets_exp.topo.loss import TopoLayer, TopoLoss
+from toponets_exp.topo.overlap import ConcurrentTopoGrad
 from toponets_exp.topo.schedule import Constant, Schedule
-from toponets_exp.topo.selection import as_number, select_layers
+from toponets_exp.topo.selection import LOSSES, as_number, select_layers
 
 log = logging.getLogger(__name__)
+SPATIAL_KEYS = {"neighbourhoods", "radius", "responses"}
 
 
 def check_exact_strategy(strategy: Strategy) -> None:
@@ -41,11 +45,18 @@ def scaler_skips_step(trainer: L.Trainer, optimizer: torch.optim.Optimizer) -> b
 
 
 class TopoLossCallback(Callback):
-    """Adds τ·∂TopoLoss/∂W to the gradients once per optimizer step.
+    """Topographic losses in training: TopoLoss on weights and TDANN's spatial correlation loss on responses.
 
-    The hook runs after backward (so after the DDP all-reduce and gradient accumulation), after AMP unscaling and
-    before gradient clipping, so training minimises `task_loss + TopoLoss` exactly. The topo term is computed in
-    float32 on the float32 master weights with autocast off.
+    TopoLoss: τ·∂TopoLoss/∂W is added to the gradients once per optimizer step, after backward (so after the DDP
+    all-reduce and gradient accumulation), after AMP unscaling and before gradient clipping, so training minimises
+    `task_loss + TopoLoss` exactly. It is computed in float32 on the float32 master weights with autocast off. With
+    `overlap`, it is computed concurrently with the step's forward/backward (a side CUDA stream, or a CPU worker
+    thread) and only added in the hook.
+
+    Spatial correlation (items with loss=spatial_correlation): forward hooks, during training batches only, join
+    the loss of each layer's responses to the same backward (toponets_exp.topo.activation).
+
+    Every selected layer's unweighted TopoLoss is logged at validation, whichever loss trains it.
     """
 
     def __init__(
@@ -57,40 +68,101 @@ class TopoLossCallback(Callback):
         schedule: Schedule | None = None,
         log_every_n_steps: int = 50,
         module_attr: str = "net",
+        overlap: bool = False,
+        loss: str = "topoloss",
+        spatial: Mapping[str, Any] | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.weight = as_number("topo.weight", weight, 0.0)
         if reduction not in ("mean", "sum"):
             raise ConfigError(f"topo.reduction={reduction!r} is not supported; use 'mean' or 'sum'")
+        if loss not in LOSSES:
+            raise ConfigError(f"topo.loss={loss!r} is not a topographic loss; use one of {', '.join(LOSSES)}")
         self.log_every_n_steps = int(as_number("topo.log_every_n_steps", log_every_n_steps, 1.0))
-        self.layer_cfg, self.factor, self.reduction = list(layers), factor, reduction
+        self.layer_cfg, self.factor, self.reduction, self.default_loss = list(layers), factor, reduction, loss
         self.schedule = schedule if schedule is not None else Constant()
         self.module_attr = module_attr
+        if not isinstance(overlap, bool):
+            raise ConfigError(f"topo.overlap={overlap!r} must be true or false")
+        self.overlap = overlap
+        self.spatial_cfg = dict(spatial or {})
+        unknown = sorted(set(self.spatial_cfg) - SPATIAL_KEYS)
+        if unknown:
+            raise ConfigError(f"topo.spatial has unknown key(s) {', '.join(unknown)}; accepted: "
+                              f"{', '.join(sorted(SPATIAL_KEYS))}")
+        self.seed = int(as_number("seed", seed))
         self.loss: TopoLoss | None = None
+        self.measured: TopoLoss | None = None
+        self.spatial: SpatialCorrelation | None = None
+        self.concurrent: ConcurrentTopoGrad | None = None
 
     @property
     def state_key(self) -> str:
         return "TopoLossCallback"
 
-    def bind(self, net: nn.Module) -> TopoLoss:
-        """Select and validate the topo layers of `net` (raises ConfigError on a bad selection).
+    @property
+    def layers(self) -> list[TopoLayer]:
+        """Every selected layer once (the layers the evaluation maps), with its TopoLoss τ (0 if not trained)."""
+        return self.measured.layers if self.measured is not None else []
 
-        Frozen layers (requires_grad=False) are left out, with one warning naming them: they get no gradient and
-        do not count in the mean.
+    def bind(self, net: nn.Module) -> TopoLoss:
+        """Select and validate the topo layers of `net` (raises ConfigError on a bad selection); the measured loss.
+
+        Frozen layers (requires_grad=False) are left out of TopoLoss, with one warning naming them: they get no
+        gradient and do not count in the mean.
         """
-        layers = select_layers(net, self.layer_cfg, self.factor, self.weight)
-        frozen = [layer.name for layer in layers if not layer.param.requires_grad]
+        selected = select_layers(net, self.layer_cfg, self.factor, self.weight, self.default_loss)
+        weights = [layer for layer in selected if layer.loss == "topoloss"]
+        responses = [layer for layer in selected if layer.loss == "spatial_correlation"]
+        frozen = [layer.name for layer in weights if not layer.param.requires_grad]
         if frozen:
-            if len(frozen) == len(layers):
+            if len(frozen) == len(weights) and not responses:
                 raise ConfigError(f"topo.layers selects only frozen layers (requires_grad=False): {', '.join(frozen)}")
             log.warning("TopoLoss skips %d frozen layer(s) (requires_grad=False), left out of its mean: %s",
                         len(frozen), ", ".join(frozen))
-        self.loss = TopoLoss([layer for layer in layers if layer.param.requires_grad], self.reduction)
-        return self.loss
+        weights = [layer for layer in weights if layer.param.requires_grad]
+        self.loss = TopoLoss(weights, self.reduction) if weights else None
+        trained = {layer.name for layer in weights}
+        extra = [replace(layer, weight=0.0, loss="topoloss") for layer in responses if layer.name not in trained]
+        extra = list({layer.name: layer for layer in extra}.values())
+        self.measured = TopoLoss(weights + extra, self.reduction) if extra else self.loss
+        self.spatial = SpatialCorrelation(responses, seed=self.seed, **self.spatial_cfg) if responses else None
+        self.close()
+        self.concurrent = ConcurrentTopoGrad(self.loss) if self.overlap and self.loss is not None else None
+        return self.measured
+
+    @property
+    def schedules(self) -> list[Schedule]:
+        """The callback's τ schedule and every layer's own one (each advanced once per optimizer step)."""
+        own = [layer.schedule for layer in self._trained_layers() if layer.schedule is not None]
+        return [self.schedule, *{id(s): s for s in own}.values()]
+
+    def _trained_layers(self) -> list[TopoLayer]:
+        """The layers either loss trains."""
+        return (self.loss.layers if self.loss else []) + (self.spatial.layers if self.spatial else [])
+
+    def multiplier(self, layer: TopoLayer) -> float:
+        """The current τ multiplier of `layer` (its own schedule, else the callback's)."""
+        return (layer.schedule or self.schedule).value
+
+    def _weight_scales(self) -> dict[str, float]:
+        """TopoLoss's τ multiplier per layer now."""
+        return {layer.name: self.multiplier(layer) for layer in self.loss.layers} if self.loss else {}
+
+    def _spatial_coefficient(self, layer: TopoLayer) -> float:
+        """m · τ of a spatial layer, over the layer count for the mean reduction."""
+        count = len(self.spatial.layers) if self.reduction == "mean" else 1
+        return self.multiplier(layer) * layer.weight / count
 
     @property
     def active(self) -> bool:
-        """Whether any selected layer has τ > 0 (if not, training does no topo compute at all)."""
+        """Whether any trained layer has τ > 0 (if not, training does no topo compute at all)."""
+        return any(layer.weight > 0 for layer in self._trained_layers())
+
+    @property
+    def _weights_active(self) -> bool:
+        """Whether TopoLoss has a layer with τ > 0."""
         return self.loss is not None and any(layer.weight > 0 for layer in self.loss.layers)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -101,50 +173,119 @@ class TopoLossCallback(Callback):
         if stage != "fit":
             return
         check_exact_strategy(trainer.strategy)
-        layers = ", ".join(f"{l.name} {l.sheet[0]}x{l.sheet[1]} φ=({l.factor_h:g},{l.factor_w:g}) τ={l.weight:g}"
-                           for l in self.loss.layers)
-        log.info("TopoLoss on %d layers (%s): %s", len(self.loss.layers), self.reduction, layers)
+        for kind, layers in (("TopoLoss", self.loss.layers if self.loss else []),
+                             ("spatial correlation loss", self.spatial.layers if self.spatial else [])):
+            if layers:
+                listing = ", ".join(f"{l.name} {l.sheet[0]}x{l.sheet[1]} τ={l.weight:g}" for l in layers)
+                log.info("%s on %d layers (%s): %s", kind, len(layers), self.reduction, listing)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and len(trainer.optimizers) != 1:
             raise ConfigError(f"TopoLoss expects one optimizer, the LightningModule has {len(trainer.optimizers)}")
 
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        """Hook the spatial layers for this batch; with overlap, start the step's TopoLoss gradient (the weights
+        are fixed from now to the optimizer step)."""
+        if self.spatial is not None:
+            self.spatial.attach(trainer.global_step, batch_idx, self._spatial_coefficient,
+                                lambda: backward_factor(trainer))
+        if self.concurrent is not None and self._weights_active and not self.concurrent.pending:
+            scales = self._weight_scales()
+            if any(scales.values()):
+                self.concurrent.launch(scales)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.spatial is not None:
+            self.spatial.detach()
+
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
         if not self.active or scaler_skips_step(trainer, optimizer):
-            return  # a step the fp16 GradScaler skips: no topo gradient, and the τ schedule does not advance
-        scale = self.schedule.value
-        self.schedule.step()
-        if scale == 0.0:
-            return
-        with torch.no_grad(), torch.autocast(pl_module.device.type, enabled=False):
-            total, per_layer = self.loss.accumulate_grad(scale, dtype=torch.float32)
-        if not torch.isfinite(total):
-            bad = [name for name, value in per_layer.items() if not torch.isfinite(value)]
-            raise FloatingPointError(f"TopoLoss is {float(total)} at optimizer step {trainer.global_step}: layer(s) "
-                                     f"{', '.join(bad)} have non-finite weights (NaN/Inf)")
+            return  # a step the fp16 GradScaler skips: no topo gradient (one in flight stays valid: the weights
+            # do not change), and the τ schedules do not advance
+        scales = self._weight_scales()
+        spatial = self.spatial.total(self._spatial_coefficient) if self.spatial is not None else None
+        multiplier = self.schedule.value
+        for schedule in self.schedules:
+            schedule.step()
+        total, per_layer = None, {}
+        if self._weights_active and any(scales.values()):
+            if self.concurrent is not None and self.concurrent.pending and self.concurrent.scale == scales:
+                total, per_layer = self.concurrent.add_to_grads()
+            else:  # synchronous (also if a schedule state loaded since the launch changed the multipliers)
+                if self.concurrent is not None:
+                    self.concurrent.discard()
+                with torch.no_grad(), torch.autocast(pl_module.device.type, enabled=False):
+                    total, per_layer = self.loss.accumulate_grad(scales, dtype=torch.float32)
+            check_finite("TopoLoss", total, per_layer, trainer.global_step, "have non-finite weights (NaN/Inf)")
+        if spatial is not None:
+            check_finite("the spatial correlation loss", spatial, self.spatial.values, trainer.global_step,
+                         "have non-finite responses (NaN/Inf)")
         if trainer.global_step % self.log_every_n_steps == 0:
-            self._log(trainer, total, per_layer, scale)
+            self._log(trainer, total, per_layer, spatial, multiplier)
 
-    def _log(self, trainer: L.Trainer, total: torch.Tensor, per_layer: dict[str, torch.Tensor], scale: float) -> None:
+    def close(self) -> None:
+        """Wait for and drop a topo gradient still in flight, stop its worker, and remove any forward hooks."""
+        if self.concurrent is not None:
+            self.concurrent.close()
+        if self.spatial is not None:
+            self.spatial.detach()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.close()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.close()
+
+    def _log(self, trainer: L.Trainer, total: torch.Tensor | None, per_layer: dict[str, torch.Tensor],
+             spatial: torch.Tensor | None, multiplier: float) -> None:
         """Write topo metrics straight to the loggers (every `log_every_n_steps` optimizer steps)."""
         metrics = {f"topo/{name}": float(v.detach()) for name, v in per_layer.items()}
-        metrics["topo/total"] = float(total.detach())
-        metrics["topo/tau_multiplier"] = scale
+        if total is not None:
+            metrics["topo/total"] = float(total.detach())
+        if spatial is not None:
+            metrics.update({f"spatial/{name}": float(v) for name, v in self.spatial.values.items()})
+            metrics["spatial/total"] = float(spatial)
+        metrics["topo/tau_multiplier"] = multiplier
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Log the unweighted per-layer losses once per validation (τ=0 runs too; outside the training step)."""
-        if self.loss is None or trainer.sanity_checking:
+        if self.measured is None or trainer.sanity_checking:
             return
         with torch.no_grad():
-            per_layer = self.loss.layer_losses(dtype=torch.float32)
+            per_layer = self.measured.layer_losses(dtype=torch.float32)
         for name, value in per_layer.items():
             pl_module.log(f"val_topo/{name}", value, on_epoch=True, sync_dist=False)
         pl_module.log("val_topo/mean", torch.stack(list(per_layer.values())).mean(), on_epoch=True)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"schedule": self.schedule.state_dict(), "weight": self.weight}
+        return {"schedule": self.schedule.state_dict(), "weight": self.weight,
+                "layer_schedules": [s.state_dict() for s in self.schedules[1:]]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.schedule.load_state_dict(state_dict["schedule"])
+        own = self.schedules[1:]
+        saved = state_dict.get("layer_schedules", [])
+        if len(saved) != len(own):
+            raise ValueError(f"checkpoint holds {len(saved)} per-layer τ schedule(s), the config has {len(own)}")
+        for schedule, state in zip(own, saved):
+            schedule.load_state_dict(state)
+
+
+def backward_factor(trainer: L.Trainer) -> float:
+    """What the backward's loss is multiplied by: the GradScaler's scale (fp16) over accumulate_grad_batches."""
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
+    scale = float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
+    return scale / trainer.accumulate_grad_batches
+
+
+def check_finite(what: str, total: torch.Tensor, per_layer: Mapping[str, torch.Tensor], step: int,
+                 cause: str) -> None:
+    """Stop training with the layers to blame when a topographic loss is not finite."""
+    if not torch.isfinite(total):
+        bad = [name for name, value in per_layer.items() if not torch.isfinite(value)]
+        raise FloatingPointError(f"{what} is {float(total)} at optimizer step {step}: layer(s) {', '.join(bad)} "
+                                 f"{cause}")

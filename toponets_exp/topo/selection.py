@@ -13,6 +13,7 @@ from torch import nn
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.loss import TopoLayer, check_factor
+from toponets_exp.topo.schedule import Schedule
 from toponets_exp.topo.sheet import sheet_shape
 
 SHEET_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -48,6 +49,20 @@ def _unit_dim(module: nn.Module, param_name: str | None) -> int | None:
     return None
 
 
+def output_unit_dim(module: nn.Module, param: nn.Parameter) -> int:
+    """Axis of the units in the module's output: channels (1) of a conv map, features (-1) of a Linear.
+
+    Conv and Linear types decide; another module (e.g. a wrapper addressed with `param`) goes by its sheet
+    parameter: a conv kernel (>= 3-D) makes conv maps, a matrix makes features. The first training forward checks
+    that this axis has the sheet's unit count.
+    """
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return 1
+    if isinstance(module, nn.Linear) or is_hf_conv1d(module):
+        return -1
+    return 1 if param.ndim >= 3 else -1
+
+
 def as_number(key: str, value: Any, minimum: float | None = None) -> float:
     """A config value as a float, or a ConfigError naming the key and what is accepted."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -77,7 +92,8 @@ def _factor_pair(key: str, entry: Mapping[str, Any], default: Any) -> tuple[floa
     return as_number(f"{key}.factor_h", fh, 1.0), as_number(f"{key}.factor_w", fw, 1.0)
 
 
-ENTRY_KEYS = {"pattern", "factor", "factor_h", "factor_w", "weight", "param"}
+ENTRY_KEYS = {"pattern", "factor", "factor_h", "factor_w", "weight", "param", "loss", "schedule"}
+LOSSES = ("topoloss", "spatial_correlation")
 
 
 def _entry(item: Any) -> dict[str, Any]:
@@ -92,7 +108,7 @@ def _entry(item: Any) -> dict[str, Any]:
         return dict(item)
     raise ConfigError(
         f"topo.layers item {item!r} must be a name pattern or a mapping with 'pattern' "
-        "(and optional factor, factor_h, factor_w, weight, param)"
+        "(and optional factor, factor_h, factor_w, weight, param, loss, schedule)"
     )
 
 
@@ -102,18 +118,35 @@ def _listing(names: list[str], limit: int = 60) -> str:
     return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: float) -> list[TopoLayer]:
-    """Resolve `topo.layers` patterns over `net.named_modules()` into validated TopoLayers."""
+def _loss_and_schedule(key: str, entry: Mapping[str, Any], loss: str) -> tuple[str, Schedule | None]:
+    """The item's loss (default `loss`) and its own τ schedule, if any, validated."""
+    name = entry.get("loss", loss)
+    if name not in LOSSES:
+        raise ConfigError(f"{key}.loss={name!r} is not a topographic loss; use one of {', '.join(LOSSES)}")
+    schedule = entry.get("schedule")
+    if schedule is not None and not isinstance(schedule, Schedule):
+        raise ConfigError(f"{key}.schedule={schedule!r} is not a τ schedule; give a mapping with _target_ (e.g. "
+                          "toponets_exp.topo.LinearWarmup) and its arguments")
+    return name, schedule
+
+
+def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: float,
+                  loss: str = "topoloss") -> list[TopoLayer]:
+    """Resolve `topo.layers` patterns over `net.named_modules()` into validated TopoLayers.
+
+    An item's `loss` (default `loss`) names what acts on the layer; one layer may be selected once per loss.
+    """
     if not layers:
         raise ConfigError("topo.layers is empty; give at least one module-name pattern (glob, or 're:' regex)")
     modules = dict(net.named_modules())
-    selected: dict[str, TopoLayer] = {}
+    selected: dict[tuple[str, str], TopoLayer] = {}
     for i, item in enumerate(layers):
         entry = _entry(item)
         key = f"topo.layers[{i}]"
         pattern, param_name = str(entry["pattern"]), entry.get("param")
         fh, fw = _factor_pair(key, entry, factor)
         tau = as_number(f"{key}.weight", entry["weight"], 0.0) if "weight" in entry else weight
+        item_loss, schedule = _loss_and_schedule(key, entry, loss)
         names = [n for n in modules if n and _matches(pattern, n)]
         if not names:
             candidates = [n for n, m in modules.items() if n and any(True for _ in m.parameters(recurse=False))]
@@ -134,8 +167,9 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
             param = getattr(module, pname, None)
             if param is None or getattr(param, "ndim", 0) < 2:
                 raise ConfigError(f"{key}: {name!r} has no >=2-D parameter {pname!r}")
-            if name in selected:
-                raise ConfigError(f"{key}={pattern!r} selects {name!r}, which an earlier topo.layers item selects")
+            if (name, item_loss) in selected:
+                raise ConfigError(f"{key}={pattern!r} selects {name!r}, which an earlier topo.layers item selects "
+                                  f"for the same loss ({item_loss})")
             sheet = sheet_shape(param.shape[unit_dim])
             where = f" of layer {name!r} (sheet {sheet[0]}x{sheet[1]} for {param.shape[unit_dim]} units)"
             try:
@@ -143,5 +177,6 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
                 fw_ok = check_factor(fw, sheet[1], "w", where)
             except ValueError as err:
                 raise ConfigError(f"topo.factor: {err}") from None
-            selected[name] = TopoLayer(name, module, pname, unit_dim, fh_ok, fw_ok, tau, sheet)
+            selected[(name, item_loss)] = TopoLayer(name, module, pname, unit_dim, fh_ok, fw_ok, tau, sheet, item_loss,
+                                                    schedule)
     return list(selected.values())

@@ -29,13 +29,13 @@ class TopoSheetImages(Callback):
         self._validations = 0
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.every_n_val < 1 or self.topo.loss is None:
+        if trainer.sanity_checking or self.every_n_val < 1 or self.topo.measured is None:
             return
         self._validations += 1
         if self._validations % self.every_n_val or not trainer.is_global_zero:
             return
         images: dict[str, Any] = {}
-        for layer in self.topo.loss.layers:
+        for layer in self.topo.layers:
             vectors = unit_matrix(layer.param.detach().float().cpu(), layer.unit_dim).numpy()
             images[layer.name] = sheet_image(vectors, layer.sheet)
         for logger in trainer.loggers:

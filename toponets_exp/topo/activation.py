@@ -1,0 +1,124 @@
+"""Activation-space topographic losses joined to the training backward through gradient hooks on layer outputs.
+
+During a training step, a forward hook on each selected layer computes the spatial correlation loss L of its
+output (float32, autocast off, from the detached output) and ∂L/∂output, and registers a tensor hook on the output
+that adds c · ∂L/∂output to the gradient arriving there in backward. c = m · τ / (layers, for the mean) times the
+factors the backward's own loss carries: the AMP GradScaler's scale and 1 / accumulate_grad_batches. So one
+backward computes the gradient of `task_loss + Σ τ L` exactly (the same total as adding the losses to the task
+loss), under gradient accumulation, AMP and DDP (each rank's loss on its own batch; DDP's gradient mean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from toponets_exp.errors import ConfigError
+from toponets_exp.topo.loss import TopoLayer
+from toponets_exp.topo.selection import output_unit_dim
+from toponets_exp.topo.spatial import CONV_MODES, sample_neighbourhoods, spatial_correlation_loss, unit_responses
+
+
+def neighbourhood_seed(seed: int, step: int, batch_idx: int, layer_index: int) -> int:
+    """A 63-bit seed for one layer's neighbourhoods at one training batch (a function of the run's seed only)."""
+    state = np.random.SeedSequence((seed, step, batch_idx, layer_index)).generate_state(2, np.uint32)
+    return int(state.view(np.uint64)[0] >> 1)
+
+
+def step_neighbourhoods(layer: TopoLayer, seed: int, step: int, batch_idx: int, layer_index: int, count: int,
+                        radius: float) -> torch.Tensor:
+    """The (count, k) neighbourhoods of `layer` for the training batch (step, batch_idx), on its device."""
+    generator = torch.Generator().manual_seed(neighbourhood_seed(seed, step, batch_idx, layer_index))
+    return sample_neighbourhoods(layer.sheet, count, radius, generator, layer.param.device)
+
+
+def output_unit_axis(output: object, layer: TopoLayer) -> int:
+    """The unit axis of a layer's output, checked against its sheet (ConfigError if it has none that fits)."""
+    if not isinstance(output, torch.Tensor) or output.ndim < 2:
+        raise ConfigError(f"topo.layers: {layer.name!r} returned {type(output).__name__}"
+                          f"{tuple(output.shape) if isinstance(output, torch.Tensor) else ''}, which has no unit "
+                          "axis for spatial_correlation")
+    unit_dim = output_unit_dim(layer.module, layer.param)
+    units = output.shape[unit_dim]
+    if units != layer.sheet[0] * layer.sheet[1]:
+        raise ConfigError(f"topo.layers: {layer.name!r} outputs {units} units on axis {unit_dim} of its "
+                          f"{tuple(output.shape)} output, but its sheet has {layer.sheet[0]}x{layer.sheet[1]}; "
+                          "spatial_correlation needs the layer's units on its output's channel or last axis")
+    return unit_dim
+
+
+def output_loss(output: torch.Tensor, layer: TopoLayer, neighbourhoods: torch.Tensor, responses: str) -> torch.Tensor:
+    """Spatial correlation loss of one layer's output (differentiable; float32 maths, autocast off)."""
+    unit_dim = output_unit_axis(output, layer)
+    with torch.autocast(output.device.type, enabled=False):
+        return spatial_correlation_loss(unit_responses(output, unit_dim, responses), layer.sheet, neighbourhoods)
+
+
+@dataclass
+class SpatialCorrelation:
+    """TDANN's spatial correlation loss on the selected layers' responses (see toponets_exp.topo.spatial)."""
+
+    layers: list[TopoLayer]
+    neighbourhoods: int = 20
+    radius: float = 3.0
+    responses: str = "locations"
+    seed: int = 0
+    values: dict[str, torch.Tensor] = field(default_factory=dict)
+    _handles: list[RemovableHandle] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.responses not in CONV_MODES:
+            raise ConfigError(f"topo.spatial.responses={self.responses!r} is not supported; use one of "
+                              f"{', '.join(CONV_MODES)}")
+        for index, layer in enumerate(self.layers):  # a radius or count that does not fit fails now
+            try:
+                step_neighbourhoods(layer, self.seed, 0, 0, index, self.neighbourhoods, self.radius)
+            except ConfigError as err:
+                raise ConfigError(f"topo.spatial (layer {layer.name!r}, sheet {layer.sheet[0]}x{layer.sheet[1]}): "
+                                  f"{err}") from None
+
+    def attach(self, step: int, batch_idx: int, coefficient: Callable[[TopoLayer], float],
+               backward_factor: Callable[[], float]) -> None:
+        """Hook every layer with τ·m ≠ 0 for this training batch; its loss joins the batch's backward."""
+        self.detach()
+        self.values = {}
+        for index, layer in enumerate(self.layers):
+            coef = coefficient(layer)
+            if coef == 0.0:
+                continue
+            hoods = step_neighbourhoods(layer, self.seed, step, batch_idx, index, self.neighbourhoods, self.radius)
+            self._handles.append(layer.module.register_forward_hook(self._hook(layer, hoods, coef, backward_factor)))
+
+    def _hook(self, layer: TopoLayer, hoods: torch.Tensor, coef: float,
+              backward_factor: Callable[[], float]) -> Callable[..., None]:
+        """The forward hook of one layer: loss and ∂loss/∂output now, added to the output's gradient in backward."""
+        def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+            output_unit_axis(output, layer)
+            if not torch.is_grad_enabled() or not output.requires_grad:
+                return  # no backward will run through this output
+            with torch.enable_grad():
+                leaf = output.detach().requires_grad_(True)
+                value = output_loss(leaf, layer, hoods, self.responses)
+                (grad,) = torch.autograd.grad(value, leaf)
+            self.values[layer.name] = value.detach()
+            output.register_hook(lambda incoming: incoming + (grad * (coef * backward_factor())).to(incoming.dtype))
+        return hook
+
+    def detach(self) -> None:
+        """Remove the forward hooks (after the training batch: validation, test and predict never see them)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def total(self, coefficient: Callable[[TopoLayer], float]) -> torch.Tensor | None:
+        """Σ (or mean) of m·τ·L over the layers hooked in the last batch, or None if none was."""
+        if not self.values:
+            return None
+        by_name = {layer.name: layer for layer in self.layers}
+        terms = [coefficient(by_name[name]) * value for name, value in self.values.items()]
+        return torch.stack(terms).sum()
