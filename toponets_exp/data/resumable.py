@@ -28,7 +28,11 @@ def item_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class SeededItems(Dataset):
-    """base[i] for key (i, seed), with torch's and Python's RNG seeded by `seed` while it is built."""
+    """base[i] for key (i, seed), with torch's CPU and Python's RNG seeded by `seed` while it is built.
+
+    Only the CPU generator, which the transforms draw from and fork_rng restores: torch.manual_seed would also
+    queue the seeding of CUDA/XPU/MTIA generators, recording a stack trace each time (0.06-0.3 ms per item).
+    """
 
     def __init__(self, base: Dataset) -> None:
         self.base = base
@@ -42,7 +46,7 @@ class SeededItems(Dataset):
         index, seed = key
         python_state = random.getstate()
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             random.seed(seed)
             try:
                 return self.base[index]
