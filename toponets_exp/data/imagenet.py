@@ -1,4 +1,5 @@
-"""ImageNet (or any class-folder / HF image dataset) with the standard ImageNet train and eval transforms."""
+"""ImageNet (or any class-folder / HF image dataset, or class folders prepared by task=prepare) with the standard
+ImageNet train and eval transforms."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
 
+from toponets_exp.data.prepared import PreparedDataError, PreparedImages, read_meta
 from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
 from toponets_exp.data.vision import (Transformed, check_image_size, imagenet_eval_transform,
                                       imagenet_train_transform)
@@ -42,26 +44,69 @@ class HFImages(Dataset):
         return len(names) if names else int(max(self.dataset[self.label_column])) + 1
 
 
+def check_split_folders(root: str, train_split: str, val_split: str) -> None:
+    """data.root must hold the train and val split folders."""
+    for split in (train_split, val_split):
+        if not (Path(root).expanduser() / split).is_dir():
+            raise ConfigError(f"data.root={root!r} has no {split}/ folder; data.root must hold "
+                              f"{train_split}/ and {val_split}/ with one sub-folder of images per class")
+
+
+def check_classes(where: str, splits: tuple[str, str], train: list[str], val: list[str]) -> None:
+    """The train and val splits must have the same classes."""
+    if train != val:
+        raise ConfigError(f"{where}: {splits[0]}/ has {len(train)} class folders but {splits[1]}/ has {len(val)} "
+                          "or different names; they must match")
+
+
+def check_prepared_options(max_side: Any, quality: Any, largest_crop: int) -> None:
+    """data.prepared_max_side must be an integer >= the largest crop, data.prepared_quality one in 1-100."""
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < largest_crop:
+        raise ConfigError(f"data.prepared_max_side={max_side!r} must be an integer >= {largest_crop}, the largest "
+                          "crop (data.image_size, data.eval_image_size): smaller stored images would be upsampled")
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ConfigError(f"data.prepared_quality={quality!r} must be an integer JPEG quality in 1-100")
+
+
+def check_prepared_split(prepared_dir: str, split: str, max_side: int, quality: int) -> None:
+    """data.prepared_dir/<split> must be a finished prepared split made with data.prepared_max_side / _quality."""
+    try:
+        meta = read_meta(Path(prepared_dir).expanduser() / split)
+    except PreparedDataError as err:
+        raise ConfigError(f"data.prepared_dir={prepared_dir!r}: {err}; prepare it first: python run.py "
+                          f"task=prepare data=imagenet data.root=/path/to/imagenet data.prepared_dir={prepared_dir}"
+                          ) from err
+    for key, value in (("max_side", max_side), ("quality", quality)):
+        if meta[key] != value:
+            raise ConfigError(f"data.prepared_dir={prepared_dir!r}: {split}/ was prepared with "
+                              f"data.prepared_{key}={meta[key]}, this run has data.prepared_{key}={value}; set "
+                              f"data.prepared_{key}={meta[key]} or prepare again into another directory")
+
+
 class ImageNetDataModule(L.LightningDataModule):
-    """`root`/train and `root`/val class folders (or HF `hf_name` splits); test evaluates the val split, as the
-    ImageNet test labels are not public. Train: RandomResizedCrop + flip; eval: resize ·256/224, center crop."""
+    """`root`/train and `root`/val class folders (or HF `hf_name` splits, or the splits of `prepared_dir` made from
+    class folders by task=prepare); test evaluates the val split, as the ImageNet test labels are not public.
+    Train: RandomResizedCrop + flip; eval: resize ·256/224, center crop."""
 
     def __init__(self, root: str | None = None, hf_name: str | None = None, hf_config: str | None = None,
                  num_classes: int = 1000, image_size: int = 224, eval_image_size: int | None = None,
                  batch_size: int = 256, num_workers: int = 8, pin_memory: bool = True, train_split: str = "train",
-                 val_split: str = "val", image_column: str = "image", label_column: str = "label") -> None:
+                 val_split: str = "val", image_column: str = "image", label_column: str = "label",
+                 prepared_dir: str | None = None, prepared_max_side: int = 256, prepared_quality: int = 90) -> None:
         super().__init__()
         check_loader_args(batch_size, num_workers)
-        if (root is None) == (hf_name is None):
-            raise ConfigError("set exactly one ImageNet source: data.root=/path/to/imagenet (with train/ and val/ "
-                              "class folders) or data.hf_name (a datasets image dataset with image/label columns)")
         check_image_size("data.image_size", image_size)
         check_image_size("data.eval_image_size", eval_image_size or image_size)
-        if root is not None:
+        if prepared_dir is not None:
+            check_prepared_options(prepared_max_side, prepared_quality, max(image_size, eval_image_size or 0))
             for split in (train_split, val_split):
-                if not (Path(root).expanduser() / split).is_dir():
-                    raise ConfigError(f"data.root={root!r} has no {split}/ folder; data.root must hold "
-                                      f"{train_split}/ and {val_split}/ with one sub-folder of images per class")
+                check_prepared_split(prepared_dir, split, prepared_max_side, prepared_quality)
+        elif (root is None) == (hf_name is None):
+            raise ConfigError("set exactly one ImageNet source: data.root=/path/to/imagenet (with train/ and val/ "
+                              "class folders), data.hf_name (a datasets image dataset with image/label columns) "
+                              "or data.prepared_dir (class folders converted by task=prepare)")
+        elif root is not None:
+            check_split_folders(root, train_split, val_split)
         self.save_hyperparameters()
         self.splits: dict[str, Dataset] = {}
 
@@ -70,9 +115,16 @@ class ImageNetDataModule(L.LightningDataModule):
         hp = self.hparams
         root = Path(hp.root).expanduser()
         train, val = ImageFolder(str(root / hp.train_split)), ImageFolder(str(root / hp.val_split))
-        if train.classes != val.classes:
-            raise ConfigError(f"data.root={hp.root!r}: {hp.train_split}/ has {len(train.classes)} class folders but "
-                              f"{hp.val_split}/ has {len(val.classes)} or different names; they must match")
+        check_classes(f"data.root={hp.root!r}", (hp.train_split, hp.val_split), train.classes, val.classes)
+        return train, val, train.classes
+
+    def _prepared(self) -> tuple[Dataset, Dataset, list[str]]:
+        """(train, val) prepared splits; both must have the same classes."""
+        hp = self.hparams
+        prepared = Path(hp.prepared_dir).expanduser()
+        train, val = PreparedImages(prepared / hp.train_split), PreparedImages(prepared / hp.val_split)
+        check_classes(f"data.prepared_dir={hp.prepared_dir!r}", (hp.train_split, hp.val_split), train.classes,
+                      val.classes)
         return train, val, train.classes
 
     def _hf(self) -> tuple[Dataset, Dataset, int]:
@@ -96,8 +148,8 @@ class ImageNetDataModule(L.LightningDataModule):
         if self.splits:
             return
         hp = self.hparams
-        if hp.root is not None:
-            train, val, classes = self._folders()
+        if hp.prepared_dir is not None or hp.root is not None:
+            train, val, classes = self._prepared() if hp.prepared_dir is not None else self._folders()
             n_classes = len(classes)
         else:
             train, val, n_classes = self._hf()

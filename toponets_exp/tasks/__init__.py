@@ -1,4 +1,5 @@
-"""Task dispatch: `task=train | eval | report`, with bad config turned into one clear message and exit code 2."""
+"""Task dispatch: `task=train | eval | report | prepare`, with bad config turned into one clear message and exit
+code 2."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ log = logging.getLogger(__name__)
 def _tasks() -> dict[str, Callable[[DictConfig], dict[str, Any]]]:
     """The runnable tasks (imported lazily so `--help` and errors stay fast)."""
     from toponets_exp.tasks.evaluate import run_eval
+    from toponets_exp.tasks.prepare import prepare
     from toponets_exp.tasks.report import report
     from toponets_exp.tasks.train import train
 
-    return {"train": train, "eval": run_eval, "report": report}
+    return {"train": train, "eval": run_eval, "report": report, "prepare": prepare}
 
 
 def config_error(err: BaseException) -> ConfigError | None:
