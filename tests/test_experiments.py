@@ -22,7 +22,10 @@ RECIPES = {  # name -> (model builder, data module, paper τ sweep)
     "nanogpt_fineweb_edu": ("toponets_exp.models.gpt", "HFTextDataModule", [0, 0.5, 1, 3, 50]),
     "nanogpt_embedded": ("toponets_exp.models.gpt", "EmbeddedTextDataModule", [0, 0.5, 1, 3, 50]),
     "paper_trends_digits": ("toponets_exp.models.resnet18", "DigitsDataModule", [0, 0.5, 1, 5, 10, 20, 50]),
+    "compare_topo_digits": ("toponets_exp.models.resnet18", "DigitsDataModule", [0, 5, 50]),
+    "compare_topo_resnet18_imagenet": ("toponets_exp.models.resnet18", "ImageNetDataModule", [0, 5, 50]),
 }
+COMPARED = "topoloss,spatial_correlation"  # the losses a compare_topo_* recipe sweeps
 
 
 def composed(name: str, *overrides: str) -> DictConfig:
@@ -49,8 +52,11 @@ def test_recipe_composes_and_resolves(name: str) -> None:
     assert plain["topo"]["weight"] in sweep
     swept = [float(v) for v in str(cfg.hydra.sweeper.params["topo.weight"]).split(",")]
     assert swept == sweep
+    if name.startswith("compare_topo_"):
+        assert str(cfg.hydra.sweeper.params["topo"]) == COMPARED
     if datamodule == "DigitsDataModule":  # the embedded default's τ × seed sweep, everything else the default run
-        assert str(cfg.hydra.sweeper.params["seed"]) == "0,1,2"
+        seeds = "0,1" if name.startswith("compare_topo_") else "0,1,2"
+        assert str(cfg.hydra.sweeper.params["seed"]) == seeds
         assert plain["model"]["net"]["num_classes"] == plain["data"]["num_classes"] == 10
         assert plain["trainer"]["max_epochs"] == 8 and plain["optim"]["name"] == "adamw"
     elif datamodule != "ImageNetDataModule":  # language: the net is sized by the data
