@@ -31,7 +31,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from torch.utils.data import DataLoader, TensorDataset
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.timing import Timing  # noqa: E402
 from toponets_exp.brain import (effective_dimensionality, map_pearson, map_ssim, response_profiles,  # noqa: E402
                                 selectivity_map, smoothness)
 from toponets_exp.tasks.eval_common import STD_DDOF, map_tdann_smoothness  # noqa: E402
@@ -61,23 +61,6 @@ PARTS = {  # key of the last line -> the table rows it sums
     "ed_s": ["effective dimensionality"],
     "selectivity_s": ["selectivity maps (t, d′, Moran's I)", "map similarity (Pearson, SSIM)"],
 }
-
-
-@dataclass
-class Timing:
-    """Seconds of one part over repeats: median, quartiles, min."""
-
-    samples: list[float]
-
-    @property
-    def median(self) -> float:
-        """Median seconds."""
-        return statistics.median(self.samples)
-
-    def describe(self) -> str:
-        """'median ms (IQR lo-hi, min)' for the table."""
-        q = statistics.quantiles(self.samples, n=4) if len(self.samples) > 1 else [self.median] * 3
-        return f"{self.median * 1e3:.1f} (IQR {q[0] * 1e3:.1f}-{q[2] * 1e3:.1f}, min {min(self.samples) * 1e3:.1f})"
 
 
 def default_settings() -> dict[str, Any]:

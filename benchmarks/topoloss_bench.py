@@ -12,7 +12,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -22,29 +21,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from toponets_exp.topo import TopoLoss, TopoLossCallback, select_layers, sheet_shape, unit_matrix  # noqa: E402
+from benchmarks.timing import Timing  # noqa: E402
+from toponets_exp.topo import TopoLoss, TopoLossCallback, select_layers, unit_matrix  # noqa: E402
 from toponets_exp.topo.loss import TopoLayer  # noqa: E402
 
 log = logging.getLogger("topoloss_bench")
 FACTOR = 3.0
 VALUE_TOL = 1e-6
-
-
-@dataclass
-class Timing:
-    """Seconds per call over repeats: median, quartiles, min and max."""
-
-    samples: list[float]
-
-    @property
-    def median(self) -> float:
-        """Median seconds."""
-        return statistics.median(self.samples)
-
-    def describe(self) -> str:
-        """'median ms (IQR lo-hi, min)' for the table."""
-        q = statistics.quantiles(self.samples, n=4) if len(self.samples) > 1 else [self.median] * 3
-        return f"{self.median * 1e3:.1f} (IQR {q[0] * 1e3:.1f}-{q[2] * 1e3:.1f}, min {min(self.samples) * 1e3:.1f})"
 
 
 def sync(device: torch.device) -> None:
