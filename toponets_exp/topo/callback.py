@@ -112,6 +112,7 @@ class TopoLossCallback(Callback):
         Frozen layers (requires_grad=False) are left out of TopoLoss, with one warning naming them: they get no
         gradient and do not count in the mean.
         """
+        self.close()  # a previous binding's worker and hooks
         selected = select_layers(net, self.layer_cfg, self.factor, self.weight, self.default_loss)
         weights = [layer for layer in selected if layer.loss == "topoloss"]
         responses = [layer for layer in selected if layer.loss == "spatial_correlation"]
@@ -128,7 +129,6 @@ class TopoLossCallback(Callback):
         extra = list({layer.name: layer for layer in extra}.values())
         self.measured = TopoLoss(weights + extra, self.reduction) if extra else self.loss
         self.spatial = SpatialCorrelation(responses, seed=self.seed, **self.spatial_cfg) if responses else None
-        self.close()
         self.concurrent = ConcurrentTopoGrad(self.loss) if self.overlap and self.loss is not None else None
         return self.measured
 
