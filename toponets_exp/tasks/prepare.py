@@ -64,5 +64,5 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
         status = "prepared" if written else "already prepared, kept"
         log.info("%s: %d images of %d classes, %s (%s)", split, len(folder), len(folder.classes), status, dest)
         summary[split] = {"path": str(dest), "images": len(folder), "status": status}
-    log.info("train and evaluate from it with data=imagenet data.prepared_dir=%s", data.prepared_dir)
+    log.info("train and evaluate from it with data.prepared_dir=%s", data.prepared_dir)
     return summary
