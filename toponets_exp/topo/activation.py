@@ -5,7 +5,8 @@ output (float32, autocast off, from the detached output) and ∂L/∂output, and
 that adds c · ∂L/∂output to the gradient arriving there in backward. c = m · τ / (layers, for the mean) times the
 factors the backward's own loss carries: the AMP GradScaler's scale and 1 / accumulate_grad_batches. So one
 backward computes the gradient of `task_loss + Σ τ L` exactly (the same total as adding the losses to the task
-loss), under gradient accumulation, AMP and DDP (each rank's loss on its own batch; DDP's gradient mean).
+loss), under gradient accumulation, AMP and DDP (each rank's loss on its own batch; DDP's gradient mean). Memory:
+each hooked layer keeps one float32 tensor of its output's size (∂L/∂output) until the batch's backward.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class SpatialCorrelation:
         self._handles = []
 
     def total(self, coefficient: Callable[[TopoLayer], float]) -> torch.Tensor | None:
-        """Σ (or mean) of m·τ·L over the layers hooked in the last batch, or None if none was."""
+        """Σ coefficient·L over the layers hooked in the last batch (the coefficients carry the mean's 1/layers)."""
         if not self.values:
             return None
         by_name = {layer.name: layer for layer in self.layers}
