@@ -11,9 +11,11 @@ import torch
 import torchvision.datasets.cifar
 from PIL import Image
 from torchvision.datasets import CIFAR10
+from torchvision.transforms import v2
 
 from toponets_exp.data import CIFAR10DataModule, ImageNetDataModule
-from toponets_exp.data.vision import IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_transform
+from toponets_exp.data.vision import (EVAL_CROP_RATIO, IMAGENET_MEAN, IMAGENET_STD, imagenet_eval_transform,
+                                      imagenet_train_transform, to_normalized_tensor)
 from toponets_exp.errors import ConfigError
 
 CLASSES = ("n01440764", "n01443537", "n01484850")
@@ -62,6 +64,32 @@ def test_imagenet_eval_transform_is_resize_then_center_crop() -> None:
     ref = (ref - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
     assert out.shape == (3, 56, 56)
     assert np.abs(out.numpy().transpose(1, 2, 0) - ref).max() < 0.1  # < 0.025 in [0, 1] pixel units
+
+
+def test_imagenet_transforms_are_torchvisions_seed_for_seed() -> None:
+    """Same crop boxes, flips and antialiased bilinear pixels as torchvision's v2 pipeline for PIL images and uint8
+    tensors (grayscale too); only the standardisation's float32 rounding may differ (scale and shift instead of
+    divide, subtract, divide: a few 1e-7, while any other pixel or box difference is >= 1/255/0.229 = 0.017)."""
+    rng = np.random.default_rng(2)
+    norm = to_normalized_tensor(IMAGENET_MEAN, IMAGENET_STD)
+    ref_train = v2.Compose([v2.ToImage(), v2.RandomResizedCrop(24, antialias=True), v2.RandomHorizontalFlip(), *norm])
+    ref_eval = v2.Compose([v2.ToImage(), v2.Resize(round(24 / EVAL_CROP_RATIO), antialias=True), v2.CenterCrop(24),
+                           *norm])
+    train, evaluate = imagenet_train_transform(24), imagenet_eval_transform(24)
+    rgb = random_image(rng, 50, 70)
+    images = [rgb, rgb.convert("L"), Image.fromarray(rng.integers(0, 256, (120, 37, 3), dtype=np.uint8)),
+              torch.from_numpy(rng.integers(0, 256, (3, 45, 60), dtype=np.uint8)),
+              torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1)]
+    for image in images:
+        for seed in range(40):
+            torch.manual_seed(seed)
+            ref, ref_next = ref_train(image), torch.rand(1)
+            torch.manual_seed(seed)
+            out, out_next = train(image), torch.rand(1)
+            assert out.shape == ref.shape == (3, 24, 24) and out.dtype == torch.float32 and out.is_contiguous()
+            assert (out - ref).abs().max() < 1e-5
+            assert out_next == ref_next  # the same number of draws
+        assert (evaluate(image) - ref_eval(image)).abs().max() < 1e-5
 
 
 def test_imagenet_config_errors(image_folder: Path, tmp_path: Path) -> None:
