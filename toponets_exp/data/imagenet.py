@@ -59,6 +59,14 @@ def check_classes(where: str, splits: tuple[str, str], train: list[str], val: li
                           "or different names; they must match")
 
 
+def check_loader_and_crops(batch_size: Any, num_workers: Any, image_size: Any, eval_image_size: Any) -> int:
+    """data.batch_size / num_workers and the train and eval crop sizes, checked; the largest crop."""
+    check_loader_args(batch_size, num_workers)
+    check_image_size("data.image_size", image_size)
+    check_image_size("data.eval_image_size", eval_image_size or image_size)
+    return max(image_size, eval_image_size or 0)
+
+
 def check_prepared_options(max_side: Any, quality: Any, largest_crop: int) -> None:
     """data.prepared_max_side must be an integer >= the largest crop, data.prepared_quality one in 1-100."""
     if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < largest_crop:
@@ -94,11 +102,9 @@ class ImageNetDataModule(L.LightningDataModule):
                  val_split: str = "val", image_column: str = "image", label_column: str = "label",
                  prepared_dir: str | None = None, prepared_max_side: int = 256, prepared_quality: int = 90) -> None:
         super().__init__()
-        check_loader_args(batch_size, num_workers)
-        check_image_size("data.image_size", image_size)
-        check_image_size("data.eval_image_size", eval_image_size or image_size)
+        largest_crop = check_loader_and_crops(batch_size, num_workers, image_size, eval_image_size)
         if prepared_dir is not None:
-            check_prepared_options(prepared_max_side, prepared_quality, max(image_size, eval_image_size or 0))
+            check_prepared_options(prepared_max_side, prepared_quality, largest_crop)
             for split in (train_split, val_split):
                 check_prepared_split(prepared_dir, split, prepared_max_side, prepared_quality)
         elif (root is None) == (hf_name is None):

@@ -8,10 +8,9 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from toponets_exp.data.imagenet import check_classes, check_prepared_options, check_split_folders
+from toponets_exp.data.imagenet import (check_classes, check_loader_and_crops, check_prepared_options,
+                                        check_split_folders)
 from toponets_exp.data.prepared import PreparedDataError, class_folder, prepare_split
-from toponets_exp.data.resumable import check_loader_args
-from toponets_exp.data.vision import check_image_size
 from toponets_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -28,11 +27,8 @@ def _check(data: DictConfig) -> None:
     if data.prepared_dir is None:
         raise ConfigError("data.prepared_dir is not set: task=prepare writes the prepared splits there; set "
                           "data.prepared_dir=/path/to/prepared")
-    check_loader_args(data.batch_size, data.num_workers)
-    check_image_size("data.image_size", data.image_size)
-    check_image_size("data.eval_image_size", data.eval_image_size or data.image_size)
-    check_prepared_options(data.prepared_max_side, data.prepared_quality,
-                           max(data.image_size, data.eval_image_size or 0))
+    largest_crop = check_loader_and_crops(data.batch_size, data.num_workers, data.image_size, data.eval_image_size)
+    check_prepared_options(data.prepared_max_side, data.prepared_quality, largest_crop)
     check_split_folders(data.root, data.train_split, data.val_split)
     out = Path(data.prepared_dir).expanduser().resolve()
     for split in (data.train_split, data.val_split):
