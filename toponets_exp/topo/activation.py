@@ -53,9 +53,11 @@ def output_unit_axis(output: object, layer: TopoLayer) -> int:
     return unit_dim
 
 
-def output_loss(output: torch.Tensor, layer: TopoLayer, neighbourhoods: torch.Tensor, responses: str) -> torch.Tensor:
-    """Spatial correlation loss of one layer's output (differentiable; float32 maths, autocast off)."""
-    unit_dim = output_unit_axis(output, layer)
+def output_loss(output: torch.Tensor, layer: TopoLayer, neighbourhoods: torch.Tensor, responses: str,
+                unit_dim: int | None = None) -> torch.Tensor:
+    """Spatial correlation loss of one layer's output (differentiable; float32 maths, autocast off); `unit_dim`
+    if its output was checked already (output_unit_axis)."""
+    unit_dim = output_unit_axis(output, layer) if unit_dim is None else unit_dim
     with torch.autocast(output.device.type, enabled=False):
         return spatial_correlation_loss(unit_responses(output, unit_dim, responses), layer.sheet, neighbourhoods)
 
@@ -99,12 +101,12 @@ class SpatialCorrelation:
               backward_factor: Callable[[], float]) -> Callable[..., None]:
         """The forward hook of one layer: loss and ∂loss/∂output now, added to the output's gradient in backward."""
         def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
-            output_unit_axis(output, layer)
+            unit_dim = output_unit_axis(output, layer)  # a layer without a unit axis fails even without grad
             if not torch.is_grad_enabled() or not output.requires_grad:
                 return  # no backward will run through this output
             with torch.enable_grad():
                 leaf = output.detach().requires_grad_(True)
-                value = output_loss(leaf, layer, hoods, self.responses)
+                value = output_loss(leaf, layer, hoods, self.responses, unit_dim)
                 (grad,) = torch.autograd.grad(value, leaf)
             self.values[layer.name] = value.detach()
             output.register_hook(lambda incoming: incoming + (grad * (coef * backward_factor())).to(incoming.dtype))

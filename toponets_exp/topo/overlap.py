@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
-from toponets_exp.topo.loss import TopoLoss
+from toponets_exp.topo.loss import Scale, TopoLoss
 
 Result = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -23,38 +23,41 @@ class ConcurrentTopoGrad:
     def __init__(self, loss: TopoLoss) -> None:
         self.loss = loss
         self.buffers: list[torch.Tensor | None] | None = None
-        self.scale: float | None = None
+        self.scale: Scale | None = None
         self._future: Future[Result] | None = None
         self._stream: torch.cuda.Stream | None = None
         self._result: Result | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     @property
+    def device(self) -> torch.device:
+        """Where the topo weights are (and the gradient is computed)."""
+        return self.loss.layers[0].param.device
+
+    @property
     def pending(self) -> bool:
         """Whether a gradient has been launched and not yet added."""
         return self.scale is not None
 
-    def _compute(self, scale: float) -> Result:
+    def _compute(self, scale: Scale) -> Result:
         """Zero the buffers and write ∂total/∂W into them (float32 maths, no autograd, no autocast)."""
-        device = self.loss.layers[0].param.device
-        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
             for buffer in self.buffers:
                 if buffer is not None:
                     buffer.zero_()
             return self.loss.accumulate_grad(scale, dtype=torch.float32, into=self.buffers)
 
-    def launch(self, scale: float) -> None:
+    def launch(self, scale: Scale) -> None:
         """Start computing the gradient of the current weights at τ multiplier `scale`."""
         if self.pending:
             raise RuntimeError("a TopoLoss gradient is already in flight; add it to the gradients first")
         if self.buffers is None:
             self.buffers = [torch.zeros_like(l.param, memory_format=torch.contiguous_format) if l.weight else None
                             for l in self.loss.layers]
-        device = self.loss.layers[0].param.device
         self.scale = scale
-        if device.type == "cuda":
-            self._stream = self._stream or torch.cuda.Stream(device)
-            self._stream.wait_stream(torch.cuda.current_stream(device))  # weights after the last optimizer step
+        if self.device.type == "cuda":
+            self._stream = self._stream or torch.cuda.Stream(self.device)
+            self._stream.wait_stream(torch.cuda.current_stream(self.device))  # weights after the last optimizer step
             with torch.cuda.stream(self._stream):
                 self._result = self._compute(scale)
         else:
@@ -66,7 +69,7 @@ class ConcurrentTopoGrad:
         if self._future is not None:
             future, self._future = self._future, None
             return future.result()
-        current = torch.cuda.current_stream(self.loss.layers[0].param.device)
+        current = torch.cuda.current_stream(self.device)
         current.wait_stream(self._stream)
         result, self._result = self._result, None
         for tensor in [result[0], *result[1].values()]:  # made on the side stream, read on this one
