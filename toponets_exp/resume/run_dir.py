@@ -82,11 +82,12 @@ def truncate_metrics(metrics_csv: Path, rows: int) -> int:
     return len(all_rows) - len(kept)
 
 
-def prepare_run_dir(cfg: DictConfig, out: Path) -> ResumePoint | None:
+def prepare_run_dir(cfg: DictConfig, out: Path, writer: bool = True) -> ResumePoint | None:
     """The checkpoint to continue from (resume=<dir>, or a requeued Slurm job's own last.ckpt), else None.
 
     A fresh run refuses a directory that already holds a run's checkpoints or summary; a resumed one keeps its
-    metrics.csv up to the checkpoint's step.
+    metrics.csv up to the checkpoint's step. Every rank of a multi-process run reads the directory; only the
+    `writer` (global rank 0) changes it: the other ranks never touch metrics.csv.
     """
     last = out / "checkpoints" / LAST
     if cfg.get("resume"):
@@ -98,8 +99,9 @@ def prepare_run_dir(cfg: DictConfig, out: Path) -> ResumePoint | None:
             raise ConfigError(f"resume={cfg.resume}: no checkpoint to resume from ({last} does not exist)")
     elif requeued():
         if not last.is_file():
-            log.info("Requeued job: no %s yet, starting the run from the beginning", last)
-            truncate_metrics(out / "metrics.csv", 0)
+            if writer:
+                log.info("Requeued job: no %s yet, starting the run from the beginning", last)
+                truncate_metrics(out / "metrics.csv", 0)
             return None
     else:
         for used in (last, out / "summary.json"):
@@ -109,6 +111,8 @@ def prepare_run_dir(cfg: DictConfig, out: Path) -> ResumePoint | None:
         return None
     _check_same_config(cfg, out)
     step, rows = _read_position(last)
-    dropped = truncate_metrics(out / "metrics.csv", rows)
-    log.info("Resuming %s from %s (optimizer step %d; %d metric rows after it dropped)", out, last, step, dropped)
+    if writer:
+        dropped = truncate_metrics(out / "metrics.csv", rows)
+        log.info("Resuming %s from %s (optimizer step %d; %d metric rows after it dropped)", out, last, step,
+                 dropped)
     return ResumePoint(last, step)

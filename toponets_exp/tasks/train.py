@@ -59,7 +59,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     seed_and_check(cfg)
     out = output_dir(cfg)
-    resume = prepare_run_dir(cfg, out)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
     topo = build_topo(cfg, module)
@@ -75,8 +74,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                  LearningRateMonitor("step"),
                  *([TopoSheetImages(topo, cfg.logger.sheet_images_every_n_val)]
                    if any(isinstance(lg, WandbLogger) for lg in loggers) else [])]
-    trainer = _trainer(cfg, callbacks, loggers, out)
-    if resume is None:
+    trainer = _trainer(cfg, callbacks, loggers, out)  # knows this process's global rank (no process group yet)
+    resume = prepare_run_dir(cfg, out, writer=trainer.is_global_zero)
+    if resume is None and trainer.is_global_zero:
         write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path if resume else cfg.ckpt_path)

@@ -252,14 +252,19 @@ class TopoLossCallback(Callback):
             logger.log_metrics(metrics, step=trainer.global_step)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Log the unweighted per-layer losses once per validation (τ=0 runs too; outside the training step)."""
+        """Log the unweighted per-layer losses once per validation (τ=0 runs too; outside the training step).
+
+        Under DDP the weights, hence these values, are the same on every rank: they are synchronised with a max,
+        which returns that value exactly (a mean over ranks could round it).
+        """
         if self.measured is None or trainer.sanity_checking:
             return
         with torch.no_grad():
             per_layer = self.measured.layer_losses(dtype=torch.float32)
-        for name, value in per_layer.items():
-            pl_module.log(f"val_topo/{name}", value, on_epoch=True, sync_dist=False)
-        pl_module.log("val_topo/mean", torch.stack(list(per_layer.values())).mean(), on_epoch=True)
+        values = {f"val_topo/{name}": value for name, value in per_layer.items()}
+        values["val_topo/mean"] = torch.stack(list(per_layer.values())).mean()
+        for key, value in values.items():
+            pl_module.log(key, value, on_epoch=True, sync_dist=True, reduce_fx="max")
 
     def state_dict(self) -> dict[str, Any]:
         return {"schedule": self.schedule.state_dict(), "weight": self.weight,
