@@ -74,9 +74,9 @@ class CIFAR10DataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         """Validation batches."""
         hp = self.hparams
-        return eval_loader(self.splits["val"], hp.batch_size, hp.num_workers, hp.pin_memory)
+        return eval_loader(self, self.splits["val"], hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def test_dataloader(self) -> DataLoader:
         """Test batches."""
         hp = self.hparams
-        return eval_loader(self.splits["test"], hp.batch_size, hp.num_workers, hp.pin_memory)
+        return eval_loader(self, self.splits["test"], hp.batch_size, hp.num_workers, hp.pin_memory)

@@ -57,7 +57,7 @@ class DigitsDataModule(L.LightningDataModule):
 
     def _loader(self, dataset: Dataset) -> DataLoader:
         hp = self.hparams
-        return eval_loader(dataset, hp.batch_size, hp.num_workers, hp.pin_memory)
+        return eval_loader(self, dataset, hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def train_dataset(self) -> Dataset:
         """The training split, each item translated by up to `augment_shift` pixels (zero padding, torch's RNG)."""

@@ -17,7 +17,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from toponets_exp.errors import ConfigError
 
@@ -126,10 +126,40 @@ def train_loader(datamodule: L.LightningDataModule, dataset: Dataset, batch_size
                            persistent_workers=num_workers > 0)
 
 
-def eval_loader(dataset: Dataset, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
-    """An evaluation split's DataLoader: in order (Lightning shards it under DDP)."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
-                      persistent_workers=num_workers > 0)
+class ShardSampler(DistributedSampler):
+    """This rank's share of an evaluation split, in order: samples rank, rank + N, ...; none repeated.
+
+    Lightning's own DistributedSampler pads every rank to the same length by repeating samples, so a metric reduced
+    over the ranks would count those twice; the metrics here are sum-reduced (torchmetrics), so uneven shares give
+    exactly the metric of the whole split. A DistributedSampler, so Lightning keeps it under DDP.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.num_samples = len(range(rank, len(dataset), num_replicas))  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))  # type: ignore[arg-type]
+
+
+def eval_loader(datamodule: L.LightningDataModule, dataset: Dataset, batch_size: int, num_workers: int,
+                pin_memory: bool) -> DataLoader:
+    """An evaluation split's DataLoader: in order, this rank's share of it under DDP (no sample repeated); a stream
+    (IterableDataset) shards itself."""
+    trainer = datamodule.trainer
+    replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+    sampler = None if isinstance(dataset, IterableDataset) else ShardSampler(dataset, replicas, rank)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0)
+
+
+def whole_split(loader: DataLoader) -> DataLoader:
+    """An evaluation loader over every sample of its split, whatever rank's share it was built for (an analysis
+    that runs on one process after DDP training)."""
+    if not isinstance(loader.sampler, ShardSampler) or loader.sampler.num_replicas == 1:
+        return loader
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False, num_workers=loader.num_workers,
+                      pin_memory=loader.pin_memory, persistent_workers=loader.persistent_workers)
 
 
 class RestoreLoaderPosition(Callback):

@@ -82,7 +82,7 @@ class EmbeddedTextDataModule(L.LightningDataModule):
     def _loader(self, name: str) -> DataLoader:
         """The DataLoader of an evaluation split."""
         hp = self.hparams
-        return eval_loader(self.splits[name], hp.batch_size, hp.num_workers, hp.pin_memory)
+        return eval_loader(self, self.splits[name], hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         """Training batches, shuffled per epoch and resumable mid-epoch."""

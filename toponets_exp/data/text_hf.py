@@ -203,7 +203,7 @@ class HFTextDataModule(L.LightningDataModule):
         hp = self.hparams
         if name == "train" and not hp.streaming:
             return train_loader(self, self.splits[name], hp.batch_size, hp.num_workers, hp.pin_memory)
-        return eval_loader(self.splits[name], hp.batch_size, hp.num_workers, hp.pin_memory)
+        return eval_loader(self, self.splits[name], hp.batch_size, hp.num_workers, hp.pin_memory)
 
     def train_dataloader(self) -> DataLoader:
         """Training batches."""

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
+from toponets_exp.lit.epoch_metrics import ResumableEpochMetrics
 from toponets_exp.lit.optim import optimizer_config
 from toponets_exp.models.outputs import logits_of
 
 
-class CausalLM(L.LightningModule):
+class CausalLM(ResumableEpochMetrics):
     """Next-token cross-entropy training of `net(idx)`; perplexity from torchmetrics on val/test."""
 
     monitor, monitor_mode = "val/loss", "min"
@@ -28,6 +28,8 @@ class CausalLM(L.LightningModule):
         self.perplexity = nn.ModuleDict({s: Perplexity() for s in ("val_", "test_")})
         self.train_loss = MeanMetric()  # the training-epoch mean lives in checkpoints (exact mid-epoch resume)
         self.train_loss.persistent(True)
+        # Sums reduced over DDP ranks: the mean over the whole split, however unevenly the ranks share it.
+        self.eval_loss = nn.ModuleDict({s: MeanMetric() for s in ("val_", "test_")})
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """Next-token logits (B, T, V) of token ids (B, T)."""
@@ -57,7 +59,9 @@ class CausalLM(L.LightningModule):
         loss, logits, targets = self._loss(batch)
         ppl = self.perplexity[stage + "_"]
         ppl(logits.float(), targets)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        mean = self.eval_loss[stage + "_"]
+        mean(loss.detach(), batch[0].shape[0])
+        self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
         self.log(f"{stage}/ppl", ppl, on_step=False, on_epoch=True, prog_bar=True)
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:

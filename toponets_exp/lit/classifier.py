@@ -5,17 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from toponets_exp.lit.epoch_metrics import ResumableEpochMetrics
 from toponets_exp.lit.optim import optimizer_config
 
 
-class ImageClassifier(L.LightningModule):
+class ImageClassifier(ResumableEpochMetrics):
     """Cross-entropy training of `net` with top-1 accuracy from torchmetrics."""
 
     monitor, monitor_mode = "val/acc", "max"
@@ -31,6 +31,8 @@ class ImageClassifier(L.LightningModule):
         self.train_loss = MeanMetric()
         for metric in (self.train_loss, self.accuracy["train_"]):
             metric.persistent(True)
+        # Sums reduced over DDP ranks: the mean over the whole split, however unevenly the ranks share it.
+        self.eval_loss = nn.ModuleDict({s: MeanMetric() for s in ("val_", "test_")})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -46,7 +48,9 @@ class ImageClassifier(L.LightningModule):
             self.train_loss(loss.detach(), x.shape[0])
             self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True)
         else:
-            self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+            mean = self.eval_loss[stage + "_"]
+            mean(loss.detach(), x.shape[0])
+            self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
         self.log(f"{stage}/acc", acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 

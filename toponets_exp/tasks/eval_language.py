@@ -17,6 +17,7 @@ from toponets_exp.brain.activations import evaluating, record_activations, text_
 from toponets_exp.brain.blimp import blimp_accuracy, load_blimp, sequence_log_prob
 from toponets_exp.brain.integration import integration_windows
 from toponets_exp.brain.language import embedded_sentences, language_selectivity, make_nonwords
+from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.lit.causal_lm import logits_of
 from toponets_exp.tasks.eval_common import (EvalContext, check_layers, efficiency, file_name, map_tdann_smoothness,
@@ -96,7 +97,7 @@ def language_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
             ctx.skip("efficiency", "the task's validation split for the loss")
     else:
         ctx.data.setup("validate")
-        evaluate = loss_on(ctx.data.val_dataloader(), ev["metric_batches"], device)
+        evaluate = loss_on(whole_split(ctx.data.val_dataloader()), ev["metric_batches"], device)
         base = evaluate(net)
         out["val_loss"], out["val_perplexity"] = base, math.exp(base)
         if ev["efficiency"]:

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from toponets_exp.brain import map_pearson, map_ssim, plot_selectivity_maps, ridge_predictivity, selectivity_map
 from toponets_exp.brain.activations import evaluating, record_activations
+from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.tasks.eval_common import (STD_DDOF, EvalContext, check_layers, efficiency, file_name,
                                            map_tdann_smoothness, response_maps, warn_unresolved)
@@ -213,7 +214,7 @@ def vision_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
             ctx.skip("efficiency", "the task's test split for accuracy")
         else:
             ctx.data.setup("test")
-            evaluate = accuracy_on(ctx.data.test_dataloader(), ev["metric_batches"], ctx.device)
+            evaluate = accuracy_on(whole_split(ctx.data.test_dataloader()), ev["metric_batches"], ctx.device)
             out["efficiency"] = efficiency(ctx.net, ctx.layers, ev, ctx.model["downsample"], "accuracy", evaluate,
                                            ctx.figures)
     if ev["neural_data"]:
