@@ -43,31 +43,31 @@ def test_a_failing_job_fails_the_sweep_naming_job_and_log(slurm_conf, tmp_path):
     assert (tmp_path / "0" / "summary.json").is_file() and not (tmp_path / "1" / "summary.json").exists()
 
 
-@pytest.mark.parametrize("interrupt", ["USR2", "requeue"])
-def test_preempted_job_is_requeued_and_resumes_exactly(slurm_conf, tmp_path, interrupt):
-    """Job 0 runs through; job 1 (same training, other checkpoint cadence) is interrupted mid-run: submitit's
-    preemption signal (scancel --signal=USR2), or an outside `scontrol requeue` (TERM, then requeued)."""
-    sweep = start_cli("-m", "hardware=slurm_cpu", "checkpoint.every_n_train_steps=4,2", *RESUMABLE,
+def test_preempted_jobs_are_requeued_and_resume_exactly(slurm_conf, tmp_path):
+    """Job 0 runs through; jobs 1 and 2 (the same training, other checkpoint cadences) are interrupted mid-run: by
+    an outside `scontrol requeue` (TERM, then requeued) and by submitit's preemption signal (scancel --signal=USR2).
+    Both end equal to job 0."""
+    sweep = start_cli("-m", "hardware=slurm_cpu", "checkpoint.every_n_train_steps=4,2,3", *RESUMABLE,
                       f"hydra.sweep.dir={tmp_path}", env=cli_env(SLURM_CONF=slurm_conf), log=tmp_path / "sweep.log")
-    job_dir = tmp_path / "1"
-    wait_for_writes(job_dir / "checkpoints" / "last.ckpt", 1, sweep)
-    (job,) = [j for j in slurm.squeue(slurm_conf, "-o", "%i").split() if j.endswith("_1")]
-    if interrupt == "USR2":
-        assert slurm.slurm(slurm_conf, "scancel", "--signal=USR2", job).returncode == 0
-    else:
-        assert slurm.slurm(slurm_conf, "scontrol", "requeue", job).returncode == 0
-    slurm.start_when_requeued(slurm_conf, job)
+    jobs = {}
+    for num, signal in ((1, ["scontrol", "requeue"]), (2, ["scancel", "--signal=USR2"])):
+        wait_for_writes(tmp_path / str(num) / "checkpoints" / "last.ckpt", 1, sweep)
+        (jobs[num],) = [j for j in slurm.squeue(slurm_conf, "-o", "%i").split() if j.endswith(f"_{num}")]
+        assert slurm.slurm(slurm_conf, *signal, jobs[num]).returncode == 0
+        slurm.start_when_requeued(slurm_conf, jobs[num])
     assert sweep.wait(timeout=600) == 0, (tmp_path / "sweep.log").read_text()[-3000:]
 
     whole = json.loads((tmp_path / "0" / "summary.json").read_text())
-    resumed = json.loads((job_dir / "summary.json").read_text())
-    assert resumed["resumed_from_step"] is not None and 0 < resumed["resumed_from_step"] < 18
-    assert resumed["test"] == whole["test"] and resumed["topo"] == whole["topo"]
-    first, second = net_params(tmp_path / "0/checkpoints/last.ckpt"), net_params(job_dir / "checkpoints/last.ckpt")
-    assert all(torch.equal(first[k], second[k]) for k in first)
-    assert read_csv(job_dir / "metrics.csv") == read_csv(tmp_path / "0" / "metrics.csv")
-    log = (job_dir / "run.log").read_text()
-    assert f"Resuming {job_dir}" in log and checkpoint_step(job_dir / "checkpoints/last.ckpt") == 18
-    if interrupt == "USR2":
-        assert "Caught SIGUSR2" in log and "Saved" in log
-
+    first = net_params(tmp_path / "0/checkpoints/last.ckpt")
+    for num in jobs:
+        job_dir = tmp_path / str(num)
+        resumed = json.loads((job_dir / "summary.json").read_text())
+        assert resumed["resumed_from_step"] is not None and 0 < resumed["resumed_from_step"] < 18
+        assert resumed["test"] == whole["test"] and resumed["topo"] == whole["topo"]
+        second = net_params(job_dir / "checkpoints/last.ckpt")
+        assert all(torch.equal(first[k], second[k]) for k in first)
+        assert read_csv(job_dir / "metrics.csv") == read_csv(tmp_path / "0" / "metrics.csv")
+        log = (job_dir / "run.log").read_text()
+        assert f"Resuming {job_dir}" in log and checkpoint_step(job_dir / "checkpoints/last.ckpt") == 18
+    log = (tmp_path / "2" / "run.log").read_text()
+    assert "Caught SIGUSR2" in log and "Saved" in log
