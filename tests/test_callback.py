@@ -43,7 +43,7 @@ class TopoInLoss(ImageClassifier):
 
     def training_step(self, batch, batch_idx):
         loss = self.task_scale * super().training_step(batch, batch_idx)
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(self.device.type, enabled=False):
             total, _ = self.topo()
         return loss + total
 
@@ -65,13 +65,13 @@ def loader() -> DataLoader:
     return DataLoader(data, batch_size=8, shuffle=False)
 
 
-def fit(module: L.LightningModule, callbacks=(), steps: int = 4, devices: int = 1,
+def fit(module: L.LightningModule, callbacks=(), steps: int = 4, devices: int = 1, accelerator: str = "cpu",
         **trainer_kwargs) -> dict[str, torch.Tensor]:
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=devices, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=list(callbacks),
-                        **trainer_kwargs)
+    trainer = L.Trainer(max_steps=steps, accelerator=accelerator, devices=devices, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=list(callbacks), **trainer_kwargs)
     trainer.fit(module, train_dataloaders=loader())
-    return {k: v.detach().clone() for k, v in module.net.state_dict().items()}
+    return {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
 
 
 def assert_same(a: dict, b: dict, atol: float) -> None:
