@@ -4,10 +4,7 @@ import hydra
 import lightning  # noqa: F401  imported before Hydra's logging set-up, which then replaces its console handler
 from omegaconf import DictConfig
 
-from toponets_exp import resolvers
-from toponets_exp.tasks import run
-
-resolvers.register()
+from toponets_exp.tasks import run  # importing the package registers the configs' resolvers
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

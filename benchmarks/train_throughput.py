@@ -29,7 +29,6 @@ from hydra import compose, initialize_config_dir
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.input_bench import write_folders  # noqa: E402
-from toponets_exp import resolvers  # noqa: E402
 from toponets_exp.data.prepared import class_folder, prepare_split  # noqa: E402
 from toponets_exp.tasks.build import build_datamodule, build_module, build_topo, seed_and_check  # noqa: E402
 from toponets_exp.topo import TopoLossCallback  # noqa: E402
@@ -149,7 +148,6 @@ def main() -> None:
         args.workers, args.classes, args.width, args.height, args.max_side = 0, 4, 64, 48, 48
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("lightning").setLevel(logging.WARNING)
-    resolvers.register()
     results = {}
     with tempfile.TemporaryDirectory(prefix="train_throughput_") as tmp:
         prepared = make_data(Path(tmp), args)

@@ -59,6 +59,7 @@ def test_same_seed_same_metrics_other_seed_differs(trained, tmp_path):
 def test_local_multirun_three_taus(tmp_path):
     proc = run_cli("-m", *TINY, "topo.weight=0,1,5", f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stdout[-3000:]
+    assert f"tabulate them with: python run.py task=report report.sweep_dir={tmp_path.resolve()}" in proc.stdout
     runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     assert len(runs) == 3
     summaries = [json.loads((run / "summary.json").read_text()) for run in runs]
@@ -107,6 +108,8 @@ def test_wandb_offline_run_files(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["wandb"] == [{"dir": str(run_dir), "url": None}]
     assert f"wandb sync {run_dir}" in proc.stdout
+    for noise in ("LeafSpec", "💡 Tip", "anonymous setting", "`srun` command", "URL not available"):
+        assert noise not in proc.stdout, noise  # third-party notices no user can act on
 
 
 @pytest.mark.parametrize("override, message", [
@@ -140,3 +143,13 @@ def test_an_internal_failure_keeps_its_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "ValueError: values must hold one number per unit" in proc.stderr
     assert "Configuration error" not in proc.stderr
+
+
+def test_help_lists_the_tasks_and_the_groups():
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    lines = proc.stdout.splitlines()
+    assert {line.split()[0] for line in lines if line.split()[:1] in (["train"], ["eval"], ["report"],
+                                                                       ["prepare"])} == {"train", "eval", "report",
+                                                                                         "prepare"}
+    assert "== Configuration groups ==" in proc.stdout and "resume=<run dir>" in proc.stdout

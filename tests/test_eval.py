@@ -37,6 +37,11 @@ def test_training_ends_with_evaluation(vision_run):
     assert {"weight_smoothness", "effective_dimensionality", "report"} <= set(summary["eval"])
     assert "weight smoothness" in stdout and "effective dimensionality" in stdout and "test acc" in stdout
     assert (out / "report.json").is_file()
+    assert f"figures in {out / 'figures'}" in stdout  # where the evaluation put them
+    assert f"outputs: {out} (summary.json, metrics.csv, checkpoints/, report.json, figures/)" in stdout
+    # the 8x8 sheets too small for TDANN's 20 bins: one warning naming all four
+    (line,) = [ln for ln in stdout.splitlines() if "too small for eval.tdann.num_bins" in ln]
+    assert "4 sheet(s) too small for eval.tdann.num_bins=20 (layer1.0.conv1 8x8, layer1.0.conv2 8x8, " in line
 
 
 @pytest.mark.slow
@@ -78,14 +83,17 @@ def test_task_eval_needs_a_checkpoint(tmp_path):
 
 @pytest.mark.slow
 def test_language_training_and_evaluation(tmp_path):
+    """3 steps, inside the first epoch: no validation, so no best checkpoint; the last weights are evaluated."""
     proc = run_cli("experiment=nanogpt_embedded", "model.net.n_layer=2", "model.net.n_embd=64", "model.net.n_head=2",
-                   "data.block_size=64", "trainer.max_steps=3", "trainer.val_check_interval=3",
-                   "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "eval.n_sentences=40",
-                   "trainer.enable_progress_bar=false", *FAST_EVAL, f"hydra.run.dir={tmp_path}")
+                   "data.block_size=64", "trainer.max_steps=3", "trainer.limit_val_batches=2",
+                   "trainer.limit_test_batches=2", "eval.n_sentences=40", "trainer.enable_progress_bar=false",
+                   *FAST_EVAL, f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stdout[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert {"loss", "ppl"} <= set(summary["test"])
+    assert {"loss", "ppl"} <= set(summary["test"]) and summary["best_checkpoint"] is None
+    assert "no best checkpoint: the evaluation uses the last weights" in proc.stdout
     report = json.loads((tmp_path / "report.json").read_text())
+    assert report["checkpoint"] == str(tmp_path / "checkpoints" / "last.ckpt")
     assert report["kind"] == "language" and report["n_sentences"] == 40
     assert report["val_perplexity"] == pytest.approx(2.718281828 ** report["val_loss"], rel=1e-6)
     assert len(report["layers"]) == 2

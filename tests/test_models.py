@@ -84,7 +84,9 @@ def test_vit_forward_shape_and_size_checks():
     net = vit_b_32(num_classes=5, image_size=16, patch_size=4, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32)
     assert net(torch.randn(3, 3, 16, 16)).shape == (3, 5)
     assert len(net.encoder.layers) == 2 and net.encoder.layers[0].mlp[0].out_features == 32
-    with pytest.raises(ConfigError, match="image_size=16 is not a multiple of model.net.patch_size=32"):
+    with pytest.raises(ConfigError, match=r"image_size=16 is not a multiple of model.net.patch_size=32: set "
+                       r"data.image_size .* to a multiple of 32, or a patch size that divides it, e.g. "
+                       r"model.net.patch_size=4 \(4x4 patches\)"):
         vit_b_32(image_size=16)
     with pytest.raises(ConfigError, match="hidden_dim=10 is not a multiple"):
         vit_b_32(image_size=32, hidden_dim=10, num_heads=4)

@@ -1,5 +1,6 @@
 """Multi-process runs: only global rank 0 changes the run directory, and the other ranks' logs stay quiet."""
 
+import json
 import logging
 from types import SimpleNamespace
 
@@ -12,8 +13,8 @@ from cli import read_csv
 from toponets_exp.io import write_csv
 from toponets_exp.lit import ImageClassifier
 from toponets_exp.lit.epoch_metrics import PER_RANK
-from toponets_exp.rank_logging import OtherRanksWarnOnly, RankFormatter
-from toponets_exp.resume.run_dir import RESOLVED, prepare_run_dir
+from toponets_exp.console import OtherRanksWarnOnly, RankFormatter
+from toponets_exp.resume.run_dir import RESOLVED, reset_metrics, resume_point
 
 
 @pytest.fixture
@@ -27,23 +28,36 @@ def interrupted_run(tmp_path):
     return cfg, tmp_path
 
 
-def test_only_the_writer_truncates_metrics_on_resume(interrupted_run) -> None:
+def test_the_resume_point_is_read_only_and_rank_0_truncates_metrics(interrupted_run) -> None:
+    """Every rank finds the resume point without writing; rank 0 alone then keeps metrics.csv's rows before it."""
     cfg, out = interrupted_run
-    before = (out / "metrics.csv").read_bytes()
-    other = prepare_run_dir(cfg, out, writer=False)
-    assert (out / "metrics.csv").read_bytes() == before
-    zero = prepare_run_dir(cfg, out, writer=True)
-    assert other == zero and zero.step == 4
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    point = resume_point(cfg, out)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert point.step == 4 and point.metric_rows == 2 and not point.finished
+    reset_metrics(out, point)
     assert [row["step"] for row in read_csv(out / "metrics.csv")] == ["0", "1"]
 
 
-def test_requeued_without_checkpoint_only_the_writer_empties_metrics(interrupted_run, monkeypatch) -> None:
+def test_requeued_without_checkpoint_starts_over_and_rank_0_empties_metrics(interrupted_run, monkeypatch) -> None:
     cfg, out = interrupted_run
     cfg.resume = None
     (out / "checkpoints" / "last.ckpt").unlink()
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    assert prepare_run_dir(cfg, out, writer=False) is None and len(read_csv(out / "metrics.csv")) == 5
-    assert prepare_run_dir(cfg, out, writer=True) is None and read_csv(out / "metrics.csv") == []
+    assert resume_point(cfg, out) is None and len(read_csv(out / "metrics.csv")) == 5
+    reset_metrics(out, None)
+    assert read_csv(out / "metrics.csv") == []
+
+
+@pytest.mark.parametrize("stop, finished", [({}, True), ({"max_epochs": 3}, True), ({"max_epochs": 4}, False),
+                                            ({"max_steps": 40}, True), ({"max_steps": 41}, False),
+                                            ({"max_epochs": -1}, False), ({"max_time": "00:01:00:00"}, False)])
+def test_a_finished_run_resumes_only_when_its_stop_criteria_reach_further(interrupted_run, stop, finished) -> None:
+    cfg, out = interrupted_run
+    (out / "summary.json").write_text(json.dumps({"epochs": 3, "optimizer_steps": 40}))
+    cfg.trainer = {"max_epochs": None, "max_steps": -1, "max_time": None, **stop}
+    (out / RESOLVED).write_text(OmegaConf.to_yaml(cfg))
+    assert resume_point(cfg, out).finished is finished
 
 
 @pytest.mark.parametrize("rank", [0, 1, 3])

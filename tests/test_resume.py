@@ -121,10 +121,20 @@ def test_resume_needs_a_checkpoint(tmp_path) -> None:
 
 
 def test_a_finished_run_is_not_overwritten_and_resume_refuses_another_config(uninterrupted) -> None:
-    before = (uninterrupted / "summary.json").read_bytes()
+    """A fresh run into the finished run's directory and a resume with another config are refused; resuming it as
+    it was says it has finished. None of them changes a file of the run, its log or its .hydra/ included."""
+    def files() -> dict:
+        return {p: p.read_bytes() for p in uninterrupted.rglob("*") if p.is_file()}
+
+    before = files()
     again = run_cli(*RESUMABLE, "checkpoint.every_n_train_steps=4", f"hydra.run.dir={uninterrupted}")
     assert again.returncode == 2
     assert f"the run directory {uninterrupted} already holds a run" in again.stdout
     other = run_cli(*RESUMABLE, "checkpoint.every_n_train_steps=4", "topo.weight=1", f"resume={uninterrupted}")
     assert other.returncode == 2 and "topo.weight: 5.0 -> 1" in other.stdout, other.stdout[-2000:]
-    assert (uninterrupted / "summary.json").read_bytes() == before
+    assert files() == before
+    same = run_cli(*RESUMABLE, "checkpoint.every_n_train_steps=4", f"resume={uninterrupted}")
+    assert same.returncode == 0 and f"The run in {uninterrupted} has finished (18 optimizer steps" in same.stdout
+    assert "evaluate again with: python run.py task=eval ckpt_path=" in same.stdout
+    changed = {p for p, content in files().items() if before.get(p) != content}
+    assert changed == {uninterrupted / "run.log"}  # only that line, in the run's own log

@@ -107,7 +107,7 @@ start() {
 }
 
 stop() {
-  for pidfile in "$dir"/slurmd-*.pid "$dir/slurmctld.pid" "$munge_pid"; do
+  for pidfile in "$dir"/slurmd*.pid "$dir/slurmctld.pid" "$munge_pid"; do
     if [ -f "$pidfile" ]; then
       pid="$(cat "$pidfile")"
       kill "$pid" 2>/dev/null || true

@@ -85,6 +85,8 @@ def wandb_logger(project: str, save_dir: str, mode: str = "auto", entity: str | 
     logger = WandbLogger(project=project, save_dir=save_dir, offline=offline, entity=entity, group=group,
                          tags=list(tags), name=name, id=run_id(save_dir), resume="allow",
                          config=dict(run_config or {}))
+    # Lightning always passes wandb.init an `anonymous` value (None here), which wandb >= 0.22 warns is ignored
+    logger._wandb_init.pop("anonymous", None)
     log.info("W&B %s run files under %s", "offline" if offline else "online", os.path.join(save_dir, "wandb"))
     return logger
 

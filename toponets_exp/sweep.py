@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.io import write_text
 
+log = logging.getLogger(__name__)
 SWEEP_FILE = "sweep.yaml"
 
 
@@ -54,7 +56,13 @@ def run_name(task_overrides: Sequence[str], varying: Sequence[str] | None) -> st
 
 
 class SweepInfo(Callback):
-    """Hydra callback: at the start of a multirun, write sweep.yaml (group, varying keys, the sweep's overrides)."""
+    """Hydra callback: at the start of a multirun, write sweep.yaml (group, varying keys, the sweep's overrides); at
+    its end, say where the runs are and how to tabulate them."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
+        log.info("Sweep finished: its runs are in %s/<job number>/; tabulate them with: python run.py task=report "
+                 "report.sweep_dir=%s", sweep_dir, sweep_dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         hydra = config.hydra

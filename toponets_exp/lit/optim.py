@@ -15,14 +15,18 @@ OPTIMIZERS = ("sgd", "adamw")
 LR_SCHEDULES = ("cosine", "constant")
 
 
-def check_optim(optim: Mapping[str, Any]) -> None:
-    """The optimizer and LR schedule names, checked before anything runs."""
+def check_optim(optim: Mapping[str, Any], max_epochs: Any = None, max_steps: Any = None) -> None:
+    """The optimizer and LR schedule names, and a horizon for a schedule that needs one, checked before anything
+    runs (`max_epochs`, `max_steps`: the trainer's stop criteria; -1 and -1 is Lightning's "train forever")."""
     name = str(optim.get("name", "sgd")).lower()
     if name not in OPTIMIZERS:
         raise ConfigError(f"optim.name={name!r} is not supported; use one of {', '.join(OPTIMIZERS)}")
     kind = str(optim.get("lr_schedule", "cosine"))
     if kind not in LR_SCHEDULES:
         raise ConfigError(f"optim.lr_schedule={kind!r} is not supported; use one of {', '.join(LR_SCHEDULES)}")
+    if kind == "cosine" and max_epochs == -1 and max_steps in (-1, None):
+        raise ConfigError("trainer.max_epochs=-1 (no end) leaves optim.lr_schedule=cosine without a horizon: set "
+                          "trainer.max_steps or a trainer.max_epochs, or use optim.lr_schedule=constant")
 
 
 def param_groups(module: nn.Module, weight_decay: float, no_decay_1d: bool) -> list[dict[str, Any]]:

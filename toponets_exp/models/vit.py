@@ -18,7 +18,11 @@ def vit_b_32(num_classes: int = 1000, image_size: int = 224, patch_size: int = 3
              attention_dropout: float = 0.0, pretrained_path: str | None = None) -> VisionTransformer:
     """torchvision `vit_b_32` (module names as in the official TopoNets checkpoint); the defaults are ViT-B/32."""
     if image_size % patch_size:
-        raise ConfigError(f"model.net.image_size={image_size} is not a multiple of model.net.patch_size={patch_size}")
+        fits = max(d for d in range(1, image_size + 1) if image_size % d == 0 and image_size // d >= 4)
+        raise ConfigError(f"model.net.image_size={image_size} is not a multiple of model.net.patch_size={patch_size}: "
+                          f"set data.image_size (model.net.image_size follows it) to a multiple of {patch_size}, or "
+                          f"a patch size that divides it, e.g. model.net.patch_size={fits} ({image_size // fits}x"
+                          f"{image_size // fits} patches)")
     if hidden_dim % num_heads:
         raise ConfigError(f"model.net.hidden_dim={hidden_dim} is not a multiple of model.net.num_heads={num_heads}")
     net = VisionTransformer(image_size=image_size, patch_size=patch_size, num_layers=num_layers, num_heads=num_heads,

@@ -2,6 +2,6 @@
 
 from toponets_exp.resume.checkpoint import RNGState, RunCheckpoint
 from toponets_exp.resume.preemption import Preemption
-from toponets_exp.resume.run_dir import prepare_run_dir
+from toponets_exp.resume.run_dir import reset_metrics, resume_point
 
-__all__ = ["Preemption", "RNGState", "RunCheckpoint", "prepare_run_dir"]
+__all__ = ["Preemption", "RNGState", "RunCheckpoint", "reset_metrics", "resume_point"]

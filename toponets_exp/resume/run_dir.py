@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from pathlib import Path
@@ -17,6 +18,7 @@ from toponets_exp.resume.checkpoint import LAST, METRIC_ROWS
 
 log = logging.getLogger(__name__)
 RESOLVED = "config_resolved.yaml"
+SUMMARY = "summary.json"
 # Keys a resumed run may change: when to stop, and how it is run or shown, not what it computes.
 MAY_CHANGE = ("resume", "ckpt_path", "trainer.max_epochs", "trainer.max_steps", "trainer.max_time",
               "trainer.enable_progress_bar", "trainer.enable_model_summary", "data.num_workers", "data.pin_memory",
@@ -24,10 +26,13 @@ MAY_CHANGE = ("resume", "ckpt_path", "trainer.max_epochs", "trainer.max_steps", 
 
 
 class ResumePoint(NamedTuple):
-    """The checkpoint a run continues from, and the optimizer step it was taken at."""
+    """The checkpoint a run continues from, the optimizer step it was taken at and the metrics.csv rows before it;
+    `finished`: the run has ended and its stop criteria reach no further."""
 
     path: Path
     step: int
+    metric_rows: int = 0
+    finished: bool = False
 
 
 def requeued() -> bool:
@@ -82,12 +87,23 @@ def truncate_metrics(metrics_csv: Path, rows: int) -> int:
     return len(all_rows) - len(kept)
 
 
-def prepare_run_dir(cfg: DictConfig, out: Path, writer: bool = True) -> ResumePoint | None:
-    """The checkpoint to continue from (resume=<dir>, or a requeued Slurm job's own last.ckpt), else None.
+def _extends(cfg: DictConfig, summary: dict[str, Any]) -> bool:
+    """Whether the config's stop criteria let a finished run train further (a larger trainer.max_epochs or
+    max_steps, or a time limit)."""
+    trainer = cfg.get("trainer", {})
+    epochs, steps = trainer.get("max_epochs"), trainer.get("max_steps")
+    return (trainer.get("max_time") is not None or epochs == -1
+            or (isinstance(epochs, int) and epochs > summary.get("epochs", 0))
+            or (isinstance(steps, int) and steps > max(summary.get("optimizer_steps", 0), 0)))
 
-    A fresh run refuses a directory that already holds a run's checkpoints or summary; a resumed one keeps its
-    metrics.csv up to the checkpoint's step. Every rank of a multi-process run reads the directory; only the
-    `writer` (global rank 0) changes it: the other ranks never touch metrics.csv.
+
+def resume_point(cfg: DictConfig, out: Path) -> ResumePoint | None:
+    """The checkpoint to continue from (resume=<dir>, or a requeued Slurm job's own last.ckpt), else None; reads the
+    run directory and writes nothing, so a refused resume leaves it as it was.
+
+    A fresh run refuses a directory that already holds a run's checkpoints or summary. A resumed run must have the
+    same config (stop criteria may change); one that has finished, and whose stop criteria do not reach further,
+    comes back with `finished` set: there is nothing to train.
     """
     last = out / "checkpoints" / LAST
     if cfg.get("resume"):
@@ -99,20 +115,27 @@ def prepare_run_dir(cfg: DictConfig, out: Path, writer: bool = True) -> ResumePo
             raise ConfigError(f"resume={cfg.resume}: no checkpoint to resume from ({last} does not exist)")
     elif requeued():
         if not last.is_file():
-            if writer:
-                log.info("Requeued job: no %s yet, starting the run from the beginning", last)
-                truncate_metrics(out / "metrics.csv", 0)
             return None
     else:
-        for used in (last, out / "summary.json"):
+        for used in (last, out / SUMMARY):
             if used.exists():
                 raise ConfigError(f"the run directory {out} already holds a run ({used.name}); continue it with "
                                   f"resume={out}, or choose another hydra.run.dir")
         return None
     _check_same_config(cfg, out)
     step, rows = _read_position(last)
-    if writer:
-        dropped = truncate_metrics(out / "metrics.csv", rows)
-        log.info("Resuming %s from %s (optimizer step %d; %d metric rows after it dropped)", out, last, step,
-                 dropped)
-    return ResumePoint(last, step)
+    finished = (out / SUMMARY).is_file() and not _extends(cfg, json.loads((out / SUMMARY).read_text()))
+    return ResumePoint(last, step, rows, finished)
+
+
+def reset_metrics(out: Path, resume: ResumePoint | None) -> None:
+    """metrics.csv keeps the rows before the resumed checkpoint, or none when a requeued job starts over (written by
+    global rank 0 alone; the other ranks never touch it)."""
+    if resume is None:
+        if requeued():
+            log.info("Requeued job: no %s yet, starting the run from the beginning", out / "checkpoints" / LAST)
+            truncate_metrics(out / "metrics.csv", 0)
+        return
+    dropped = truncate_metrics(out / "metrics.csv", resume.metric_rows)
+    log.info("Resuming %s from %s (optimizer step %d; %d metric rows after it dropped)", out, resume.path,
+             resume.step, dropped)

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from toponets_exp.console import quiet_third_party
 from toponets_exp.errors import CheckpointError, ConfigError
+from toponets_exp.resolvers import holds_more_than_hydra
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +55,40 @@ def submitit_job() -> str | None:
     return f"{env.job_id} (log {env.paths.stderr})"
 
 
+def _single_run_dir() -> Path | None:
+    """The run directory of a single (not multirun) Hydra run, else None."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.RUN:
+        return None
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def _leave_no_trace(out: Path, existed: bool) -> None:
+    """After a configuration error: stop logging into the directory of another run (or the user's); remove the one
+    this start made, unless something was trained there (checkpoints)."""
+    if not existed and (out / "checkpoints").exists():
+        return
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == out:
+            root.removeHandler(handler)
+            handler.close()
+    if not existed:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Run `cfg.task`; a configuration error exits with status 2 and a one-line message.
+    """Run `cfg.task`; a configuration error exits with status 2 and a one-line message, and a single run's
+    directory is left as it was before the command (one it made is removed; another run's log is not written).
 
     Inside a submitit job the error is raised instead, naming the job and its log, so that the job records a
     result and the launching multirun reports the failure and exits non-zero.
     """
+    quiet_third_party()
+    out = _single_run_dir()
+    existed = out is not None and holds_more_than_hydra(out)
     try:
         tasks = _tasks()
         if cfg.task not in tasks:
@@ -72,5 +104,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if bad is None:
             log.error("Run failed: %s: %s", type(err).__name__, err)
             raise
+        if out is not None:
+            _leave_no_trace(out, existed)
         log.error("Configuration error: %s", bad)
         sys.exit(2)

@@ -7,6 +7,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
@@ -29,6 +30,34 @@ def seed_and_check(cfg: DictConfig) -> int:
     return L.seed_everything(cfg.seed, workers=True, verbose=False)
 
 
+CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
+PROVIDES = {"vision": ("num_classes", "labelled images"), "language": ("vocab_size", "token ids")}
+
+
+def _data_keys(option: Path) -> set[str]:
+    """The keys a conf/data option sets, with those of the data options in its defaults list."""
+    node = OmegaConf.load(option)
+    keys = set(node) - {"defaults"}
+    for entry in node.get("defaults", []):
+        if isinstance(entry, str) and (option.parent / f"{entry}.yaml").is_file():
+            keys |= _data_keys(option.parent / f"{entry}.yaml")
+    return keys
+
+
+def check_model_data(cfg: DictConfig) -> None:
+    """An image model needs labelled images and a language model token ids: else one line naming the data options
+    that fit (`data.num_classes` marks image classification data, `data.vocab_size` text data)."""
+    kind = str(cfg.model.get("eval", {}).get("kind", "vision"))
+    key, what = PROVIDES[kind]
+    if key in cfg.data:
+        return
+    model = HydraConfig.get().runtime.choices.get("model", "this model") if HydraConfig.initialized() else "this model"
+    data = HydraConfig.get().runtime.choices.get("data", "this data") if HydraConfig.initialized() else "this data"
+    fitting = sorted(p.stem for p in CONF_DATA.glob("*.yaml") if key in _data_keys(p))
+    raise ConfigError(f"model={model} reads {what}, which data={data} does not give (no data.{key}); use "
+                      f"data={' | '.join(fitting)}")
+
+
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     """The LightningDataModule of `data=`."""
     return instantiate(cfg.data, _convert_="all")
@@ -36,7 +65,7 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
 
 def build_module(cfg: DictConfig) -> L.LightningModule:
     """Backbone from `model.net`, wrapped in the LightningModule of `model.lit` with `optim`."""
-    check_optim(cfg.optim)
+    check_optim(cfg.optim, cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps"))
     net = instantiate(cfg.model.net, _convert_="all")
     if cfg.model.get("channels_last", False):
         net = net.to(memory_format=torch.channels_last)

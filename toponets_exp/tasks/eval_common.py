@@ -69,13 +69,21 @@ def map_tdann_smoothness(values: np.ndarray, sheet: Sequence[int], ev: Mapping[s
     return mean_smoothness(curves), min(leading_bins(curve) for curve in curves)
 
 
-def warn_unresolved(layer: TopoLayer, bins: Sequence[int], ev: Mapping[str, Any]) -> None:
-    """Warn when a sheet is too small a lattice for TDANN's bins: an empty second bin makes the value 1 by
-    construction (equal-width bins narrower than the gaps between the lattice's distances)."""
-    if any(b == 1 for b in bins):
-        log.warning("%s (%dx%d sheet): with eval.tdann.num_bins=%d the second distance bin is empty, so TDANN "
-                    "smoothness is 1 by construction there; fewer bins resolve this sheet", layer.name,
-                    layer.sheet[0], layer.sheet[1], ev["tdann"]["num_bins"])
+def phase(what: str, *args: Any) -> None:
+    """One progress line as an evaluation phase starts."""
+    log.info("Evaluation: " + what, *args)
+
+
+def warn_unresolved(layers: Sequence[TopoLayer], bins: Mapping[str, Sequence[int]], ev: Mapping[str, Any]) -> None:
+    """One warning naming every sheet too small a lattice for TDANN's bins (`bins`: each layer's leading bins per
+    map): an empty second bin makes the value 1 by construction (equal-width bins narrower than the gaps between the
+    lattice's distances)."""
+    small = [f"{layer.name} {layer.sheet[0]}x{layer.sheet[1]}" for layer in layers
+             if any(b == 1 for b in bins.get(layer.name, ()))]
+    if small:
+        log.warning("%d sheet(s) too small for eval.tdann.num_bins=%d (%s): the second distance bin is empty, so "
+                    "TDANN smoothness is 1 by construction there; fewer bins resolve them", len(small),
+                    ev["tdann"]["num_bins"], ", ".join(small))
 
 
 def jsonable(value: Any) -> Any:
@@ -161,6 +169,7 @@ def efficiency(net: nn.Module, layers: Sequence[TopoLayer], ev: Mapping[str, Any
                downsample: Mapping[str, Mapping[str, str | None]], metric: str,
                evaluate: Callable[[nn.Module], float], figures: Path) -> dict[str, Any]:
     """Task metric under L1 pruning of the topo layers and under sheet downsampling of (layer, next) pairs."""
+    phase("%s under L1 pruning of the topo layers (sparsities %s)", metric, ev["pruning"])
     pruning = pruning_curve(net, weight_owners(net, layers), ev["pruning"], evaluate=evaluate)
     plot_curves(list(pruning), {metric: list(pruning.values())}, figures / "pruning.png",
                 "Task metric vs L1 pruning of the topo layers", "sparsity", metric)
@@ -169,6 +178,7 @@ def efficiency(net: nn.Module, layers: Sequence[TopoLayer], ev: Mapping[str, Any
     factors = [k for k in ev["downsampling"] if all(l.sheet[0] % k == 0 and l.sheet[1] % k == 0
                                                      for l in layers if l.name in {p[0] for p in pairs})]
     if pairs and factors:
+        phase("%s under sheet downsampling of %d layer pairs (factors %s)", metric, len(pairs), factors)
         curve = downsampling_curve(net, pairs, factors, evaluate=evaluate)
         out["downsampling"] = {"pairs": pairs, "curve": curve}
         plot_curves([row["kept_fraction"] for row in curve], {metric: [row["metric"] for row in curve]},

@@ -21,7 +21,7 @@ from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.lit.causal_lm import logits_of
 from toponets_exp.tasks.eval_common import (EvalContext, check_layers, efficiency, file_name, map_tdann_smoothness,
-                                           response_maps, warn_unresolved)
+                                           phase, response_maps, warn_unresolved)
 
 
 def encoder(tokenizer: Any, context: int) -> Callable[[str], list[int]]:
@@ -75,21 +75,26 @@ def language_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
     nonwords = make_nonwords(texts, seed=ev["seed"])
     check_layers(net, ev["layers"])
     names = [layer.name for layer in ctx.layers] + [n for n in ev["layers"] if n not in report]
+    phase("recording %d layers' responses to %d sentences and their non-word versions", len(names), len(texts))
     sent = layer_responses(net, names, texts, encode, ev["token_reduce"], ev["batch_size"], device)
     non = layer_responses(net, names, nonwords, encode, ev["token_reduce"], ev["batch_size"], device)
+    phase("smoothness, effective dimensionality and language selectivity of %d topo layers", len(ctx.layers))
     response_maps(ctx.layers, sent, ev, report, ctx.figures)
+    leading_bins = {}
     for layer in ctx.layers:
         sel = language_selectivity(sent[layer.name], non[layer.name], layer.sheet, ev["fdr_alpha"])
         tdann, bins = map_tdann_smoothness(sel.t, layer.sheet, ev)
-        warn_unresolved(layer, [bins], ev)
+        leading_bins[layer.name] = [bins]
         report[layer.name]["language_selectivity"] = {
             "fraction_sentence_selective": sel.fraction_sentence_selective,
             "fraction_nonword_selective": sel.fraction_nonword_selective, "morans_i": sel.morans_i,
             "tdann_smoothness": tdann, "tdann_bins": bins}
         plot_sheet_map(sel.t, ctx.figures / f"language_selectivity_{file_name(layer.name)}.png",
                        f"{layer.name}: sentences vs non-words (Welch t)", cmap="RdBu_r")
+    warn_unresolved(ctx.layers, leading_bins, ev)
     out: dict[str, Any] = {"n_sentences": len(texts), "token_reduce": ev["token_reduce"],
                            "tokenizer": f"{type(ctx.tokenizer).__name__} ({ctx.tokenizer.vocab_size} tokens)"}
+    phase("integration windows")
     out["integration"] = integration(ctx, texts, encode)
     if ctx.data is None:
         ctx.skip("val_loss", "the task's validation split")

@@ -16,7 +16,7 @@ from toponets_exp.brain.activations import evaluating, record_activations
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.tasks.eval_common import (STD_DDOF, EvalContext, check_layers, efficiency, file_name,
-                                           map_tdann_smoothness, response_maps, warn_unresolved)
+                                           map_tdann_smoothness, phase, response_maps, warn_unresolved)
 
 
 def stimulus_folder(stimuli: str) -> Any:
@@ -152,12 +152,13 @@ def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.nda
     ev = ctx.ev
     named = np.asarray(categories)[labels]
     present = [c for c in categories if np.any(named == c)]
+    leading_bins = {}
     for layer in ctx.layers:
         maps = [selectivity_map(acts[layer.name], named, c, layer.sheet, ev["selectivity_threshold"],
                                 ddof=STD_DDOF[ev["selectivity_std"]]) for c in present]
         names = [m.category for m in maps]
         tdann = [map_tdann_smoothness(m.t, layer.sheet, ev) for m in maps]
-        warn_unresolved(layer, [bins for _, bins in tdann], ev)
+        leading_bins[layer.name] = [bins for _, bins in tdann]
         report[layer.name]["selectivity"] = {
             m.category: {"fraction_selective": m.fraction_selective, "morans_i": m.morans_i,
                          "tdann_smoothness": value, "tdann_bins": bins, "peak_t": float(np.max(m.t))}
@@ -168,6 +169,7 @@ def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.nda
             "ssim": [[map_ssim(a.t, b.t) for b in maps] for a in maps]}
         plot_selectivity_maps(maps, ctx.figures / f"selectivity_{file_name(layer.name)}.png",
                               f"{layer.name}: category selectivity (t, one vs rest)")
+    warn_unresolved(ctx.layers, leading_bins, ev)
 
 
 def predictivity(acts: Mapping[str, np.ndarray], ids: Sequence[Any], ev: Mapping[str, Any]) -> dict[str, Any]:
@@ -200,12 +202,15 @@ def vision_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
     loader, categories, ids = stimulus_loader(ctx)
     names = [layer.name for layer in ctx.layers] + [n for n in ev["layers"] if n not in report]
     check_layers(ctx.net, ev["layers"] + ev["predictivity_layers"])
+    phase("recording %d layers' responses to the stimuli (%s)", len(names), ev["stimuli"] or "data test split")
     acts, labels = record_with_labels(ctx.net, names, loader, ctx.device)
     features = None
     if ev["ed_features"] == "unpooled":  # TDANN's convention: ED of every C·H·W value, one more pass
         features = record_activations(ctx.net, [l.name for l in ctx.layers], (x for x, _ in loader),
                                       reduce="flatten", device=ctx.device)
+    phase("smoothness and effective dimensionality of %d topo layers", len(ctx.layers))
     response_maps(ctx.layers, acts, ev, report, ctx.figures, features)
+    phase("category selectivity maps of %d topo layers", len(ctx.layers))
     selectivity(ctx, acts, labels, categories, report)
     out: dict[str, Any] = {"stimuli": ev["stimuli"] or "data test split", "n_stimuli": int(len(labels)),
                            "categories": sorted({categories[i] for i in labels.tolist()}, key=categories.index)}

@@ -113,9 +113,10 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
     _to_wandb(loggers if loggers is not None else build_loggers(cfg), report, figures)
     agg = report["aggregate"]
     log.info("Evaluation (%s): weight smoothness %.4f, effective dimensionality %.2f, TDANN smoothness of the "
-             "selectivity maps %.3f (means over %d topo layers); report %s", kind,
+             "selectivity maps %.3f (means over %d topo layers); report %s, %d figures in %s", kind,
              agg["weight_smoothness"] or float("nan"), agg["effective_dimensionality"] or float("nan"),
-             agg["tdann_smoothness"] or float("nan"), len(layers), out / "report.json")
+             agg["tdann_smoothness"] or float("nan"), len(layers), out / "report.json", len(report["figures"]),
+             figures)
     return report
 
 

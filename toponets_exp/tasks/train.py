@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -19,9 +20,10 @@ from toponets_exp.data.resumable import RestoreLoaderPosition
 from toponets_exp.errors import ConfigError
 from toponets_exp.io import write_json, write_text
 from toponets_exp.loggers import finish_wandb
-from toponets_exp.resume import Preemption, RNGState, RunCheckpoint, prepare_run_dir
-from toponets_exp.tasks.build import (build_datamodule, build_loggers, build_module, build_topo, output_dir,
-                                      overrides, seed_and_check)
+from toponets_exp.resume import Preemption, RNGState, RunCheckpoint, reset_metrics, resume_point
+from toponets_exp.resume.run_dir import RESOLVED, SUMMARY, ResumePoint
+from toponets_exp.tasks.build import (build_datamodule, build_loggers, build_module, build_topo, check_model_data,
+                                      output_dir, overrides, seed_and_check)
 from toponets_exp.topo import TopoLossCallback, TopoSheetImages
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train `model` on `data` with TopoLoss; returns the summary written to summary.json."""
     start = time.perf_counter()
     seed_and_check(cfg)
+    check_model_data(cfg)
     out = output_dir(cfg)
+    resume = resume_point(cfg, out)  # before anything is built: a refused resume leaves the run as it was
+    if resume is not None and resume.finished:
+        return _finished(out, resume)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
     topo = build_topo(cfg, module)
@@ -75,9 +81,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                  *([TopoSheetImages(topo, cfg.logger.sheet_images_every_n_val)]
                    if any(isinstance(lg, WandbLogger) for lg in loggers) else [])]
     trainer = _trainer(cfg, callbacks, loggers, out)  # knows this process's global rank (no process group yet)
-    resume = prepare_run_dir(cfg, out, writer=trainer.is_global_zero)
-    if resume is None and trainer.is_global_zero:
-        write_text(out / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    if trainer.is_global_zero:  # the one writer of the run directory
+        reset_metrics(out, resume)
+        if resume is None:
+            write_text(out / RESOLVED, OmegaConf.to_yaml(cfg, resolve=True))
 
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume.path if resume else cfg.ckpt_path)
     best = checkpoint.best_model_path or None
@@ -99,17 +106,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     if trainer.is_global_zero:
-        if cfg.eval.after_train and best:  # the module holds the best checkpoint's weights since trainer.test
+        if cfg.eval.after_train:  # the module holds the weights trainer.test used: the best checkpoint's, or the last
             from toponets_exp.tasks.evaluate import evaluate
 
+            if not best:
+                log.info("No validation ran (trainer.val_check_interval / check_val_every_n_epoch), so there is no "
+                         "best checkpoint: the evaluation uses the last weights (%s)", last.path)
             report = evaluate(cfg, getattr(module, topo.module_attr), topo.layers, datamodule, trainer.loggers,
-                              checkpoint=best)
+                              checkpoint=best or str(last.path))
             summary["eval"] = {"report": str(out / "report.json"), **report["aggregate"]}
             summary["wall_time_s"] = round(time.perf_counter() - start, 1)
         summary.update(_wandb_runs(trainer.loggers))
-        write_json(out / "summary.json", summary)
+        write_json(out / SUMMARY, summary)
         _print_summary(summary)
     finish_wandb(trainer.loggers, _headline(summary))
+    return summary
+
+
+def _finished(out: Path, resume: ResumePoint) -> dict[str, Any]:
+    """A finished run resumed with no further stop criteria: say so, change nothing, return its summary."""
+    summary = json.loads((out / SUMMARY).read_text())
+    best = summary.get("best_checkpoint") or str(resume.path)
+    log.info("The run in %s has finished (%d optimizer steps; %s): nothing to train, and its results stay as they "
+             "are. Train further with a larger trainer.max_epochs or trainer.max_steps; evaluate again with: python "
+             "run.py task=eval ckpt_path=%s", out, resume.step, SUMMARY, best)
     return summary
 
 
@@ -123,7 +143,7 @@ def _headline(summary: dict[str, Any]) -> dict[str, float]:
 
 def _wandb_runs(loggers: list[Any]) -> dict[str, Any]:
     """Where each W&B run lives: its local directory, and the URL when online."""
-    runs = [{"dir": str(Path(lg.experiment.dir).parent), "url": lg.experiment.url}
+    runs = [{"dir": str(Path(lg.experiment.dir).parent), "url": None if lg.experiment.offline else lg.experiment.url}
             for lg in loggers if isinstance(lg, WandbLogger)]
     return {"wandb": runs} if runs else {}
 
@@ -144,5 +164,6 @@ def _print_summary(summary: dict[str, Any]) -> None:
         lines.append(f"W&B run {run['url']}" if run["url"] else f"W&B offline run {run['dir']} "
                      f"(upload with: wandb sync {run['dir']})")
     lines.append(f"wall time {summary['wall_time_s']:.1f} s")
-    lines.append(f"outputs: {summary['output_dir']} (summary.json, metrics.csv, checkpoints/)")
+    evaluated = ", report.json, figures/" if "eval" in summary else ""
+    lines.append(f"outputs: {summary['output_dir']} (summary.json, metrics.csv, checkpoints/{evaluated})")
     log.info("Summary\n%s", "\n".join(lines))

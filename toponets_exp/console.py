@@ -1,8 +1,10 @@
-"""Logging in multi-process runs: global rank 0 speaks; the other ranks only warn, with their rank named."""
+"""What the console and run.log show: rank 0's lines, the other ranks' warnings with their rank named, and no
+third-party advertisements or deprecation notices about code that is not ours."""
 
 from __future__ import annotations
 
 import logging
+import warnings
 
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
@@ -28,3 +30,18 @@ class RankFormatter(logging.Formatter):
         text = super().format(record)
         rank = global_rank()
         return text if rank == 0 else f"[rank {rank}]{text}"
+
+
+class NoTips(logging.Filter):
+    """Drops Lightning's advertisement printed by every Trainer ("💡 Tip: ... litlogger ...")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+def quiet_third_party() -> None:
+    """Hide warnings no user of this project can act on: deprecation notices libraries raise about each other's
+    code (Lightning's use of torch's `LeafSpec`), and Lightning's hint to launch with `srun` on a machine with
+    Slurm (jobs are launched with hardware=slurm)."""
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
