@@ -18,7 +18,7 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 from torchvision.models import resnet18
 
 import test_callback
-from cli import FAST_EVAL, TINY, run_cli
+from cli import FAST_EVAL, TINY, cli_env, run_cli
 from test_callback import LAYERS, OPTIM, TopoInLoss, assert_same, fit, nets
 from test_data_prepared import smooth_image
 from test_spatial_callback import SpatialInLoss, spatial_callback
@@ -111,7 +111,7 @@ def test_task_eval_on_the_device_equals_the_cpu(tiny_checkpoint, tmp_path):
     for device in dict.fromkeys([DEVICE, "cpu"]):
         out = tmp_path / device
         proc = run_cli("task=eval", f"ckpt_path={tiny_checkpoint}", f"eval.device={device}", "data.image_size=8",
-                       *FAST_EVAL, f"hydra.run.dir={out}")
+                       *FAST_EVAL, f"hydra.run.dir={out}", env=cli_env(NVIDIA_TF32_OVERRIDE="0"))  # float32 maths
         assert proc.returncode == 0, proc.stdout[-3000:]
         reports[device] = json.loads((out / "report.json").read_text())["aggregate"]
     for key, value in reports[DEVICE].items():
@@ -142,8 +142,8 @@ def test_prepared_input_feeds_training_on_the_device(tmp_path):
 
 @pytest.mark.slow
 def test_one_process_ddp_run(tmp_path):
-    hardware = ["hardware=ddp", "trainer.devices=1"] if DEVICE == "cuda" else ["hardware=ddp_cpu",
-                                                                               "trainer.devices=1"]
+    hardware = (["hardware=ddp", "trainer.devices=1", "data.num_workers=0"] if DEVICE == "cuda"
+                else ["hardware=ddp_cpu", "trainer.devices=1"])
     proc = run_cli(*hardware, *TINY, f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert f"distributed_backend={'nccl' if DEVICE == 'cuda' else 'gloo'}" in proc.stdout
