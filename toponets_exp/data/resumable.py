@@ -113,14 +113,19 @@ def check_loader_args(batch_size: Any, num_workers: Any) -> None:
             raise ConfigError(f"{key}={value!r} must be an integer >= {low}")
 
 
+def rank_share(datamodule: L.LightningDataModule) -> tuple[int, int]:
+    """(ranks, this rank) of the Trainer the DataModule is attached to; (1, 0) outside one."""
+    trainer = datamodule.trainer
+    return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+
 def train_loader(datamodule: L.LightningDataModule, dataset: Dataset, batch_size: int, num_workers: int,
                  pin_memory: bool, drop_last: bool = False) -> ResumableLoader:
     """The resumable training loader of a DataModule: this rank's shard, seeded by the run's seed.
 
     The seed is the one `seed_everything` recorded (PL_GLOBAL_SEED), as Lightning's own DistributedSampler uses.
     """
-    trainer = datamodule.trainer
-    replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+    replicas, rank = rank_share(datamodule)
     return ResumableLoader(dataset, batch_size, seed=int(os.environ.get("PL_GLOBAL_SEED", 0)), num_replicas=replicas,
                            rank=rank, drop_last=drop_last, num_workers=num_workers, pin_memory=pin_memory,
                            persistent_workers=num_workers > 0)
@@ -146,8 +151,7 @@ def eval_loader(datamodule: L.LightningDataModule, dataset: Dataset, batch_size:
                 pin_memory: bool) -> DataLoader:
     """An evaluation split's DataLoader: in order, this rank's share of it under DDP (no sample repeated); a stream
     (IterableDataset) shards itself."""
-    trainer = datamodule.trainer
-    replicas, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+    replicas, rank = rank_share(datamodule)
     sampler = None if isinstance(dataset, IterableDataset) else ShardSampler(dataset, replicas, rank)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, persistent_workers=num_workers > 0)

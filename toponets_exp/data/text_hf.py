@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
+from toponets_exp.data.resumable import check_loader_args, eval_loader, rank_share, train_loader
 from toponets_exp.data.text import BlockDataset, check_lm_sizes
 from toponets_exp.data.tokenizer import TextTokenizer, load_tokenizer
 from toponets_exp.errors import ConfigError
@@ -179,7 +179,7 @@ class HFTextDataModule(L.LightningDataModule):
             raise ConfigError(f"data.text_column={hp.text_column!r} is not a field of the streamed documents") from err
         if len(held) < hp.val_docs + hp.test_docs:
             raise ConfigError(f"the stream has only {len(held)} documents, fewer than data.val_docs + data.test_docs")
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        world, rank = rank_share(self)
         train = PackedStream(source.shuffle(seed=hp.seed, buffer_size=hp.shuffle_buffer), self.tokenizer,
                              hp.text_column, hp.block_size, rank, world, repeat=True,
                              exclude=frozenset(map(digest, held)))

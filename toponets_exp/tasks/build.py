@@ -51,8 +51,8 @@ def check_model_data(cfg: DictConfig) -> None:
     key, what = PROVIDES[kind]
     if key in cfg.data:
         return
-    model = HydraConfig.get().runtime.choices.get("model", "this model") if HydraConfig.initialized() else "this model"
-    data = HydraConfig.get().runtime.choices.get("data", "this data") if HydraConfig.initialized() else "this data"
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    model, data = choices.get("model", "this model"), choices.get("data", "this data")
     fitting = sorted(p.stem for p in CONF_DATA.glob("*.yaml") if key in _data_keys(p))
     raise ConfigError(f"model={model} reads {what}, which data={data} does not give (no data.{key}); use "
                       f"data={' | '.join(fitting)}")
