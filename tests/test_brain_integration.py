@@ -127,3 +127,25 @@ def test_tiny_gpt_neo_byte_level_window_is_bounded_by_local_attention():
     # 4 intact words and their 4 spaces are >= 8 bytes, beyond the receptive field: no change at all
     np.testing.assert_allclose(result.change[:, -1], 0.0, atol=1e-6)
     assert np.isfinite(result.window).all() and (result.window > 0).all() and (result.window < 4).all()
+
+
+def test_windows_past_the_largest_distance_are_flagged_and_censor_the_median(caplog):
+    """A unit whose fitted window exceeds what the swap distances measured is an extrapolation: it is flagged, and
+    the median counts it as 'beyond', so a median the measurements do not bound is NaN rather than a number. Each
+    distance's pass says so in a line (a large model takes minutes)."""
+    units = LinearUnits()
+    with caplog.at_level("INFO", logger="toponets_exp.brain.integration"):
+        result = integration_windows(units, random_sentences(600, CONTEXT + 1), (0, 1, 2), seed=0,
+                                     context_words=CONTEXT)
+    assert [r.getMessage()[-8:] for r in caplog.records] == ["(1 of 3)", "(2 of 3)", "(3 of 3)"]
+    reach = 2
+    np.testing.assert_array_equal(result.beyond_measured, result.window > reach)
+    assert result.beyond_measured.any() and not result.beyond_measured.all()
+    summary = result.summary()
+    assert summary["max_distance_measured"] == reach
+    assert summary["fraction_beyond_measured"] == pytest.approx(np.mean(result.window > reach))
+    censored = np.where(result.window > reach, np.inf, result.window)
+    expected = np.median(censored)
+    assert (np.isnan(summary["median_window"]) if np.isinf(expected) else summary["median_window"] == expected)
+    wide = integration_windows(units, random_sentences(600, CONTEXT + 1), DISTANCES, seed=0, context_words=CONTEXT)
+    assert not wide.beyond_measured.any() and wide.summary()["median_window"] == np.median(wide.window)

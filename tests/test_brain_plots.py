@@ -7,10 +7,12 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgba
 
 from toponets_exp.brain import (plot_bar, plot_curves, plot_selectivity_maps, plot_sheet_map, plot_similarity_curves,
                                 plot_weight_sheet, selectivity_map, similarity_by_distance)
-from toponets_exp.brain.plots import sheet_principal_components
+from toponets_exp.brain.plots import (curves_figure, selectivity_figure, sheet_map_figure,
+                                      sheet_principal_components, similarity_figure)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -45,7 +47,7 @@ def test_sheet_principal_components_capture_the_smooth_axes() -> None:
 def test_plot_similarity_curves(tmp_path: Path) -> None:
     curves = {"tau=0": similarity_by_distance(np.random.default_rng(0).normal(size=(192, 9)), (12, 16)),
               "tau=10": similarity_by_distance(smooth_weights(12, 16), (12, 16))}
-    assert_png(plot_similarity_curves(curves, tmp_path / "curves.png"))
+    assert_png(plot_similarity_curves({"weights": curves}, tmp_path / "curves.png"))
 
 
 def test_plot_selectivity_maps(tmp_path: Path) -> None:
@@ -54,9 +56,9 @@ def test_plot_selectivity_maps(tmp_path: Path) -> None:
     responses = rng.normal(size=(100, 192))
     responses[:20, 40:70] += 2.0
     maps = [selectivity_map(responses, labels, c, (12, 16)) for c in ("face", "body", "scene", "object", "word")]
-    assert_png(plot_selectivity_maps(maps, tmp_path / "sel.png", "Category selectivity, layer4"))
+    assert_png(plot_selectivity_maps(maps, tmp_path / "sel.png", "Category selectivity, layer4", "fLoc, 100 images"))
     with pytest.raises(ValueError, match="at least one"):
-        plot_selectivity_maps([], tmp_path / "none.png", "empty")
+        plot_selectivity_maps([], tmp_path / "none.png", "empty", "none")
 
 
 def test_plot_bar_curves_and_sheet_map(tmp_path: Path) -> None:
@@ -69,3 +71,66 @@ def test_plot_bar_curves_and_sheet_map(tmp_path: Path) -> None:
     assert_png(plot_sheet_map(values, tmp_path / "map.png", "Language selectivity (t)", cmap="magma"))
     with pytest.raises(ValueError, match="2-D map"):
         plot_sheet_map(np.ones(4), tmp_path / "bad.png", "bad")
+
+
+def luminance(rgba: tuple[float, ...]) -> float:
+    """Relative luminance of an sRGB colour (Rec. 709 weights, no gamma: enough to order a sequential map)."""
+    return 0.2126 * rgba[0] + 0.7152 * rgba[1] + 0.0722 * rgba[2]
+
+
+def test_similarity_figure_colours_layers_by_depth_in_weight_and_response_panels() -> None:
+    rng = np.random.default_rng(2)
+    names = [f"layer{i}.conv" for i in range(16)]
+    weights = {n: similarity_by_distance(smooth_weights(8, 8), (8, 8)) for n in names}
+    responses = {n: similarity_by_distance(rng.normal(size=(64, 5)), (8, 8)) for n in names}
+    fig = similarity_figure({"weights": weights, "response profiles": responses}, "c(d)")
+    left, right = fig.axes[:2]
+    assert (left.get_title(), right.get_title()) == ("weights", "response profiles")
+    assert left.get_ylabel() == "mean cosine similarity" and "distance on the sheet" in left.get_xlabel()
+    for ax in (left, right):
+        lines = [line for line in ax.get_lines() if line.get_label() in names]
+        assert [line.get_label() for line in lines] == names
+        shades = [luminance(to_rgba(line.get_color())) for line in lines]
+        assert all(a < b for a, b in zip(shades, shades[1:]))  # one sequential map: darker = earlier
+        assert len({line.get_color() for line in lines}) == 16
+    colourbar = fig.axes[2]
+    assert colourbar.get_ylabel() == "layer depth"
+    assert [t.get_text() for t in colourbar.get_yticklabels()] == ["1: layer0.conv", "16: layer15.conv"]
+    few = similarity_figure({"weights": dict(list(weights.items())[:3])}, "c(d)")
+    assert len(few.axes) == 1 and [t.get_text() for t in few.axes[0].get_legend().get_texts()] == names[:3]
+
+
+def test_selectivity_figure_says_what_the_categories_threshold_range_and_stimuli_are() -> None:
+    rng = np.random.default_rng(1)
+    labels = np.repeat(["0", "1", "2"], 20)
+    responses = rng.normal(size=(60, 64))
+    responses[:20, 10:30] += 3.0
+    maps = [selectivity_map(responses, labels, c, (8, 8), threshold=3.5) for c in ("0", "1", "2")]
+    meaning = {"0": "class 0 (digit 0)", "1": "class 1 (digit 1)", "2": "class 2 (digit 2)"}
+    fig = selectivity_figure(maps, "layer4", "the test split, 60 images of 3 categories", meaning)
+    panels = fig.axes[:3]
+    assert [ax.get_title().split("\n")[0] for ax in panels] == list(meaning.values())
+    assert "black line: t = 3.5" in fig.get_suptitle() and "60 images of 3 categories" in fig.get_suptitle()
+    lim = max(float(np.abs(m.t).max()) for m in maps)
+    assert all(ax.get_images()[0].get_clim() == (-lim, lim) for ax in panels)
+    assert f"±{lim:.1f}" in fig.axes[3].get_ylabel() and "every panel" in fig.axes[3].get_ylabel()
+
+
+def test_curves_figure_draws_the_chance_line() -> None:
+    fig = curves_figure([0.0, 0.5, 0.9], {"accuracy": [0.9, 0.8, 0.3]}, "pruning", "sparsity", "accuracy",
+                        (0.1, "1/10 classes"))
+    (chance,) = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("chance")]
+    assert chance.get_label() == "chance (1/10 classes)" and list(chance.get_ydata()) == [0.1, 0.1]
+    plain = curves_figure([0.0, 0.5], {"accuracy": [0.9, 0.8]}, "pruning", "sparsity", "accuracy")
+    assert [line.get_label() for line in plain.axes[0].get_lines()] == ["accuracy"]
+
+
+def test_sheet_map_figure_marks_values_past_vmax_and_missing_units() -> None:
+    values = np.array([[0.5, 2.0], [70_000.0, np.nan]])
+    fig = sheet_map_figure(values, "window", label="window (words)", vmax=6, over="red")
+    image = fig.axes[0].get_images()[0]
+    assert image.get_clim()[1] == 6
+    assert image.get_cmap().get_over() == pytest.approx(to_rgba("red"))
+    assert image.get_cmap().get_bad() == pytest.approx(to_rgba("0.8"))
+    assert fig.axes[1].get_ylabel() == "window (words)"
+    assert fig.axes[1].collections or fig.axes[1].patches  # the 'extend' arrow of the colour bar

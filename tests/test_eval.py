@@ -8,9 +8,9 @@ from PIL import Image
 from cli import FAST_EVAL, TINY, run_cli
 
 VISION_LAYER_KEYS = {"sheet", "weight_smoothness", "weight_similarity_curve", "effective_dimensionality",
-                     "response_smoothness", "selectivity", "map_similarity"}
+                     "response_smoothness", "response_similarity_curve", "selectivity", "map_similarity"}
 LANGUAGE_LAYER_KEYS = {"sheet", "weight_smoothness", "weight_similarity_curve", "effective_dimensionality",
-                       "response_smoothness", "language_selectivity"}
+                       "response_smoothness", "response_similarity_curve", "language_selectivity"}
 
 
 def check_figures(out, report, prefixes):
@@ -63,8 +63,10 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
         for sel in entry["selectivity"].values():
             assert {"morans_i", "tdann_smoothness", "tdann_bins", "fraction_selective"} <= set(sel)
         assert len(entry["map_similarity"]["pearson"]) == 10
+    assert report["category_meaning"]["3"] == "class 3 (digit 3)"
     eff = report["efficiency"]
     assert eff["metric"] == "accuracy" and set(eff["pruning"]) == {"0.0", "0.5"}
+    assert eff["chance"] == {"value": 0.1, "what": "1/10 classes"}
     assert [row["factor"] for row in eff["downsampling"]["curve"]] == [1, 2]
     assert eff["downsampling"]["curve"][1]["kept_fraction"] == pytest.approx(0.25)
     check_figures(tmp_path, report, ["weight_sheet_", "similarity_vs_distance", "selectivity_", "effective_dim",
@@ -100,8 +102,13 @@ def test_language_training_and_evaluation(tmp_path):
     for entry in report["layers"].values():
         assert LANGUAGE_LAYER_KEYS <= set(entry)
     assert report["integration"]["layer"] == "transformer.h.1.mlp.c_fc"
-    assert len(report["integration"]["window"]) == 256
+    windows = report["integration"]
+    assert len(windows["window"]) == len(windows["window_fitted"]) == len(windows["window_beyond_measured"]) == 256
+    for window, fitted, beyond in zip(windows["window"], windows["window_fitted"], windows["window_beyond_measured"]):
+        assert beyond == (fitted is not None and fitted > windows["max_distance_measured"])
+        assert window == (None if beyond else fitted)
     assert report["efficiency"]["metric"] == "val loss"
+    assert report["efficiency"]["chance"]["value"] == pytest.approx(5.545177444)  # ln 256: uniform over bytes
     check_figures(tmp_path, report, ["weight_sheet_", "similarity_vs_distance", "language_selectivity_",
                                      "integration_window_", "integration_model_", "effective_dim", "pruning",
                                      "downsampling"])

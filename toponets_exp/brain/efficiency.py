@@ -41,6 +41,8 @@ from toponets_exp.topo.selection import is_hf_conv1d
 from toponets_exp.topo.sheet import sheet_shape
 
 Evaluate = Callable[[nn.Module], float]
+PRUNING_AXIS = "sparsity: share of each topo layer's weights set to 0 (smallest |w| first)"
+DOWNSAMPLING_AXIS = "share of the weights and biases of the (topo layer, next layer) pairs kept"
 
 
 def _weighted(model: nn.Module, layer_names: Sequence[str]) -> dict[str, nn.Module]:

@@ -31,11 +31,13 @@ as well, which puts a floor under Δ(d) at every d < C; the raw `change` is kept
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 
 Responses = Callable[[list[str]], np.ndarray]
 
@@ -106,13 +108,24 @@ class IntegrationResult:
     n_sequences: int
     context_words: int
 
+    @property
+    def beyond_measured(self) -> np.ndarray:
+        """Units whose fitted window lies past the largest distance measured (an extrapolation of the fit)."""
+        return np.nan_to_num(self.window, nan=-1.0) > self.distances.max()
+
     def summary(self) -> dict[str, float]:
-        """Scalar results for a report: median window and share of power-law units among the fitted units."""
+        """Scalar results for a report over the fitted units: median window with windows past the largest distance
+        measured counted as beyond it (NaN when the median itself is beyond: the data do not bound it), the share of
+        such units, and the share of power-law units."""
         fitted = self.best_model != "none"
         n = int(fitted.sum())
+        censored = np.where(self.beyond_measured, np.inf, self.window)[fitted]
+        median = float(np.median(censored)) if n else float("nan")
         return {
             "n_units_fitted": n,
-            "median_window": float(np.median(self.window[fitted])) if n else float("nan"),
+            "max_distance_measured": int(self.distances.max()),
+            "median_window": median if np.isfinite(median) else float("nan"),
+            "fraction_beyond_measured": float(np.mean(self.beyond_measured[fitted])) if n else float("nan"),
             "fraction_power_law": float(np.mean(self.best_model[fitted] == "power")) if n else float("nan"),
             "median_context_sensitivity": float(np.nanmedian(self.context_sensitivity)) if n else float("nan"),
         }
@@ -163,11 +176,13 @@ def integration_windows(responses: Responses, sentences: Sequence[str],
     donors = np.empty(len(sequences), dtype=int)
     donors[cycle] = np.roll(cycle, -1)
     intact = _checked(responses, [" ".join(words) for words in sequences], None)
-    change = np.stack([
-        np.sqrt(np.mean((_checked(responses, swapped_texts(sequences, donors, int(d)), intact.shape[1]) - intact) ** 2,
-                        axis=0))
-        for d in dist
-    ], axis=1)  # (units, D)
+    columns = []
+    for i, d in enumerate(dist):
+        log.info("Integration windows: %d sequences with the context beyond distance %d swapped (%d of %d)",
+                 len(sequences), d, i + 1, len(dist))
+        swapped = _checked(responses, swapped_texts(sequences, donors, int(d)), intact.shape[1])
+        columns.append(np.sqrt(np.mean((swapped - intact) ** 2, axis=0)))
+    change = np.stack(columns, axis=1)  # (units, D)
     valid = np.isfinite(change).all(axis=1) & (change[:, 0] > 0)
     curves = np.full_like(change, np.nan)
     curves[valid] = change[valid] / change[valid, :1]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 
@@ -19,6 +22,7 @@ from toponets_exp.io import replacing
 DPI = 130
 PANEL_INCHES = 3.6
 MAX_COLUMNS = 4
+LEGEND_MAX = 8  # more curves than this: a colour bar instead of a legend
 
 
 def save_png(fig: Figure, path: str | Path) -> Path:
@@ -82,43 +86,81 @@ def plot_weight_sheet(vectors: ArrayLike, sheet: tuple[int, int], path: str | Pa
     return save_png(fig, path)
 
 
-def plot_similarity_curves(curves: dict[str, SimilarityCurve], path: str | Path,
-                           title: str = "Unit similarity vs sheet distance") -> Path:
-    """Mean cosine similarity against sheet distance, one line per model or layer (sparse far bins left out)."""
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    ax = fig.subplots()
-    ax.axhline(0.0, color="0.6", linewidth=0.8)
-    for name, curve in curves.items():
-        keep = reliable_bins(curve)
-        ax.plot(curve.distances[keep], curve.similarity[keep], marker="o", markersize=3, label=name)
-    ax.set_xlabel(f"distance on the sheet (units; bins with >= {100 * MIN_BIN_FRACTION:g}% of the pairs)")
-    ax.set_ylabel("mean cosine similarity")
-    ax.set_title(title)
-    ax.legend(fontsize="small")
-    return save_png(fig, path)
+def depth_colours(n: int) -> list[tuple[float, float, float, float]]:
+    """n colours of a sequential map in depth order (first layer dark, last light; viridis's pale end left out)."""
+    cmap = colormaps["viridis"]
+    return [cmap(0.88 * i / max(n - 1, 1)) for i in range(n)]
 
 
-def plot_selectivity_maps(maps: Sequence[SelectivityMap], path: str | Path, title: str) -> Path:
-    """One t-map panel per category on a shared symmetric diverging scale, the threshold contour in black."""
+def similarity_figure(panels: Mapping[str, Mapping[str, SimilarityCurve]], title: str) -> Figure:
+    """c(d) per layer, one panel per kind of unit vector (weights, responses), layers coloured by depth.
+
+    A layer keeps its colour across panels; with more than LEGEND_MAX layers a colour bar replaces the legend."""
+    names = list(dict.fromkeys(name for curves in panels.values() for name in curves))
+    colours = dict(zip(names, depth_colours(len(names))))
+    fig = Figure(figsize=(5.0 * len(panels) + 1.4, 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+    for ax, (panel, curves) in zip(axes, panels.items()):
+        ax.axhline(0.0, color="0.6", linewidth=0.8)
+        for name, curve in curves.items():
+            keep = reliable_bins(curve)
+            ax.plot(curve.distances[keep], curve.similarity[keep], marker="o", markersize=3, color=colours[name],
+                    label=name)
+        ax.set_xlabel(f"distance on the sheet (units; bins with >= {100 * MIN_BIN_FRACTION:g}% of the pairs)")
+        ax.set_title(panel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean cosine similarity")
+    if len(names) <= LEGEND_MAX:
+        axes[-1].legend(fontsize="small", title="layer (dark: first)")
+    else:
+        depth = ScalarMappable(norm=Normalize(-0.5, len(names) - 0.5), cmap=ListedColormap(list(colours.values())))
+        bar = fig.colorbar(depth, ax=list(axes), shrink=0.9, label="layer depth")
+        bar.set_ticks([0, len(names) - 1], labels=[f"1: {names[0]}", f"{len(names)}: {names[-1]}"])
+    fig.suptitle(title)
+    return fig
+
+
+def plot_similarity_curves(panels: Mapping[str, Mapping[str, SimilarityCurve]], path: str | Path,
+                           title: str = "Unit similarity vs sheet distance, c(d)") -> Path:
+    """Write similarity_figure as a PNG."""
+    return save_png(similarity_figure(panels, title), path)
+
+
+def selectivity_figure(maps: Sequence[SelectivityMap], title: str, stimuli: str,
+                       labels: Mapping[str, str] | None = None) -> Figure:
+    """One t-map panel per category (`labels` names what each category is) on one symmetric colour range stated on
+    the colour bar, the selectivity threshold as a black contour, the stimuli named under the title."""
     if not maps:
-        raise ValueError("plot_selectivity_maps needs at least one SelectivityMap")
+        raise ValueError("selectivity_figure needs at least one SelectivityMap")
+    labels = labels or {}
     columns = min(len(maps), MAX_COLUMNS)
     rows = math.ceil(len(maps) / columns)
-    fig = Figure(figsize=(columns * PANEL_INCHES + 1.0, rows * PANEL_INCHES + 0.6), layout="constrained")
+    aspect = float(np.clip(maps[0].t.shape[1] / maps[0].t.shape[0], 1.0, 3.0))  # wide sheets: lower panels
+    fig = Figure(figsize=(columns * PANEL_INCHES + 1.2, rows * (PANEL_INCHES / aspect + 0.9) + 0.8),
+                 layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
     finite = np.concatenate([np.abs(m.t[np.isfinite(m.t)]) for m in maps])
     lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    thresholds = sorted({m.threshold for m in maps})
     for ax, sel in zip(axes, maps):
         image = ax.imshow(sel.t, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
         if np.nanmin(sel.t) < sel.threshold < np.nanmax(sel.t):
             ax.contour(sel.t, levels=[sel.threshold], colors="k", linewidths=0.8)
-        _sheet_axes(ax, f"{sel.category}\n{100 * sel.fraction_selective:.1f}% units t > {sel.threshold:g}, "
-                        f"Moran's I {sel.morans_i:.2f}")
+        _sheet_axes(ax, f"{labels.get(str(sel.category), sel.category)}\n{100 * sel.fraction_selective:.1f}% "
+                        f"selective, Moran's I {sel.morans_i:.2f}")
     for ax in axes[len(maps):]:
         ax.set_axis_off()
-    fig.colorbar(image, ax=list(axes[:len(maps)]), shrink=0.85, label="Welch t (category vs rest)")
-    fig.suptitle(title)
-    return save_png(fig, path)
+    fig.colorbar(image, ax=list(axes[:len(maps)]), shrink=0.85,
+                 label=f"Welch t, category vs all other stimuli (one range, ±{lim:.1f}, for every panel)")
+    fig.suptitle(f"{title}\nblack line: t = {', '.join(f'{t:g}' for t in thresholds)} (selective above); "
+                 f"stimuli: {stimuli}")
+    return fig
+
+
+def plot_selectivity_maps(maps: Sequence[SelectivityMap], path: str | Path, title: str, stimuli: str,
+                          labels: Mapping[str, str] | None = None) -> Path:
+    """Write selectivity_figure as a PNG."""
+    return save_png(selectivity_figure(maps, title, stimuli, labels), path)
 
 
 def plot_bar(values: dict[str, float], path: str | Path, title: str, ylabel: str) -> Path:
@@ -133,30 +175,48 @@ def plot_bar(values: dict[str, float], path: str | Path, title: str, ylabel: str
     return save_png(fig, path)
 
 
-def plot_curves(x: Sequence[float], curves: dict[str, Sequence[float]], path: str | Path, title: str,
-                xlabel: str, ylabel: str) -> Path:
-    """Several y(x) curves on one axis (e.g. accuracy vs pruned fraction per model)."""
+def curves_figure(x: Sequence[float], curves: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str,
+                  chance: tuple[float, str] | None = None) -> Figure:
+    """Several y(x) curves on one axis (e.g. accuracy vs pruned fraction per model), with a chance line
+    (value, what it is) when one is given."""
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.subplots()
     for name, y in curves.items():
         ax.plot(x, y, marker="o", markersize=4, label=name)
+    if chance is not None:
+        ax.axhline(chance[0], color="0.4", linestyle=":", linewidth=1.2, label=f"chance ({chance[1]})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
-    return save_png(fig, path)
+    return fig
 
 
-def plot_sheet_map(values2d: ArrayLike, path: str | Path, title: str, cmap: str = "viridis") -> Path:
-    """A single map on the sheet (e.g. language selectivity, integration window) with a colour bar."""
+def plot_curves(x: Sequence[float], curves: Mapping[str, Sequence[float]], path: str | Path, title: str,
+                xlabel: str, ylabel: str, chance: tuple[float, str] | None = None) -> Path:
+    """Write curves_figure as a PNG."""
+    return save_png(curves_figure(x, curves, title, xlabel, ylabel, chance), path)
+
+
+def sheet_map_figure(values2d: ArrayLike, title: str, cmap: str = "viridis", label: str | None = None,
+                     vmax: float | None = None, over: str | None = None) -> Figure:
+    """A single map on the sheet with a labelled colour bar; NaN units grey. With `vmax`, values above it are
+    drawn in the colour `over` (the bar's arrow) instead of stretching the scale."""
     values = as_float64(values2d)
     if values.ndim != 2:
-        raise ValueError(f"plot_sheet_map needs a 2-D map, got shape {values.shape}")
+        raise ValueError(f"sheet_map_figure needs a 2-D map, got shape {values.shape}")
+    colours = colormaps[cmap].with_extremes(bad="0.8", over=over)
     aspect = float(np.clip(values.shape[1] / values.shape[0], 0.5, 3.0))
-    fig = Figure(figsize=(PANEL_INCHES * aspect + 1.4, PANEL_INCHES + 0.4), layout="constrained")
+    fig = Figure(figsize=(PANEL_INCHES * aspect + 1.6, PANEL_INCHES + 0.6), layout="constrained")
     ax = fig.subplots()
-    image = ax.imshow(values, cmap=cmap, interpolation="nearest")
+    image = ax.imshow(values, cmap=colours, vmax=vmax, interpolation="nearest")
     _sheet_axes(ax, title)
-    fig.colorbar(image, ax=ax, shrink=0.85)
-    return save_png(fig, path)
+    fig.colorbar(image, ax=ax, shrink=0.85, label=label, extend="max" if vmax is not None and over else "neither")
+    return fig
+
+
+def plot_sheet_map(values2d: ArrayLike, path: str | Path, title: str, cmap: str = "viridis", label: str | None = None,
+                   vmax: float | None = None, over: str | None = None) -> Path:
+    """Write sheet_map_figure as a PNG."""
+    return save_png(sheet_map_figure(values2d, title, cmap, label, vmax, over), path)

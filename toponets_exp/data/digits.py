@@ -20,6 +20,7 @@ class DigitsDataModule(L.LightningDataModule):
     """Digits upsampled to `image_size`, 3 channels, standardised; fixed seeded stratified train/val/test split."""
 
     n_digit_classes = 10
+    class_names = tuple(f"digit {i}" for i in range(n_digit_classes))  # what each label means, for figures
 
     def __init__(self, num_classes: int = 10, image_size: int = 16, batch_size: int = 64, val_fraction: float = 0.15,
                  test_fraction: float = 0.15, split_seed: int = 0, augment_shift: int = 1, num_workers: int = 0,

@@ -1,4 +1,4 @@
-"""Sweep figures: task metric vs topography with the Pareto front, and every metric vs τ."""
+"""Sweep figures: task metric vs topography with the Pareto front, every metric vs τ, efficiency vs τ = 0."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
+from toponets_exp.brain.efficiency import DOWNSAMPLING_AXIS, PRUNING_AXIS
 from toponets_exp.brain.plots import save_png
+from toponets_exp.report.runs import Run
 from toponets_exp.report.table import METRICS, pareto_front, setting_keys
 
 LABELS = {"test_acc": "test accuracy", "test_ppl": "test perplexity", "test_loss": "test loss",
@@ -50,9 +53,33 @@ def plot_pareto(table: Sequence[dict[str, Any]], metric: str, path: Path) -> Pat
     return save_png(fig, path)
 
 
-def plot_metrics_vs_tau(table: Sequence[dict[str, Any]], groups: Sequence[dict[str, Any]], varying: Sequence[str],
-                        path: Path) -> Path | None:
-    """One panel per metric: mean ± sd over seeds per setting (lines) and each run (dots), τ on a symlog axis."""
+# The least y-span of a panel: an absolute span for metrics bounded in [0, 1] (or so), else a share of the mean;
+# with seeds, at least SD_SPAN pooled seed sds. A spread below the noise then looks flat.
+MIN_SPAN = {"test_acc": 0.05, "topo_loss": 0.05, "weight_smoothness": 0.05, "response_smoothness": 0.05,
+            "tdann_smoothness": 0.05}
+MIN_RELATIVE_SPAN = 0.05
+SD_SPAN = 6.0
+
+
+def pooled_sd(groups: Sequence[dict[str, Any]], metric: str) -> float | None:
+    """Root mean square of the settings' seed sds of a metric, None without replicates."""
+    sds = [g[f"{metric}_sd"] for g in groups if g.get(f"{metric}_sd") is not None]
+    return float(np.sqrt(np.mean(np.square(sds)))) if sds else None
+
+
+def y_range(values: Sequence[float], metric: str, sd: float | None) -> tuple[float, float]:
+    """A y-range holding the values, centred on them, at least MIN_SPAN (or MIN_RELATIVE_SPAN of the mean) and
+    SD_SPAN seed sds wide."""
+    lo, hi = float(min(values)), float(max(values))
+    span = max(hi - lo, MIN_SPAN.get(metric, MIN_RELATIVE_SPAN * abs(float(np.mean(values)))), SD_SPAN * (sd or 0.0))
+    centre = (lo + hi) / 2.0
+    return centre - 0.55 * span, centre + 0.55 * span
+
+
+def metrics_vs_tau_figure(table: Sequence[dict[str, Any]], groups: Sequence[dict[str, Any]],
+                          varying: Sequence[str]) -> Figure | None:
+    """One panel per metric: mean ± sd over seeds per setting (lines) and each run (dots), τ on a symlog axis; each
+    panel's y-range is at least a sensible span and SD_SPAN seed sds wide, its pooled seed sd written on it."""
     done = [r for r in table if r["status"] == "finished" and r["tau"] is not None]
     metrics = [m for m in LABELS if any(r[m] is not None for r in done)]
     if not done or not metrics:
@@ -60,7 +87,7 @@ def plot_metrics_vs_tau(table: Sequence[dict[str, Any]], groups: Sequence[dict[s
     keys = [k for k in setting_keys(varying) if k != "topo.weight"]
     columns = min(len(metrics), 3)
     rows_ = -(-len(metrics) // columns)
-    fig = Figure(figsize=(4.2 * columns, 3.4 * rows_), layout="constrained")
+    fig = Figure(figsize=(4.4 * columns, 3.6 * rows_), layout="constrained")
     axes = fig.subplots(rows_, columns, squeeze=False).ravel()
     for extra in axes[len(metrics):]:
         extra.set_visible(False)
@@ -76,12 +103,79 @@ def plot_metrics_vs_tau(table: Sequence[dict[str, Any]], groups: Sequence[dict[s
                         label=name)
             runs = [r for r in done if _group_name(r, keys) == name and r[metric] is not None]
             ax.scatter([r["tau"] for r in runs], [r[metric] for r in runs], color=color, alpha=0.35, s=12)
+        sd = pooled_sd(groups, metric)
+        ax.set_ylim(*y_range([r[metric] for r in done if r[metric] is not None], metric, sd))
+        ax.text(0.02, 0.03, f"seed sd {sd:.2g}" if sd is not None else "one seed: no sd", transform=ax.transAxes,
+                fontsize="small", color="0.35")
         ax.set_xscale("symlog", linthresh=0.5)
         ax.set_xticks(taus, [f"{t:g}" for t in taus])
         ax.minorticks_off()
         ax.set_xlabel("τ (topo.weight)")
-        ax.set_title(LABELS[metric])
+        ax.set_ylabel(LABELS[metric])
         ax.grid(alpha=0.3)
     if len(names) > 1:
         axes[0].legend(fontsize="small")
-    return save_png(fig, path)
+    return fig
+
+
+def plot_metrics_vs_tau(table: Sequence[dict[str, Any]], groups: Sequence[dict[str, Any]], varying: Sequence[str],
+                        path: Path) -> Path | None:
+    """Write metrics_vs_tau_figure as a PNG (None when there is nothing to draw)."""
+    fig = metrics_vs_tau_figure(table, groups, varying)
+    return save_png(fig, path) if fig is not None else None
+
+
+def efficiency_figure(runs: Sequence[Run], varying: Sequence[str]) -> Figure | None:
+    """The evaluation's pruning and downsampling curves per setting (mean over seeds), the τ = 0 setting dashed
+    black as the baseline, and the chance line; None when no run has them."""
+    keys = [k for k in setting_keys(varying) if k != "topo.weight"]
+    done = [r for r in runs if r.status == "finished" and r.efficiency]
+    panels = [p for p in ("pruning", "downsampling") if any(p in r.efficiency for r in done)]
+    if not panels:
+        return None
+    fig = Figure(figsize=(5.4 * len(panels) + 0.6, 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    settings = sorted({(_group_name(_setting(r, keys), keys), r.value("topo.weight") or 0.0) for r in done},
+                      key=lambda s: (s[0], float(s[1])))
+    for ax, panel in zip(axes, panels):
+        for i, (name, tau) in enumerate(settings):
+            members = [r for r in done if _group_name(_setting(r, keys), keys) == name
+                       and (r.value("topo.weight") or 0.0) == tau and panel in r.efficiency]
+            curves = [_curve(r.efficiency, panel) for r in members]
+            if not curves or any(c[0] != curves[0][0] for c in curves):
+                continue
+            baseline = float(tau) == 0.0
+            label = ("τ = 0 (baseline)" if baseline else f"τ = {float(tau):g}") + (f", {name}" if keys else "")
+            ax.plot(curves[0][0], np.mean([c[1] for c in curves], axis=0), marker="o", markersize=4,
+                    color="k" if baseline and not keys else f"C{i % 10}", linestyle="--" if baseline else "-",
+                    label=label + f" (n={len(curves)})")
+        chance = next((r.efficiency["chance"] for r in done if "chance" in r.efficiency), None)
+        if chance:
+            ax.axhline(chance["value"], color="0.4", linestyle=":", label=f"chance ({chance['what']})")
+        metric = done[0].efficiency.get("metric", "task metric")
+        ax.set_xlabel(PRUNING_AXIS if panel == "pruning" else DOWNSAMPLING_AXIS, fontsize="small")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} vs {'L1 pruning' if panel == 'pruning' else 'sheet downsampling'} (mean over seeds)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    return fig
+
+
+def plot_efficiency(runs: Sequence[Run], varying: Sequence[str], path: Path) -> Path | None:
+    """Write efficiency_figure as a PNG (None when no run has efficiency curves)."""
+    fig = efficiency_figure(runs, varying)
+    return save_png(fig, path) if fig is not None else None
+
+
+def _setting(run: Run, keys: Sequence[str]) -> dict[str, Any]:
+    """The run's values of the setting keys (as _group_name reads them)."""
+    return {k: run.override(k) for k in keys}
+
+
+def _curve(efficiency: dict[str, Any], panel: str) -> tuple[list[float], list[float]]:
+    """(x, metric) of a run's pruning (sparsity) or downsampling (kept fraction) curve from its report.json."""
+    if panel == "pruning":
+        pairs = sorted((float(k), float(v)) for k, v in efficiency["pruning"].items())
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+    rows = efficiency["downsampling"]["curve"]
+    return [row["kept_fraction"] for row in rows], [row["metric"] for row in rows]

@@ -27,6 +27,7 @@ class Run:
     overrides: list[str]
     config: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    efficiency: dict[str, Any] = field(default_factory=dict)  # report.json's pruning / downsampling curves
 
     def override(self, key: str) -> str | None:
         """This run's value of an override key, as written on the command line."""
@@ -68,7 +69,8 @@ def _read_run(sweep: Path, num: int, expected: list[str] | None) -> Run:
                        None)
     config = OmegaConf.to_container(OmegaConf.load(config_file), resolve=False) if config_file else {}
     summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").is_file() else {}
-    return Run(sweep, num, path, _status(path), overrides, config, summary)
+    report = json.loads((path / "report.json").read_text()) if (path / "report.json").is_file() else {}
+    return Run(sweep, num, path, _status(path), overrides, config, summary, report.get("efficiency") or {})
 
 
 def collect(sweep_dirs: list[str | Path]) -> tuple[list[Run], list[str]]:

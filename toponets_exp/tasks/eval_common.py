@@ -17,7 +17,7 @@ from torch import nn
 
 from toponets_exp.brain import (effective_dimensionality, plot_bar, plot_curves, plot_similarity_curves,
                                 plot_weight_sheet, response_profiles, smoothness)
-from toponets_exp.brain.efficiency import downsampling_curve, pruning_curve
+from toponets_exp.brain.efficiency import DOWNSAMPLING_AXIS, PRUNING_AXIS, downsampling_curve, pruning_curve
 from toponets_exp.brain.tdann import leading_bins, mean_smoothness, tdann_curves
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo import TopoLayer, unit_matrix
@@ -109,18 +109,15 @@ def file_name(layer: str) -> str:
 
 
 def weight_maps(layers: Sequence[TopoLayer], ev: Mapping[str, Any], figures: Path) -> dict[str, dict[str, Any]]:
-    """Per topo layer: weight-sheet smoothness with its full c(d) curve; sheet images and the curves figure."""
-    out, curves = {}, {}
+    """Per topo layer: weight-sheet smoothness with its full c(d) curve, and the sheet's image."""
+    out = {}
     for layer in layers:
         vectors = unit_matrix(layer.param.detach().float().cpu(), layer.unit_dim).numpy()
         result = smoothness(vectors, layer.sheet, ev["smoothness"], ev["max_pairs"], ev["seed"])
-        curves[layer.name] = result.curve
         out[layer.name] = {"sheet": list(layer.sheet), "weight_smoothness": result.value,
                            "weight_similarity_curve": result.curve}
         plot_weight_sheet(vectors, layer.sheet, figures / f"weight_sheet_{file_name(layer.name)}.png",
                           f"{layer.name} weights ({layer.sheet[0]}x{layer.sheet[1]} sheet)")
-    plot_similarity_curves(curves, figures / "similarity_vs_distance.png",
-                           "Weight similarity vs sheet distance, c(d)")
     return out
 
 
@@ -128,13 +125,18 @@ def response_maps(layers: Sequence[TopoLayer], responses: Mapping[str, np.ndarra
                   report: dict[str, dict[str, Any]], figures: Path,
                   features: Mapping[str, np.ndarray] | None = None) -> None:
     """Per layer: effective dimensionality (of `features`, default the responses) and functional (response-profile)
-    smoothness; the ED figure."""
+    smoothness with its c(d) curve; the ED figure and the c(d) figure of weights and responses."""
     features = features or responses
     for layer in layers:
         entry = report.setdefault(layer.name, {"sheet": list(layer.sheet)})
         entry["effective_dimensionality"] = effective_dimensionality(features[layer.name])
-        entry["response_smoothness"] = smoothness(response_profiles(responses[layer.name]), layer.sheet,
-                                                  ev["smoothness"], ev["max_pairs"], ev["seed"]).value
+        result = smoothness(response_profiles(responses[layer.name]), layer.sheet, ev["smoothness"], ev["max_pairs"],
+                            ev["seed"])
+        entry["response_smoothness"], entry["response_similarity_curve"] = result.value, result.curve
+    panels = {title: {layer.name: report[layer.name][key] for layer in layers if key in report[layer.name]}
+              for title, key in (("weights", "weight_similarity_curve"),
+                                 ("response profiles", "response_similarity_curve"))}
+    plot_similarity_curves(panels, figures / "similarity_vs_distance.png", "Unit similarity vs sheet distance, c(d)")
     plot_bar({name: report[name]["effective_dimensionality"] for name in report
               if "effective_dimensionality" in report[name]}, figures / "effective_dim.png",
              "Effective dimensionality of responses", "ED")
@@ -167,13 +169,17 @@ def weight_owners(net: nn.Module, layers: Sequence[TopoLayer]) -> list[str]:
 
 def efficiency(net: nn.Module, layers: Sequence[TopoLayer], ev: Mapping[str, Any],
                downsample: Mapping[str, Mapping[str, str | None]], metric: str,
-               evaluate: Callable[[nn.Module], float], figures: Path) -> dict[str, Any]:
-    """Task metric under L1 pruning of the topo layers and under sheet downsampling of (layer, next) pairs."""
+               evaluate: Callable[[nn.Module], float], figures: Path,
+               chance: tuple[float, str] | None = None) -> dict[str, Any]:
+    """Task metric under L1 pruning of the topo layers and under sheet downsampling of (layer, next) pairs; the
+    figures draw `chance` (the metric of a guess, and what guess) as a line."""
     phase("%s under L1 pruning of the topo layers (sparsities %s)", metric, ev["pruning"])
     pruning = pruning_curve(net, weight_owners(net, layers), ev["pruning"], evaluate=evaluate)
     plot_curves(list(pruning), {metric: list(pruning.values())}, figures / "pruning.png",
-                "Task metric vs L1 pruning of the topo layers", "sparsity", metric)
+                f"Task metric vs L1 pruning of the {len(layers)} topo layers", PRUNING_AXIS, metric, chance)
     out: dict[str, Any] = {"metric": metric, "pruning": pruning}
+    if chance is not None:
+        out["chance"] = {"value": chance[0], "what": chance[1]}
     pairs = downsample_pairs(net, layers, downsample)
     factors = [k for k in ev["downsampling"] if all(l.sheet[0] % k == 0 and l.sheet[1] % k == 0
                                                      for l in layers if l.name in {p[0] for p in pairs})]
@@ -182,8 +188,8 @@ def efficiency(net: nn.Module, layers: Sequence[TopoLayer], ev: Mapping[str, Any
         curve = downsampling_curve(net, pairs, factors, evaluate=evaluate)
         out["downsampling"] = {"pairs": pairs, "curve": curve}
         plot_curves([row["kept_fraction"] for row in curve], {metric: [row["metric"] for row in curve]},
-                    figures / "downsampling.png", "Task metric vs sheet downsampling", "fraction of weights kept",
-                    metric)
+                    figures / "downsampling.png", f"Task metric vs sheet downsampling (factors {factors})",
+                    DOWNSAMPLING_AXIS, metric, chance)
     return out
 
 

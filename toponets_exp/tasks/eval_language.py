@@ -106,8 +106,9 @@ def language_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
         base = evaluate(net)
         out["val_loss"], out["val_perplexity"] = base, math.exp(base)
         if ev["efficiency"]:
+            vocab = ctx.tokenizer.vocab_size
             out["efficiency"] = efficiency(net, ctx.layers, ev, ctx.model["downsample"], "val loss", evaluate,
-                                           ctx.figures)
+                                           ctx.figures, (math.log(vocab), f"uniform over {vocab} tokens, ln {vocab}"))
     if ev["blimp"]:
         out["blimp"] = blimp(ctx, encode)
     return out
@@ -137,10 +138,14 @@ def integration(ctx: EvalContext, texts: Sequence[str], encode: Callable[[str], 
                                       False)[name],
         texts, ev["integration_distances"], seed=ev["seed"])
     h, w = layer.sheet
-    plot_sheet_map(np.where(np.isfinite(result.window), result.window, np.nan).reshape(h, w),
-                   ctx.figures / f"integration_window_{file_name(name)}.png",
-                   f"{name}: integration window (words)")
+    reach = int(result.distances.max())
+    beyond = result.beyond_measured
+    plot_sheet_map(result.window.reshape(h, w), ctx.figures / f"integration_window_{file_name(name)}.png",
+                   f"{name}: integration window\n{int(beyond.sum())} of {beyond.size} units beyond the largest "
+                   f"distance measured, {reach} (red); grey: no fit", label="window (words)", vmax=reach, over="red")
     best = np.select([result.best_model == "exponential", result.best_model == "power"], [0.0, 1.0], np.nan)
     plot_sheet_map(best.reshape(h, w), ctx.figures / f"integration_model_{file_name(name)}.png",
                    f"{name}: better fit (0 exponential, 1 power law)", cmap="coolwarm")
-    return {"layer": name, **result.summary(), "window": result.window, "best_model": result.best_model.tolist()}
+    return {"layer": name, **result.summary(), "window": np.where(beyond, np.nan, result.window),
+            "window_beyond_measured": beyond.tolist(), "window_fitted": result.window,
+            "best_model": result.best_model.tolist()}

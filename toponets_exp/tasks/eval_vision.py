@@ -50,11 +50,12 @@ def check_stimuli(stimuli: str) -> None:
             raise ConfigError(f"{key}: cannot read image {path!r} ({type(err).__name__}: {err})") from None
 
 
-def stimulus_loader(ctx: EvalContext) -> tuple[DataLoader, list[str], list]:
+def stimulus_loader(ctx: EvalContext) -> tuple[DataLoader, list[str], list, dict[str, str]]:
     """Category stimuli: a folder with one subfolder per category (fLoc layout), else the data's test split, capped
     at eval.max_categories categories and eval.max_per_category stimuli each.
 
-    Returns the loader of (image, category index), the category names, and each stimulus's identifier.
+    Returns the loader of (image, category index), the category names, each stimulus's identifier, and what each
+    category is (a test split's labels are indices: the data's class names where it has them).
     """
     ev = ctx.ev
     if ev["stimuli"]:
@@ -66,7 +67,8 @@ def stimulus_loader(ctx: EvalContext) -> tuple[DataLoader, list[str], list]:
         targets = np.asarray(folder.targets)
         keep = capped(targets, first_categories(len(folder.classes), ev["max_categories"]), ev["max_per_category"])
         ids = [str(Path(folder.samples[i][0]).relative_to(root)) for i in keep]
-        return (DataLoader(Subset(folder, keep), batch_size=ev["batch_size"]), list(folder.classes), ids)
+        return (DataLoader(Subset(folder, keep), batch_size=ev["batch_size"]), list(folder.classes), ids,
+                {c: f"folder {c}/" for c in folder.classes})
     if ctx.data is None:
         raise ConfigError(f"the task's data does not fit the model ({ctx.data_misfit}); give category stimuli with "
                           "eval.stimuli=<folder with one subfolder of images per category> or the model's data=")
@@ -75,7 +77,19 @@ def stimulus_loader(ctx: EvalContext) -> tuple[DataLoader, list[str], list]:
     targets = split_targets(dataset)
     classes = int(getattr(ctx.data.hparams, "num_classes", targets.max() + 1))
     keep = capped(targets, spread_categories(classes, ev["max_categories"]), ev["max_per_category"])
-    return (DataLoader(Subset(dataset, keep), batch_size=ev["batch_size"]), [str(c) for c in range(classes)], keep)
+    names = getattr(ctx.data, "class_names", None) or dataset_classes(dataset) or []
+    labels = {str(c): f"class {c}" + (f" ({names[c]})" if c < len(names) else "") for c in range(classes)}
+    return (DataLoader(Subset(dataset, keep), batch_size=ev["batch_size"]), [str(c) for c in range(classes)], keep,
+            labels)
+
+
+def dataset_classes(dataset: Dataset) -> list[str] | None:
+    """The class names a dataset carries (torchvision's `classes`), looked up through subsets and wrappers."""
+    if isinstance(dataset, Subset):
+        return dataset_classes(dataset.dataset)
+    if hasattr(dataset, "classes"):
+        return [str(c) for c in dataset.classes]
+    return dataset_classes(dataset.base) if hasattr(dataset, "base") else None
 
 
 def first_categories(n: int, cap: int | None) -> list[int]:
@@ -146,7 +160,7 @@ def accuracy_on(loader: DataLoader, max_batches: int | None, device: torch.devic
 
 
 def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.ndarray, categories: Sequence[str],
-                report: dict) -> None:
+                report: dict, meaning: Mapping[str, str], stimuli: str) -> None:
     """Per layer and category: t / d′ maps, fraction selective, Moran's I and TDANN smoothness of the t map;
     SSIM and Pearson between the category maps."""
     ev = ctx.ev
@@ -168,7 +182,7 @@ def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.nda
             "pearson": [[map_pearson(a.t, b.t) for b in maps] for a in maps],
             "ssim": [[map_ssim(a.t, b.t) for b in maps] for a in maps]}
         plot_selectivity_maps(maps, ctx.figures / f"selectivity_{file_name(layer.name)}.png",
-                              f"{layer.name}: category selectivity (t, one vs rest)")
+                              f"{layer.name}: category selectivity (t, one category vs the rest)", stimuli, meaning)
     warn_unresolved(ctx.layers, leading_bins, ev)
 
 
@@ -199,7 +213,7 @@ def predictivity(acts: Mapping[str, np.ndarray], ids: Sequence[Any], ev: Mapping
 def vision_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
     """Run every vision analysis; fills `report` per layer and returns the model-level results."""
     ev = ctx.ev
-    loader, categories, ids = stimulus_loader(ctx)
+    loader, categories, ids, meaning = stimulus_loader(ctx)
     names = [layer.name for layer in ctx.layers] + [n for n in ev["layers"] if n not in report]
     check_layers(ctx.net, ev["layers"] + ev["predictivity_layers"])
     phase("recording %d layers' responses to the stimuli (%s)", len(names), ev["stimuli"] or "data test split")
@@ -210,18 +224,24 @@ def vision_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
                                       reduce="flatten", device=ctx.device)
     phase("smoothness and effective dimensionality of %d topo layers", len(ctx.layers))
     response_maps(ctx.layers, acts, ev, report, ctx.figures, features)
+    present = sorted({categories[i] for i in labels.tolist()}, key=categories.index)
+    source = ev["stimuli"] or f"the test split of {type(ctx.data).__name__}"
+    stimuli = f"{source}, {len(labels)} images of {len(present)} categories"
+
     phase("category selectivity maps of %d topo layers", len(ctx.layers))
-    selectivity(ctx, acts, labels, categories, report)
+    selectivity(ctx, acts, labels, categories, report, meaning, stimuli)
     out: dict[str, Any] = {"stimuli": ev["stimuli"] or "data test split", "n_stimuli": int(len(labels)),
-                           "categories": sorted({categories[i] for i in labels.tolist()}, key=categories.index)}
+                           "categories": present, "category_meaning": {c: meaning[c] for c in present}}
     if ev["efficiency"]:
         if ctx.data is None:
             ctx.skip("efficiency", "the task's test split for accuracy")
         else:
             ctx.data.setup("test")
             evaluate = accuracy_on(whole_split(ctx.data.test_dataloader()), ev["metric_batches"], ctx.device)
+            n_classes = getattr(ctx.data.hparams, "num_classes", None)
+            chance = (1.0 / n_classes, f"1/{n_classes} classes") if n_classes else None
             out["efficiency"] = efficiency(ctx.net, ctx.layers, ev, ctx.model["downsample"], "accuracy", evaluate,
-                                           ctx.figures)
+                                           ctx.figures, chance)
     if ev["neural_data"]:
         out["predictivity"] = predictivity(acts, ids, ev)
     return out

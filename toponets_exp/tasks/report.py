@@ -13,7 +13,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from toponets_exp.errors import ConfigError
 from toponets_exp.io import write_csv, write_text
 from toponets_exp.loggers import finish_wandb
-from toponets_exp.report import aggregate, collect, markdown, plot_metrics_vs_tau, plot_pareto, rows, task_metric
+from toponets_exp.report import (aggregate, collect, markdown, plot_efficiency, plot_metrics_vs_tau, plot_pareto, rows,
+                                 task_metric)
 from toponets_exp.report.runs import STATUSES
 from toponets_exp.sweep import sweep_group
 from toponets_exp.tasks.build import output_dir
@@ -59,7 +60,8 @@ def report(cfg: DictConfig) -> dict[str, Any]:
     write_text(out / "report.md", markdown(table, groups, varying, title))
     metric = task_metric(table)
     figures = [p for p in (plot_pareto(table, metric, out / "figures" / "pareto.png"),
-                           plot_metrics_vs_tau(table, groups, varying, out / "figures" / "metrics_vs_tau.png")) if p]
+                           plot_metrics_vs_tau(table, groups, varying, out / "figures" / "metrics_vs_tau.png"),
+                           plot_efficiency(runs, varying, out / "figures" / "efficiency.png")) if p]
     _to_wandb(cfg, dirs, table, figures)
     statuses = {s: sum(r["status"] == s for r in table) for s in STATUSES}
     for row in table:
