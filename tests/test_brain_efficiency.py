@@ -77,11 +77,13 @@ def test_prune_reaches_the_sparsity_removing_smallest_magnitudes(amount):
     assert not pruned.fc._forward_pre_hooks
 
 
-def test_pruning_curve_evaluates_each_sparsity():
+def test_pruning_curve_evaluates_each_sparsity(caplog):
     net = mlp(nn.ReLU(), dtype=torch.float32)
-    curve = pruning_curve(net, ["fc", "proj"], (0.0, 0.25, 0.5),
-                          evaluate=lambda m: float((m.fc.weight == 0).float().mean()))
+    with caplog.at_level("INFO", logger="toponets_exp.brain.efficiency"):
+        curve = pruning_curve(net, ["fc", "proj"], (0.0, 0.25, 0.5),
+                              evaluate=lambda m: float((m.fc.weight == 0).float().mean()))
     assert curve == pytest.approx({0.0: 0.0, 0.25: 0.25, 0.5: 0.5})
+    assert [r.getMessage() for r in caplog.records][1] == "L1 pruning: sparsity 0.25 -> metric 0.25"  # a line each
     with pytest.raises(ValueError, match="sparsity"):
         prune_l1(net, ["fc"], 1.5)
     with pytest.raises(ValueError, match="no weight"):

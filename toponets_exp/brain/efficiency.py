@@ -30,6 +30,7 @@ describe the folded map, so the downsampled model is for evaluation, not for fur
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Sequence
 
 import torch
@@ -40,6 +41,7 @@ from toponets_exp.brain.activations import resolve_modules
 from toponets_exp.topo.selection import is_hf_conv1d
 from toponets_exp.topo.sheet import sheet_shape
 
+log = logging.getLogger(__name__)
 Evaluate = Callable[[nn.Module], float]
 PRUNING_AXIS = "sparsity: share of each topo layer's weights set to 0 (smallest |w| first)"
 DOWNSAMPLING_AXIS = "share of the weights and biases of the (topo layer, next layer) pairs kept"
@@ -69,7 +71,11 @@ def pruning_curve(model: nn.Module, layer_names: Sequence[str], sparsities: Sequ
                   *, evaluate: Evaluate) -> dict[float, float]:
     """evaluate(pruned model) for each sparsity of L1 unstructured pruning of the named layers."""
     _weighted(model, layer_names)
-    return {float(s): float(evaluate(prune_l1(model, layer_names, s))) for s in sparsities}
+    curve = {}
+    for s in sparsities:
+        curve[float(s)] = float(evaluate(prune_l1(model, layer_names, s)))
+        log.info("L1 pruning: sparsity %g -> metric %.4g", s, curve[float(s)])
+    return curve
 
 
 def _axes(module: nn.Module, name: str) -> tuple[int, int]:
@@ -241,4 +247,6 @@ def downsampling_curve(model: nn.Module, pairs: Sequence[Sequence[str]], factors
         kept = _pair_size(reduced, pairs)
         rows.append({"factor": int(k), "params_kept": kept, "params_total": total, "kept_fraction": kept / total,
                      "metric": float(evaluate(reduced))})
+        log.info("Sheet downsampling: factor %d, %.3g of the pairs' parameters kept -> metric %.4g", k,
+                 kept / total, rows[-1]["metric"])
     return rows
