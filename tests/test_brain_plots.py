@@ -126,10 +126,10 @@ def test_curves_figure_draws_the_chance_line() -> None:
 
 
 def test_sheet_map_figure_marks_values_past_vmax_and_missing_units() -> None:
-    values = np.array([[0.5, 2.0], [70_000.0, np.nan]])
+    values = np.array([[7.5, 9.0], [70_000.0, np.nan]])  # every value past the scale: it still starts at 0
     fig = sheet_map_figure(values, "window", label="window (words)", vmax=6, over="red")
     image = fig.axes[0].get_images()[0]
-    assert image.get_clim()[1] == 6
+    assert image.get_clim() == (0.0, 6)
     assert image.get_cmap().get_over() == pytest.approx(to_rgba("red"))
     assert image.get_cmap().get_bad() == pytest.approx(to_rgba("0.8"))
     assert fig.axes[1].get_ylabel() == "window (words)"

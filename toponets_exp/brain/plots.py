@@ -201,8 +201,8 @@ def plot_curves(x: Sequence[float], curves: Mapping[str, Sequence[float]], path:
 
 def sheet_map_figure(values2d: ArrayLike, title: str, cmap: str = "viridis", label: str | None = None,
                      vmax: float | None = None, over: str | None = None) -> Figure:
-    """A single map on the sheet with a labelled colour bar; NaN units grey. With `vmax`, values above it are
-    drawn in the colour `over` (the bar's arrow) instead of stretching the scale."""
+    """A single map on the sheet with a labelled colour bar; NaN units grey. With `vmax`, the scale is [0, vmax]
+    and values above it are drawn in the colour `over` (the bar's arrow) instead of stretching the scale."""
     values = as_float64(values2d)
     if values.ndim != 2:
         raise ValueError(f"sheet_map_figure needs a 2-D map, got shape {values.shape}")
@@ -210,7 +210,8 @@ def sheet_map_figure(values2d: ArrayLike, title: str, cmap: str = "viridis", lab
     aspect = float(np.clip(values.shape[1] / values.shape[0], 0.5, 3.0))
     fig = Figure(figsize=(PANEL_INCHES * aspect + 1.6, PANEL_INCHES + 0.6), layout="constrained")
     ax = fig.subplots()
-    image = ax.imshow(values, cmap=colours, vmax=vmax, interpolation="nearest")
+    image = ax.imshow(values, cmap=colours, vmin=0.0 if vmax is not None else None, vmax=vmax,
+                      interpolation="nearest")
     _sheet_axes(ax, title)
     fig.colorbar(image, ax=ax, shrink=0.85, label=label, extend="max" if vmax is not None and over else "neither")
     return fig
