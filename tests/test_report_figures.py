@@ -41,6 +41,7 @@ def test_a_spread_below_the_seed_noise_looks_flat_and_every_panel_has_a_y_label(
 def test_y_range_without_seeds_uses_the_metric_floor() -> None:
     lo, hi = y_range([0.9001, 0.9005], "test_acc", None)
     assert hi - lo == pytest.approx(1.1 * 0.05) and lo < 0.9001 and hi > 0.9005
+    assert y_range([0.99, 0.996], "test_acc", 0.01) == pytest.approx((1.0 - 1.1 * 6 * 0.01, 1.0))  # kept <= 1
     lo, hi = y_range([40.0, 40.5], "effective_dim", None)
     assert hi - lo == pytest.approx(1.1 * 0.05 * 40.25)
 

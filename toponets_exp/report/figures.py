@@ -59,6 +59,7 @@ MIN_SPAN = {"test_acc": 0.05, "topo_loss": 0.05, "weight_smoothness": 0.05, "res
             "tdann_smoothness": 0.05}
 MIN_RELATIVE_SPAN = 0.05
 SD_SPAN = 6.0
+BOUNDS = {"test_acc": (0.0, 1.0)}  # a range is shifted (not cut) to stay inside these
 
 
 def pooled_sd(groups: Sequence[dict[str, Any]], metric: str) -> float | None:
@@ -68,12 +69,16 @@ def pooled_sd(groups: Sequence[dict[str, Any]], metric: str) -> float | None:
 
 
 def y_range(values: Sequence[float], metric: str, sd: float | None) -> tuple[float, float]:
-    """A y-range holding the values, centred on them, at least MIN_SPAN (or MIN_RELATIVE_SPAN of the mean) and
-    SD_SPAN seed sds wide."""
+    """A y-range holding the values, centred on them (moved inside the metric's BOUNDS), at least MIN_SPAN (or
+    MIN_RELATIVE_SPAN of the mean) and SD_SPAN seed sds wide."""
     lo, hi = float(min(values)), float(max(values))
-    span = max(hi - lo, MIN_SPAN.get(metric, MIN_RELATIVE_SPAN * abs(float(np.mean(values)))), SD_SPAN * (sd or 0.0))
-    centre = (lo + hi) / 2.0
-    return centre - 0.55 * span, centre + 0.55 * span
+    span = 1.1 * max(hi - lo, MIN_SPAN.get(metric, MIN_RELATIVE_SPAN * abs(float(np.mean(values)))),
+                     SD_SPAN * (sd or 0.0))
+    bottom = (lo + hi - span) / 2.0
+    floor, ceiling = BOUNDS.get(metric, (-np.inf, np.inf))
+    if span < ceiling - floor:
+        bottom = min(max(bottom, floor), ceiling - span)
+    return bottom, bottom + span
 
 
 def metrics_vs_tau_figure(table: Sequence[dict[str, Any]], groups: Sequence[dict[str, Any]],
