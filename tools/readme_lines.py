@@ -65,7 +65,8 @@ RECIPES = [
            {"/data/imagenet": "{imagenet}"}),
     Recipe(r"^task=eval ckpt_path=outputs/\.\.\./checkpoints/last\.ckpt$", TINY_VISION + TINY_EVAL,
            {"outputs/.../checkpoints/last.ckpt": "{run}/checkpoints/last.ckpt"}),
-    Recipe(r"^resume=outputs/train/", [], {"outputs/train/2026-12-01/10-11-12-123456": "{run}"}),
+    Recipe(r"^resume=outputs/train/", ["model=resnet18", "topo.weight=5"] + TINY_TRAIN + TINY_VISION + TINY_EVAL,
+           {"outputs/train/2026-12-01/10-11-12-123456": "{run}"}),  # with the overrides of the run it resumes
     Recipe(r"^task=report report\.sweep_dir=outputs/multirun/2026-12-01/10-11-12-123456( logger=wandb)?$", [],
            {"outputs/multirun/2026-12-01/10-11-12-123456": "{sweep}"}),
     Recipe(r"^task=prepare data=imagenet data\.root=/data/imagenet data\.prepared_dir=/fast/imagenet$",
@@ -224,6 +225,9 @@ def run_line(args: str, recipe: Recipe, names: dict[str, str], scratch: Path, nu
     where = scratch / f"line{num:02d}"
     place = f"hydra.sweep.dir={where}" if multirun else f"hydra.run.dir={where}"
     argv = split_args(text) + recipe.extra + ([] if "resume=" in text or args == "--help" else [place])
+    if "-m" in argv:  # a trailing -m (as a README line may end) would split the overrides appended after it
+        argv.remove("-m")
+        argv.insert(0, "-m")
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "PYTHONUNBUFFERED": "1"}
     env.pop("WANDB_API_KEY", None)
     start = time.perf_counter()
