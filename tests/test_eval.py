@@ -53,7 +53,12 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["kind"] == "vision" and report["n_stimuli"] == 270 and len(report["categories"]) == 10
     assert set(report["aggregate"]) == {"weight_smoothness", "response_smoothness", "effective_dimensionality",
-                                        "tdann_smoothness"}
+                                        "tdann_smoothness", "tdann_maps_used", "tdann_maps_left_out"}
+    agg = report["aggregate"]
+    resolved = [sel["tdann_smoothness"] for entry in report["layers"].values()
+                for sel in entry["selectivity"].values() if sel["tdann_bins"] >= 2]
+    assert agg["tdann_maps_used"] == len(resolved) and agg["tdann_maps_used"] + agg["tdann_maps_left_out"] == 160
+    assert agg["tdann_smoothness"] == pytest.approx(sum(resolved) / len(resolved))
     assert report["skipped"] == {} and report["architecture_from_checkpoint"] == {
         "num_classes": 10, "small_input": True, "blurpool": True}
     assert len(report["layers"]) == 16
@@ -155,3 +160,20 @@ def test_folder_stimuli_with_neural_data_give_predictivity(tiny_checkpoint, tmp_
     assert list(report["predictivity"]) == ["layer4.1.conv2"]
     bad = run_cli(*common, "eval.predictivity_layers=[fc]", f"hydra.run.dir={tmp_path / 'bad'}")
     assert bad.returncode == 2 and "eval.predictivity_layers names 'fc', which is not recorded" in bad.stdout
+
+
+def test_tdann_aggregate_leaves_out_maps_the_statistic_does_not_resolve():
+    """A map whose curve keeps one bin before an empty one scores 1 by construction; one with infinite t has no
+    value: neither enters the mean, and the counts say how many maps it used."""
+    from toponets_exp.tasks.evaluate import tdann_aggregate
+
+    per_layer = {
+        "small": {"selectivity": {"0": {"tdann_smoothness": 1.0, "tdann_bins": 1},
+                                  "1": {"tdann_smoothness": 1.0, "tdann_bins": 1}}},
+        "large": {"selectivity": {"0": {"tdann_smoothness": 0.2, "tdann_bins": 7},
+                                  "1": {"tdann_smoothness": float("nan"), "tdann_bins": 0}}},
+        "text": {"language_selectivity": {"tdann_smoothness": 0.4, "tdann_bins": 12}},
+    }
+    assert tdann_aggregate(per_layer) == {"tdann_smoothness": pytest.approx(0.3), "tdann_maps_used": 2,
+                                          "tdann_maps_left_out": 3}
+    assert tdann_aggregate({"small": per_layer["small"]})["tdann_smoothness"] is None

@@ -82,8 +82,8 @@ def warn_unresolved(layers: Sequence[TopoLayer], bins: Mapping[str, Sequence[int
              if any(b == 1 for b in bins.get(layer.name, ()))]
     if small:
         log.warning("%d sheet(s) too small for eval.tdann.num_bins=%d (%s): the second distance bin is empty, so "
-                    "TDANN smoothness is 1 by construction there; fewer bins resolve them", len(small),
-                    ev["tdann"]["num_bins"], ", ".join(small))
+                    "TDANN smoothness is 1 by construction there and left out of the aggregate; fewer bins resolve "
+                    "them", len(small), ev["tdann"]["num_bins"], ", ".join(small))
 
 
 def jsonable(value: Any) -> Any:

@@ -227,7 +227,6 @@ def vision_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
     present = sorted({categories[i] for i in labels.tolist()}, key=categories.index)
     source = ev["stimuli"] or f"the test split of {type(ctx.data).__name__}"
     stimuli = f"{source}, {len(labels)} images of {len(present)} categories"
-
     phase("category selectivity maps of %d topo layers", len(ctx.layers))
     selectivity(ctx, acts, labels, categories, report, meaning, stimuli)
     out: dict[str, Any] = {"stimuli": ev["stimuli"] or "data test split", "n_stimuli": int(len(labels)),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
@@ -100,7 +101,7 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
             "weight_smoothness": mean_of(per_layer, "weight_smoothness"),
             "response_smoothness": mean_of(per_layer, "response_smoothness"),
             "effective_dimensionality": mean_of(per_layer, "effective_dimensionality"),
-            "tdann_smoothness": finite_mean(tdann_values(per_layer)),
+            **tdann_aggregate(per_layer),
         },
         "layers": per_layer,
         **model_level,
@@ -120,14 +121,19 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
     return report
 
 
-def tdann_values(per_layer: dict[str, dict[str, Any]]) -> list[float | None]:
-    """The TDANN smoothness of every selectivity map (vision categories, language contrast) in the report."""
-    values = []
+def tdann_aggregate(per_layer: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean TDANN smoothness of the selectivity maps (vision categories, language contrast) that the statistic
+    resolves, and how many maps it used and left out: a map whose curve keeps one bin before an empty one (a small
+    lattice sheet) scores 1 by construction, and one with infinite t has no value."""
+    maps = []
     for entry in per_layer.values():
-        values += [sel.get("tdann_smoothness") for sel in entry.get("selectivity", {}).values()]
+        maps += list(entry.get("selectivity", {}).values())
         if "language_selectivity" in entry:
-            values.append(entry["language_selectivity"].get("tdann_smoothness"))
-    return values
+            maps.append(entry["language_selectivity"])
+    used = [m["tdann_smoothness"] for m in maps if m.get("tdann_bins", 0) >= 2 and m.get("tdann_smoothness") is not None
+            and np.isfinite(m["tdann_smoothness"])]
+    return {"tdann_smoothness": finite_mean(used), "tdann_maps_used": len(used),
+            "tdann_maps_left_out": len(maps) - len(used)}
 
 
 def run_eval(cfg: DictConfig) -> dict[str, Any]:
