@@ -153,6 +153,7 @@ def efficiency_figure(runs: Sequence[Run], varying: Sequence[str]) -> Figure | N
             label = ("τ = 0 (baseline)" if baseline else f"τ = {float(tau):g}") + (f", {name}" if keys else "")
             ax.plot(curves[0][0], np.mean([c[1] for c in curves], axis=0), marker="o", markersize=4,
                     color="k" if baseline and not keys else f"C{i % 10}", linestyle="--" if baseline else "-",
+                    linewidth=2.0 if baseline else 1.2, zorder=3 if baseline else 2,
                     label=label + f" (n={len(curves)})")
         chance = next((r.efficiency["chance"] for r in done if "chance" in r.efficiency), None)
         if chance:
@@ -162,7 +163,7 @@ def efficiency_figure(runs: Sequence[Run], varying: Sequence[str]) -> Figure | N
         ax.set_ylabel(metric)
         ax.set_title(f"{metric} vs {'L1 pruning' if panel == 'pruning' else 'sheet downsampling'} (mean over seeds)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
+        ax.legend(fontsize="x-small", handlelength=3.0)
     return fig
 
 
