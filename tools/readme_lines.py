@@ -199,13 +199,26 @@ FIXTURES = {"floc": _floc, "imagenet": _imagenet, "sentences": _sentences, "blim
             "official_nanogpt": lambda scratch: _official(scratch, "nanogpt_tau_3.0.pt")}
 
 
+def placeholders(recipe: Recipe) -> set[str]:
+    """The {names} the recipe's substitutions use: fixtures, or what an earlier line provides."""
+    return {name for value in recipe.replace.values() for name in re.findall(r"\{(\w+)\}", value)}
+
+
 def stand_ins(recipe: Recipe, names: dict[str, str], scratch: Path) -> dict[str, str]:
     """`names` with the fixtures the recipe's substitutions name made (once each)."""
-    for value in recipe.replace.values():
-        for name in re.findall(r"\{(\w+)\}", value):
-            if name not in names and name in FIXTURES:
-                names[name] = str(FIXTURES[name](scratch))
+    for name in placeholders(recipe) & set(FIXTURES) - set(names):
+        names[name] = str(FIXTURES[name](scratch))
     return names
+
+
+def command(args: str) -> str:
+    """The README line as a user types it."""
+    return f"python run.py {args}".strip()
+
+
+def not_run(args: str, why: str) -> dict[str, object]:
+    """The result of a line that could not run here, and why."""
+    return {"line": command(args), "ran": "", "exit": None, "wall_s": None, "last": f"not run: {why}"}
 
 
 def split_args(args: str) -> list[str]:
@@ -236,7 +249,7 @@ def run_line(args: str, recipe: Recipe, names: dict[str, str], scratch: Path, nu
     wall = time.perf_counter() - start
     (scratch / f"line{num:02d}.log").write_text(proc.stdout)
     last = next((line for line in reversed(proc.stdout.splitlines()) if line.strip()), "")
-    return {"line": f"python run.py {args}".strip(), "ran": " ".join(argv), "exit": proc.returncode,
+    return {"line": command(args), "ran": " ".join(argv), "exit": proc.returncode,
             "wall_s": round(wall, 1), "dir": str(where), "last": last[-160:]}
 
 
@@ -254,14 +267,12 @@ def main() -> int:
         if opts.only is not None and opts.only not in args:
             continue
         recipe = recipe_of(args)
+        missing = placeholders(recipe) - set(FIXTURES) - set(names)
         if recipe.needs_slurm and not slurm:
-            results.append({"line": f"python run.py {args}", "ran": "", "exit": None, "wall_s": None,
-                            "last": "not run: no Slurm cluster answers (tools/slurm_cluster.sh start)"})
+            results.append(not_run(args, "no Slurm cluster answers (tools/slurm_cluster.sh start)"))
             continue
-        needed = {n for v in recipe.replace.values() for n in re.findall(r"\{(\w+)\}", v)} - set(FIXTURES)
-        if needed - set(names):
-            results.append({"line": f"python run.py {args}", "ran": "", "exit": None, "wall_s": None,
-                            "last": f"not run: needs the {', '.join(sorted(needed - set(names)))} of an earlier line"})
+        if missing:
+            results.append(not_run(args, f"needs the {', '.join(sorted(missing))} of an earlier line"))
             continue
         result = run_line(args, recipe, names, scratch, num)
         if recipe.provides:
