@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.lit import ImageClassifier
+from toponets_exp.lit import ImageClassifier, ReleaseProcessGroup
 from toponets_exp.topo import LinearWarmup, TopoLoss, TopoLossCallback, select_layers
 
 LAYERS = ["conv*", {"pattern": "fc1", "factor": [1.5, 2.0], "weight": 3.0}]
@@ -69,7 +69,7 @@ def fit(module: L.LightningModule, callbacks=(), steps: int = 4, devices: int = 
         **trainer_kwargs) -> dict[str, torch.Tensor]:
     trainer = L.Trainer(max_steps=steps, accelerator=accelerator, devices=devices, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=list(callbacks), **trainer_kwargs)
+                        callbacks=[*callbacks, ReleaseProcessGroup()], **trainer_kwargs)
     trainer.fit(module, train_dataloaders=loader())
     return {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
 

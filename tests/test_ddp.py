@@ -1,5 +1,8 @@
 """Under multi-process DDP (2 CPU processes, gloo), training with the callback equals 1-process training."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -37,3 +40,24 @@ def test_ddp_two_processes_equal_one_process_on_the_global_batch(monkeypatch):
     monkeypatch.setattr(test_callback, "loader", lambda: DataLoader(dataset(), batch_sampler=global_batches()))
     ref = fit(TopoInLoss(net_b, 5.0))
     assert_same(ours, ref, atol=1e-6)
+
+
+RELEASE_SCRIPT = """
+import atexit, os, tempfile, torch
+from toponets_exp.lit import ReleaseProcessGroup
+atexit.register(lambda: print("initialized at exit:", torch.distributed.is_initialized()))  # runs last
+store = torch.distributed.FileStore(os.path.join(tempfile.mkdtemp(), "store"), 1)
+torch.distributed.init_process_group("gloo", store=store, rank=0, world_size=1)
+callback = ReleaseProcessGroup()
+callback.setup(None, None, "fit")
+callback.setup(None, None, "test")  # registered once: a second destroy would raise
+print("initialized before exit:", torch.distributed.is_initialized())
+"""
+
+
+def test_process_group_is_destroyed_at_exit_before_the_interpreter_shuts_down() -> None:
+    """A gloo group that outlives the trainer is destroyed by the callback's exit handler, once, before the other exit
+    handlers registered earlier run (a group left to the interpreter's shutdown can abort a finished rank)."""
+    done = subprocess.run([sys.executable, "-c", RELEASE_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["initialized before exit: True", "initialized at exit: False"]

@@ -8,7 +8,7 @@ from torch.utils.data import TensorDataset
 
 from test_callback import OPTIM
 from toponets_exp.data.resumable import ShardSampler, eval_loader, whole_split
-from toponets_exp.lit import ImageClassifier
+from toponets_exp.lit import ImageClassifier, ReleaseProcessGroup
 
 N = 37  # shares of 19 and 18 samples over 2 ranks, in batches of 8: 3 batches on each, the last ones uneven
 
@@ -34,7 +34,7 @@ def net() -> nn.Module:
 
 def metrics_on(devices: int, strategy: str = "auto") -> dict[str, float]:
     trainer = L.Trainer(accelerator="cpu", devices=devices, strategy=strategy, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False)
+                        enable_model_summary=False, callbacks=[ReleaseProcessGroup()])
     module = ImageClassifier(net(), 10, OPTIM)
     (metrics,) = trainer.test(module, datamodule=Split(), verbose=False)
     return metrics

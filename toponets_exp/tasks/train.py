@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from toponets_exp.data.resumable import RestoreLoaderPosition
 from toponets_exp.errors import ConfigError
 from toponets_exp.io import write_json, write_text
+from toponets_exp.lit import ReleaseProcessGroup
 from toponets_exp.loggers import finish_wandb
 from toponets_exp.resume import Preemption, RNGState, RunCheckpoint, reset_metrics, resume_point
 from toponets_exp.resume.run_dir import RESOLVED, SUMMARY, ResumePoint
@@ -77,7 +78,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"checkpoint.{err}") from err
     loggers = build_loggers(cfg)
     callbacks = [topo, checkpoint, last, RNGState(), RestoreLoaderPosition(), Preemption(last),
-                 LearningRateMonitor("step"),
+                 LearningRateMonitor("step"), ReleaseProcessGroup(),
                  *([TopoSheetImages(topo, cfg.logger.sheet_images_every_n_val)]
                    if any(isinstance(lg, WandbLogger) for lg in loggers) else [])]
     trainer = _trainer(cfg, callbacks, loggers, out)  # knows this process's global rank (no process group yet)
