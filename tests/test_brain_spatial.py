@@ -41,6 +41,54 @@ def test_morans_i_matches_brute_force(shape: tuple[int, int]) -> None:
     assert morans_i(torch.tensor(x)) == pytest.approx(brute_morans_i(x), rel=1e-10)
 
 
+def lat2w_row_standardised(h: int, w: int, queen: bool) -> np.ndarray:
+    """The dense (H·W)² weights of libpysal's `lat2W(h, w, rook=not queen)` (ids row-major, binary links, no wrap)
+    after esda's default row standardisation ('r': each row divided by its sum)."""
+    n = h * w
+    weights = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            dr, dc = abs(i // w - j // w), abs(i % w - j % w)
+            if i != j and max(dr, dc) == 1 and (queen or dr + dc == 1):
+                weights[i, j] = 1.0
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def esda_moran(x: np.ndarray, weights: np.ndarray) -> float:
+    """esda's Moran.I: n / S0 · Σ z_i (W z)_i / Σ z_i², z the deviations from the mean of the flattened map."""
+    z = x.ravel() - x.mean()
+    return x.size / weights.sum() * float(z @ weights @ z) / float(z @ z)
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (5, 7), (7, 5), (1, 6), (2, 9)])
+@pytest.mark.parametrize("queen", [True, False])
+def test_row_standardised_morans_i_equals_topolm_esda_derivation(shape: tuple[int, int], queen: bool) -> None:
+    """TopoLM's Moran's I (esda.Moran on lat2W(h, w, rook=False)) on smooth and random maps, and rook likewise."""
+    rng = np.random.default_rng(3)
+    weights = lat2w_row_standardised(*shape, queen)
+    for x in (ndimage.gaussian_filter(rng.normal(size=shape), 1.0), rng.normal(size=shape)):
+        ours = morans_i(x, neighbours="queen" if queen else "rook", weights="row")
+        assert ours == pytest.approx(esda_moran(x, weights), rel=1e-12, abs=1e-14)
+
+
+def test_queen_binary_morans_i_and_known_answers() -> None:
+    """Binary queen weights against the same dense derivation unstandardised; a ramp and row stripes differ between
+    the neighbourhoods as they must (diagonal neighbours of a row stripe disagree; a rook checkerboard's agree)."""
+    x = np.random.default_rng(4).normal(size=(6, 8))
+    dense = lat2w_row_standardised(6, 8, queen=True) > 0
+    assert morans_i(x, neighbours="queen") == pytest.approx(esda_moran(x, dense.astype(float)), rel=1e-12)
+    stripes = np.tile(np.arange(8) % 2, (6, 1)).astype(float)
+    assert morans_i(stripes) == pytest.approx(esda_moran(stripes, lat2w_row_standardised(6, 8, False) > 0))
+    assert morans_i(stripes, neighbours="queen", weights="row") < morans_i(stripes) < 0
+    checker = np.indices((8, 8)).sum(axis=0) % 2
+    assert morans_i(checker, neighbours="rook", weights="row") == pytest.approx(-1.0)
+    assert morans_i(checker, neighbours="queen", weights="binary") > -1.0
+    with pytest.raises(ValueError, match="neighbours='bishop'"):
+        morans_i(x, neighbours="bishop")
+    with pytest.raises(ValueError, match="weights='kernel'"):
+        morans_i(x, weights="kernel")
+
+
 def test_map_checks() -> None:
     with pytest.raises(ValueError, match="2-D"):
         morans_i(np.ones(5))

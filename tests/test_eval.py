@@ -8,9 +8,10 @@ from PIL import Image
 from cli import FAST_EVAL, TINY, run_cli
 
 VISION_LAYER_KEYS = {"sheet", "weight_smoothness", "weight_similarity_curve", "effective_dimensionality",
-                     "response_smoothness", "response_similarity_curve", "selectivity", "map_similarity"}
+                     "response_smoothness", "response_similarity_curve", "topoformer_tgi", "topoformer_tgi_per_cutoff",
+                     "selectivity", "map_similarity"}
 LANGUAGE_LAYER_KEYS = {"sheet", "weight_smoothness", "weight_similarity_curve", "effective_dimensionality",
-                       "response_smoothness", "response_similarity_curve", "language_selectivity"}
+                       "response_smoothness", "response_similarity_curve", "topoformer_tgi", "language_selectivity"}
 
 
 def check_figures(out, report, prefixes):
@@ -53,8 +54,15 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["kind"] == "vision" and report["n_stimuli"] == 270 and len(report["categories"]) == 10
     assert set(report["aggregate"]) == {"weight_smoothness", "response_smoothness", "effective_dimensionality",
-                                        "tdann_smoothness", "tdann_maps_used", "tdann_maps_left_out"}
+                                        "tdann_smoothness", "tdann_maps_used", "tdann_maps_left_out",
+                                        "morans_i_topolm", "morans_i_topolm_maps_used", "morans_i_topolm_maps_left_out",
+                                        "topoformer_tgi", "topoformer_tgi_layers_used",
+                                        "topoformer_tgi_layers_left_out"}
     agg = report["aggregate"]
+    small = [name for name, entry in report["layers"].items() if entry["sheet"][0] * entry["sheet"][1] < 100]
+    assert agg["topoformer_tgi_layers_left_out"] == len(small) == 4  # 8x8: no unit pair within 0.1 (a step is 1/8)
+    assert all(report["layers"][name]["topoformer_tgi"] is None for name in small)
+    assert agg["morans_i_topolm_maps_used"] == 160
     resolved = [sel["tdann_smoothness"] for entry in report["layers"].values()
                 for sel in entry["selectivity"].values() if sel["tdann_bins"] >= 2]
     assert agg["tdann_maps_used"] == len(resolved) and agg["tdann_maps_used"] + agg["tdann_maps_left_out"] == 160
@@ -66,7 +74,7 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
         assert VISION_LAYER_KEYS <= set(entry)
         assert set(entry["selectivity"]) == {str(c) for c in range(10)}
         for sel in entry["selectivity"].values():
-            assert {"morans_i", "tdann_smoothness", "tdann_bins", "fraction_selective"} <= set(sel)
+            assert {"morans_i", "morans_i_topolm", "tdann_smoothness", "tdann_bins", "fraction_selective"} <= set(sel)
         assert len(entry["map_similarity"]["pearson"]) == 10
     assert report["category_meaning"]["3"] == "class 3 (digit 3)"
     eff = report["efficiency"]
@@ -177,3 +185,20 @@ def test_tdann_aggregate_leaves_out_maps_the_statistic_does_not_resolve():
     assert tdann_aggregate(per_layer) == {"tdann_smoothness": pytest.approx(0.3), "tdann_maps_used": 2,
                                           "tdann_maps_left_out": 3}
     assert tdann_aggregate({"small": per_layer["small"]})["tdann_smoothness"] is None
+
+
+def test_map_and_layer_aggregates_count_what_they_leave_out():
+    """TopoLM's Moran's I is undefined on a map with infinite t, Topoformer's TGI on a sheet of fewer than 100 units:
+    the means leave those out and say how many they used."""
+    from toponets_exp.tasks.evaluate import layer_aggregate, map_aggregate
+
+    per_layer = {
+        "small": {"topoformer_tgi": None, "selectivity": {"0": {"morans_i_topolm": 0.5},
+                                                          "1": {"morans_i_topolm": None}}},
+        "large": {"topoformer_tgi": 0.3, "selectivity": {"0": {"morans_i_topolm": 0.1}}},
+        "text": {"topoformer_tgi": 0.1, "language_selectivity": {"morans_i_topolm": float("nan")}},
+    }
+    assert map_aggregate(per_layer, "morans_i_topolm") == {
+        "morans_i_topolm": pytest.approx(0.3), "morans_i_topolm_maps_used": 2, "morans_i_topolm_maps_left_out": 2}
+    assert layer_aggregate(per_layer, "topoformer_tgi") == {
+        "topoformer_tgi": pytest.approx(0.2), "topoformer_tgi_layers_used": 2, "topoformer_tgi_layers_left_out": 1}

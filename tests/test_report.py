@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from cli import TINY, read_csv, run_cli
 from toponets_exp.report import aggregate, pareto_front
+from toponets_exp.report.table import METRICS
 
 
 def test_pareto_front_by_hand() -> None:
@@ -22,8 +23,7 @@ def test_pareto_front_by_hand() -> None:
 
 def test_aggregate_means_and_sds_over_seeds() -> None:
     table = [{"topo.weight": t, "seed": s, "tau": float(t), "status": "finished", "test_acc": acc,
-              **{m: None for m in ("test_ppl", "test_loss", "topo_loss", "weight_smoothness",
-                                   "response_smoothness", "effective_dim", "tdann_smoothness", "wall_time_s")}}
+              **{m: None for m in METRICS if m != "test_acc"}}
              for t, s, acc in [("0", 0, 0.9), ("0", 1, 0.8), ("0", 2, 0.7), ("5", 0, 0.6)]]
     table.append({**table[-1], "seed": 1, "status": "failed", "test_acc": None})
     (zero, five) = aggregate(table, ["topo.weight", "seed"])

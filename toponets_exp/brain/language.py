@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toponets_exp.brain.spatial import morans_i
+from toponets_exp.brain.spatial import t_map_morans
 from toponets_exp.brain.stats import ArrayLike, as_float64, benjamini_hochberg, welch_t_pvalues
 from toponets_exp.data.text import embedded_text
 from toponets_exp.topo.sheet import sheet_shape
@@ -133,7 +133,8 @@ def embedded_sentences(n: int, seed: int = 0, min_words: int = 6, max_words: int
 
 @dataclass(frozen=True)
 class LanguageSelectivity:
-    """Sentence vs non-word contrast on the sheet: Welch t, p, FDR mask, selective fractions, Moran's I of t."""
+    """Sentence vs non-word contrast on the sheet: Welch t, p, FDR mask, selective fractions, Moran's I of t (this
+    project's rook convention and TopoLM's queen, row-standardised one)."""
 
     t: np.ndarray
     p: np.ndarray
@@ -142,13 +143,14 @@ class LanguageSelectivity:
     fraction_sentence_selective: float
     fraction_nonword_selective: float
     morans_i: float
+    morans_i_topolm: float
     alpha: float
 
     def summary(self) -> dict[str, float]:
         """Scalar results for a report."""
         return {"fraction_sentence_selective": self.fraction_sentence_selective,
                 "fraction_nonword_selective": self.fraction_nonword_selective,
-                "morans_i": self.morans_i, "alpha": self.alpha}
+                "morans_i": self.morans_i, "morans_i_topolm": self.morans_i_topolm, "alpha": self.alpha}
 
 
 def language_selectivity(sentence_responses: ArrayLike, nonword_responses: ArrayLike,
@@ -165,14 +167,12 @@ def language_selectivity(sentence_responses: ArrayLike, nonword_responses: Array
     if h * w != t.size:
         raise ValueError(f"sheet={tuple(sheet)} has {h * w} cells but the responses have {t.size} units")
     rejected, p_adj = benjamini_hochberg(p, alpha)
-    if np.all(np.isfinite(t)):
-        spatial = morans_i(t.reshape(h, w))
-    else:
+    spatial, topolm = t_map_morans(t.reshape(h, w))
+    if not np.all(np.isfinite(t)):
         log.warning("infinite t-values (zero-variance units with a mean difference); Moran's I set to NaN")
-        spatial = float("nan")
     return LanguageSelectivity(
         t=t.reshape(h, w), p=p.reshape(h, w), p_adjusted=p_adj.reshape(h, w), significant=rejected.reshape(h, w),
         fraction_sentence_selective=float(np.mean(rejected & (t > 0))),
         fraction_nonword_selective=float(np.mean(rejected & (t < 0))),
-        morans_i=spatial, alpha=float(alpha),
+        morans_i=spatial, morans_i_topolm=topolm, alpha=float(alpha),
     )

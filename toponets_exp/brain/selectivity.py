@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from toponets_exp.brain.spatial import morans_i
+from toponets_exp.brain.spatial import t_map_morans
 from toponets_exp.brain.stats import ArrayLike, as_float64, d_prime, welch_t
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,8 @@ DEFAULT_T_THRESHOLD = 4.0
 
 @dataclass(frozen=True)
 class SelectivityMap:
-    """One category's selectivity on the sheet: t and d′ maps (H, W), share of selective units, Moran's I of t."""
+    """One category's selectivity on the sheet: t and d′ maps (H, W), share of selective units, Moran's I of t (this
+    project's rook convention and TopoLM's queen, row-standardised one)."""
 
     category: Hashable
     t: np.ndarray
@@ -28,6 +29,7 @@ class SelectivityMap:
     fraction_selective: float
     threshold: float
     morans_i: float
+    morans_i_topolm: float
 
 
 def selectivity_map(responses: ArrayLike, labels: np.ndarray | torch.Tensor | list, category: Hashable,
@@ -53,11 +55,9 @@ def selectivity_map(responses: ArrayLike, labels: np.ndarray | torch.Tensor | li
     if not inside.any():
         raise ValueError(f"category={category!r} is not among the labels; present: {sorted(set(y.tolist()))}")
     t = welch_t(x[inside], x[~inside], ddof=ddof)
-    if np.all(np.isfinite(t)):
-        spatial = morans_i(t.reshape(h, w))
-    else:
+    spatial, topolm = t_map_morans(t.reshape(h, w))
+    if not np.all(np.isfinite(t)):
         log.warning("category %r: infinite t-values (zero-variance units); Moran's I set to NaN", category)
-        spatial = float("nan")
     return SelectivityMap(
         category=category,
         t=t.reshape(h, w),
@@ -65,4 +65,5 @@ def selectivity_map(responses: ArrayLike, labels: np.ndarray | torch.Tensor | li
         fraction_selective=float(np.mean(t > threshold)),
         threshold=float(threshold),
         morans_i=spatial,
+        morans_i_topolm=topolm,
     )

@@ -29,19 +29,58 @@ def _pair(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def morans_i(values: ArrayLike) -> float:
-    """Moran's I of a 2-D map with binary rook adjacency: (N / ΣW) · Σ_ij w_ij z_i z_j / Σ_i z_i², z = x − x̄.
+NEIGHBOURS = {  # (row, column) offsets of a cell's neighbours
+    "rook": ((-1, 0), (1, 0), (0, -1), (0, 1)),
+    "queen": ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)),
+}
+MORAN_WEIGHTS = ("binary", "row")
 
+
+def _neighbour_sums(z: np.ndarray, neighbours: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell: the sum of z over its neighbours inside the map (no wrap-around), and how many there are."""
+    h, w = z.shape
+    padded = np.pad(z, 1)
+    inside = np.pad(np.ones_like(z), 1)
+    sums, degree = np.zeros_like(z), np.zeros_like(z)
+    for dr, dc in NEIGHBOURS[neighbours]:
+        sums += padded[1 + dr:1 + dr + h, 1 + dc:1 + dc + w]
+        degree += inside[1 + dr:1 + dr + h, 1 + dc:1 + dc + w]
+    return sums, degree
+
+
+def morans_i(values: ArrayLike, neighbours: str = "rook", weights: str = "binary") -> float:
+    """Moran's I of a 2-D map: (N / S0) · Σ_ij w_ij z_i z_j / Σ_i z_i², z = x − x̄, S0 = Σ_ij w_ij.
+
+    w_ij links each cell to its `neighbours` inside the map ("rook": 4 sides; "queen": also the 4 diagonals, no
+    wrap-around); `weights` "binary" gives every link 1, "row" gives 1/(the cell's number of neighbours), so each row
+    sums to 1 and S0 = N. The default (rook, binary) is this project's; (queen, row) is TopoLM's, which calls
+    esda's `Moran(t.flatten(), lat2W(h, w, rook=False)).I` (row standardisation is esda's default).
     +1 for smooth maps (a linear ramp tends to 1 as the map grows), ≈ −1/(N−1) for spatially random values,
-    −1 for a checkerboard. NaN for a constant map.
+    −1 for a rook checkerboard. NaN for a constant map.
     """
+    if neighbours not in NEIGHBOURS:
+        raise ValueError(f"neighbours={neighbours!r} must be one of {sorted(NEIGHBOURS)}")
+    if weights not in MORAN_WEIGHTS:
+        raise ValueError(f"weights={weights!r} must be one of {list(MORAN_WEIGHTS)}")
     z = _map(values)
     z = z - z.mean()
-    h, w = z.shape
-    links = 2.0 * (h * (w - 1) + (h - 1) * w)  # ΣW: every neighbour pair counted in both directions
-    cross = 2.0 * (np.sum(z[:, :-1] * z[:, 1:]) + np.sum(z[:-1, :] * z[1:, :]))
+    sums, degree = _neighbour_sums(z, neighbours)
     denom = np.sum(z * z)
-    return float(z.size / links * cross / denom) if denom > 0.0 else float("nan")
+    if denom == 0.0:
+        return float("nan")
+    if weights == "row":
+        return float(np.sum(z * sums / degree) / denom)
+    return float(z.size / np.sum(degree) * np.sum(z * sums) / denom)
+
+
+TOPOLM_MORAN = {"neighbours": "queen", "weights": "row"}  # TopoLM's eval/moran.py (esda, lat2W(rook=False))
+
+
+def t_map_morans(t: np.ndarray) -> tuple[float, float]:
+    """Moran's I of a t map in this project's convention and in TopoLM's; both NaN when some t is infinite."""
+    if not np.all(np.isfinite(t)):
+        return float("nan"), float("nan")
+    return morans_i(t), morans_i(t, **TOPOLM_MORAN)
 
 
 def ssim_window(shape: tuple[int, int]) -> int:

@@ -20,6 +20,8 @@ METRICS = {
     "response_smoothness": (("eval", "response_smoothness"), True),
     "effective_dim": (("eval", "effective_dimensionality"), False),
     "tdann_smoothness": (("eval", "tdann_smoothness"), True),  # TDANN smoothness of the selectivity maps, mean
+    "morans_i_topolm": (("eval", "morans_i_topolm"), True),    # TopoLM's Moran's I of the selectivity maps, mean
+    "topoformer_tgi": (("eval", "topoformer_tgi"), True),      # Topoformer's TGI of the topo layers, mean
     "wall_time_s": (("wall_time_s",), False),
 }
 

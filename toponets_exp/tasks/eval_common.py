@@ -19,6 +19,7 @@ from toponets_exp.brain import (effective_dimensionality, plot_bar, plot_curves,
                                 plot_weight_sheet, response_profiles, smoothness)
 from toponets_exp.brain.efficiency import DOWNSAMPLING_AXIS, PRUNING_AXIS, downsampling_curve, pruning_curve
 from toponets_exp.brain.tdann import leading_bins, mean_smoothness, tdann_curves
+from toponets_exp.brain.topoformer import topoformer_tgi
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo import TopoLayer, unit_matrix
 from toponets_exp.topo.selection import is_hf_conv1d
@@ -124,8 +125,9 @@ def weight_maps(layers: Sequence[TopoLayer], ev: Mapping[str, Any], figures: Pat
 def response_maps(layers: Sequence[TopoLayer], responses: Mapping[str, np.ndarray], ev: Mapping[str, Any],
                   report: dict[str, dict[str, Any]], figures: Path,
                   features: Mapping[str, np.ndarray] | None = None) -> None:
-    """Per layer: effective dimensionality (of `features`, default the responses) and functional (response-profile)
-    smoothness with its c(d) curve; the ED figure and the c(d) figure of weights and responses."""
+    """Per layer: effective dimensionality (of `features`, default the responses), functional (response-profile)
+    smoothness with its c(d) curve and Topoformer's TGI; the ED figure and the c(d) figure of weights and
+    responses."""
     features = features or responses
     for layer in layers:
         entry = report.setdefault(layer.name, {"sheet": list(layer.sheet)})
@@ -133,6 +135,8 @@ def response_maps(layers: Sequence[TopoLayer], responses: Mapping[str, np.ndarra
         result = smoothness(response_profiles(responses[layer.name]), layer.sheet, ev["smoothness"], ev["max_pairs"],
                             ev["seed"])
         entry["response_smoothness"], entry["response_similarity_curve"] = result.value, result.curve
+        tgi = topoformer_tgi(responses[layer.name], layer.sheet, seed=ev["seed"])
+        entry["topoformer_tgi"], entry["topoformer_tgi_per_cutoff"] = tgi.tgi, tgi.per_cutoff
     panels = {title: {layer.name: report[layer.name][key] for layer in layers if key in report[layer.name]}
               for title, key in (("weights", "weight_similarity_curve"),
                                  ("response profiles", "response_similarity_curve"))}

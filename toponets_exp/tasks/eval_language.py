@@ -88,6 +88,7 @@ def language_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
         report[layer.name]["language_selectivity"] = {
             "fraction_sentence_selective": sel.fraction_sentence_selective,
             "fraction_nonword_selective": sel.fraction_nonword_selective, "morans_i": sel.morans_i,
+            "morans_i_topolm": sel.morans_i_topolm,
             "tdann_smoothness": tdann, "tdann_bins": bins}
         plot_sheet_map(sel.t, ctx.figures / f"language_selectivity_{file_name(layer.name)}.png",
                        f"{layer.name}: sentences vs non-words (Welch t)", cmap="RdBu_r")

@@ -175,6 +175,7 @@ def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.nda
         leading_bins[layer.name] = [bins for _, bins in tdann]
         report[layer.name]["selectivity"] = {
             m.category: {"fraction_selective": m.fraction_selective, "morans_i": m.morans_i,
+                         "morans_i_topolm": m.morans_i_topolm,
                          "tdann_smoothness": value, "tdann_bins": bins, "peak_t": float(np.max(m.t))}
             for m, (value, bins) in zip(maps, tdann)}
         report[layer.name]["map_similarity"] = {

@@ -15,6 +15,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from toponets_exp.brain.topoformer import TGI_CUTOFFS, TGI_PAIRS
 from toponets_exp.errors import ConfigError
 from toponets_exp.io import write_json
 from toponets_exp.tasks.build import build_loggers, build_topo_for, output_dir, seed_and_check
@@ -96,12 +97,17 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
         "task": "eval", "kind": kind, "checkpoint": str(checkpoint), "model": cfg.model.net._target_,
         "architecture_from_checkpoint": architecture, "topo_weight": cfg.topo.weight,
         "smoothness_method": ev["smoothness"], "tdann": ev["tdann"],
-        "conventions": {"selectivity_std": ev["selectivity_std"], "ed_features": ev["ed_features"]},
+        "conventions": {"selectivity_std": ev["selectivity_std"], "ed_features": ev["ed_features"],
+                        "morans_i": "rook neighbours, binary weights", "morans_i_topolm": "queen neighbours, row-standardised weights (TopoLM)",
+                        "topoformer_tgi": {"cutoffs": [round(c, 12) for c in TGI_CUTOFFS], "pairs_drawn": TGI_PAIRS,
+                                           "seed": ev["seed"]}},
         "aggregate": {
             "weight_smoothness": mean_of(per_layer, "weight_smoothness"),
             "response_smoothness": mean_of(per_layer, "response_smoothness"),
             "effective_dimensionality": mean_of(per_layer, "effective_dimensionality"),
             **tdann_aggregate(per_layer),
+            **map_aggregate(per_layer, "morans_i_topolm"),
+            **layer_aggregate(per_layer, "topoformer_tgi"),
         },
         "layers": per_layer,
         **model_level,
@@ -121,19 +127,42 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
     return report
 
 
-def tdann_aggregate(per_layer: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Mean TDANN smoothness of the selectivity maps (vision categories, language contrast) that the statistic
-    resolves, and how many maps it used and left out: a map whose curve keeps one bin before an empty one (a small
-    lattice sheet) scores 1 by construction, and one with infinite t has no value."""
+def selectivity_entries(per_layer: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every selectivity map's entry: the vision categories' and the language contrast's, layer by layer."""
     maps = []
     for entry in per_layer.values():
         maps += list(entry.get("selectivity", {}).values())
         if "language_selectivity" in entry:
             maps.append(entry["language_selectivity"])
+    return maps
+
+
+def _counted_mean(key: str, values: list[Any], what: str) -> dict[str, Any]:
+    """The mean of the finite values, and how many of them it used and left out."""
+    used = [v for v in values if v is not None and np.isfinite(v)]
+    return {key: finite_mean(used), f"{key}_{what}_used": len(used), f"{key}_{what}_left_out": len(values) - len(used)}
+
+
+def tdann_aggregate(per_layer: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean TDANN smoothness of the selectivity maps (vision categories, language contrast) that the statistic
+    resolves, and how many maps it used and left out: a map whose curve keeps one bin before an empty one (a small
+    lattice sheet) scores 1 by construction, and one with infinite t has no value."""
+    maps = selectivity_entries(per_layer)
     used = [m["tdann_smoothness"] for m in maps if m.get("tdann_bins", 0) >= 2 and m.get("tdann_smoothness") is not None
             and np.isfinite(m["tdann_smoothness"])]
     return {"tdann_smoothness": finite_mean(used), "tdann_maps_used": len(used),
             "tdann_maps_left_out": len(maps) - len(used)}
+
+
+def map_aggregate(per_layer: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+    """Mean of a selectivity-map statistic over the maps where it is defined, with the counts used and left out."""
+    return _counted_mean(key, [m.get(key) for m in selectivity_entries(per_layer)], "maps")
+
+
+def layer_aggregate(per_layer: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+    """Mean of a topo-layer statistic over the layers where it is defined (Topoformer's TGI is undefined on a sheet
+    of fewer than 100 units), with the counts used and left out."""
+    return _counted_mean(key, [entry.get(key) for entry in per_layer.values() if key in entry], "layers")
 
 
 def run_eval(cfg: DictConfig) -> dict[str, Any]:
