@@ -160,3 +160,16 @@ def test_text_batches_pad_right_with_mask():
     assert batches[0]["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     with pytest.raises(ValueError, match="no tokens"):
         list(text_batches([""], lambda s: [], batch_size=1))
+
+
+def test_rectified_recording_is_the_mean_of_the_relu() -> None:
+    """rectify=True records max(x, 0) averaged over positions: the response of a ReLU after the layer."""
+    torch.manual_seed(0)
+    conv = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))
+    x = torch.randn(5, 3, 6, 6)
+    plain = record_activations(conv, ["0"], [x], progress=False)["0"]
+    rectified = record_activations(conv, ["0"], [x], progress=False, rectify=True)["0"]
+    with torch.no_grad():
+        out = conv(x)
+    np.testing.assert_allclose(plain, out.mean(dim=(2, 3)).numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(rectified, out.clamp_min(0).mean(dim=(2, 3)).numpy(), rtol=1e-6, atol=1e-7)

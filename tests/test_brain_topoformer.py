@@ -28,7 +28,8 @@ def reference_tgi(activations: np.ndarray, side: int, n_samples: int, seed: int)
     np.random.seed(seed)
     values = []
     for max_dist in np.linspace(0.1, 0.8, 8):
-        corrs = np.corrcoef(activations.T).flatten()
+        with np.errstate(invalid="ignore", divide="ignore"):  # a constant unit: NaN correlations, set to 0 below
+            corrs = np.corrcoef(activations.T).flatten()
         corrs[np.isnan(corrs)] = 0
         dists = reference_distances(side).flatten()
         corrs, dists = corrs[dists <= max_dist], dists[dists <= max_dist]

@@ -118,6 +118,8 @@ def test_wandb_offline_run_files(tmp_path):
     ("eval.selectivity_std=pooled", "eval.selectivity_std='pooled' is not supported; use one of sample, population"),
     ("eval.tdann.num_bins=0", "eval.tdann.num_bins=0 must be a positive integer"),
     ("eval.pruning=[0.5,2]", "eval.pruning=[0.5, 2] must be a list of sparsities in [0, 1]"),
+    ("eval.orientation_preference=argmax",
+     "eval.orientation_preference='argmax' is not supported; use one of vonmises, vector"),
     ("eval.layers=[layer9]", "eval.layers / eval.predictivity_layers name 'layer9', which is not a module of ResNet"),
 ])
 def test_bad_eval_settings_are_one_clear_line(tiny_checkpoint, tmp_path, override, message):

@@ -1,7 +1,9 @@
 """End to end: evaluation after training and task=eval on a checkpoint, vision and language."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -9,7 +11,7 @@ from cli import FAST_EVAL, TINY, run_cli
 
 VISION_LAYER_KEYS = {"sheet", "weight_smoothness", "weight_similarity_curve", "effective_dimensionality",
                      "response_smoothness", "response_similarity_curve", "topoformer_tgi", "topoformer_tgi_per_cutoff",
-                     "selectivity", "map_similarity"}
+                     "selectivity", "map_similarity", "orientation"}
 LANGUAGE_LAYER_KEYS = {"sheet", "weight_smoothness", "weight_similarity_curve", "effective_dimensionality",
                        "response_smoothness", "response_similarity_curve", "topoformer_tgi", "language_selectivity"}
 
@@ -57,12 +59,24 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
                                         "tdann_smoothness", "tdann_maps_used", "tdann_maps_left_out",
                                         "morans_i_topolm", "morans_i_topolm_maps_used", "morans_i_topolm_maps_left_out",
                                         "topoformer_tgi", "topoformer_tgi_layers_used",
-                                        "topoformer_tgi_layers_left_out"}
+                                        "topoformer_tgi_layers_left_out", "orientation_selective_fraction",
+                                        "orientation_tdann_smoothness", "orientation_tdann_maps_used",
+                                        "spatial_entropy", "spatial_entropy_maps_used", "cluster_radius",
+                                        "cluster_radius_maps_used", "radial_spectrum_slope",
+                                        "radial_spectrum_slope_maps_used", "orientation_maps"}
     agg = report["aggregate"]
     small = [name for name, entry in report["layers"].items() if entry["sheet"][0] * entry["sheet"][1] < 100]
     assert agg["topoformer_tgi_layers_left_out"] == len(small) == 4  # 8x8: no unit pair within 0.1 (a step is 1/8)
     assert all(report["layers"][name]["topoformer_tgi"] is None for name in small)
     assert agg["morans_i_topolm_maps_used"] == 160
+    assert agg["orientation_maps"] == 16 and agg["orientation_tdann_maps_used"] == 12  # 8x8 sheets: unresolved
+    assert report["gratings"]["images"] == 640 and report["gratings"]["size"] == 8
+    assert report["gratings"]["input"] == "DigitsDataModule's size and standardisation"
+    for entry in report["layers"].values():
+        tuning = entry["orientation"]
+        assert 0.0 <= tuning["fraction_selective"] <= tuning["fraction_responsive"] <= 1.0
+        assert sum(tuning["preferred_frequency_counts"]) == entry["sheet"][0] * entry["sheet"][1]
+        assert 0.0 <= tuning["spatial_entropy"] <= np.log(8)
     resolved = [sel["tdann_smoothness"] for entry in report["layers"].values()
                 for sel in entry["selectivity"].values() if sel["tdann_bins"] >= 2]
     assert agg["tdann_maps_used"] == len(resolved) and agg["tdann_maps_used"] + agg["tdann_maps_left_out"] == 160
@@ -83,7 +97,7 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
     assert [row["factor"] for row in eff["downsampling"]["curve"]] == [1, 2]
     assert eff["downsampling"]["curve"][1]["kept_fraction"] == pytest.approx(0.25)
     check_figures(tmp_path, report, ["weight_sheet_", "similarity_vs_distance", "selectivity_", "effective_dim",
-                                     "pruning", "downsampling"])
+                                     "pruning", "downsampling", "orientation_maps"])
     # The evaluation at the end of training analysed the trained objects in memory; reloading the same weights
     # (one epoch: last.ckpt holds the best epoch's weights) gives the same numbers.
     after_train = json.loads((train_dir / "report.json").read_text())
@@ -202,3 +216,17 @@ def test_map_and_layer_aggregates_count_what_they_leave_out():
         "morans_i_topolm": pytest.approx(0.3), "morans_i_topolm_maps_used": 2, "morans_i_topolm_maps_left_out": 2}
     assert layer_aggregate(per_layer, "topoformer_tgi") == {
         "topoformer_tgi": pytest.approx(0.2), "topoformer_tgi_layers_used": 2, "topoformer_tgi_layers_left_out": 1}
+
+
+@pytest.mark.parametrize("key, value", [("gratings", "yes"), ("efficiency", 1)])
+def test_switches_of_the_evaluation_must_be_booleans(key, value):
+    from omegaconf import OmegaConf
+
+    from toponets_exp.errors import ConfigError
+    from toponets_exp.tasks.eval_config import eval_settings
+
+    cfg = OmegaConf.create({"seed": 0, "eval": OmegaConf.load(Path(__file__).parents[1] / "conf/eval/auto.yaml")})
+    assert eval_settings(cfg)["gratings"] is True
+    cfg.eval[key] = value
+    with pytest.raises(ConfigError, match=f"eval.{key}={value!r} must be true or false"):
+        eval_settings(cfg)

@@ -11,7 +11,7 @@ kept, never a layer's full activations over the stimulus set:
   "last" is the last non-padding position (left or right padding both work).
 
 A module output that is a tuple or list (e.g. a transformer block's ``(hidden, ...)``) is recorded by its first
-element.
+element. With ``rectify=True`` the output is rectified (max(x, 0), a ReLU after the layer) before it is reduced.
 """
 
 from __future__ import annotations
@@ -102,14 +102,15 @@ def _last_token(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return x[torch.arange(x.shape[0], device=x.device), last]
 
 
-def reduce_output(output: Any, reduce: str, mask: torch.Tensor | None, name: str) -> torch.Tensor:
+def reduce_output(output: Any, reduce: str, mask: torch.Tensor | None, name: str,
+                  rectify: bool = False) -> torch.Tensor:
     """One module output -> (B, units) following the module docstring's rules."""
     if isinstance(output, (tuple, list)) and output:
         output = output[0]
     if not isinstance(output, torch.Tensor):
         raise TypeError(f"layer {name!r} returns {type(output).__name__}, not a tensor; record a module whose "
                           "output is a tensor (or a tuple starting with one)")
-    x = output.float()
+    x = output.float().clamp_min(0) if rectify else output.float()
     if x.ndim == 2:
         return x
     if reduce == "flatten":
@@ -128,8 +129,8 @@ def reduce_output(output: Any, reduce: str, mask: torch.Tensor | None, name: str
 class _Recorder:
     """Forward hooks that reduce each named module's output once per forward call into per-batch rows."""
 
-    def __init__(self, modules: Mapping[str, nn.Module], reduce: str) -> None:
-        self.reduce = reduce
+    def __init__(self, modules: Mapping[str, nn.Module], reduce: str, rectify: bool = False) -> None:
+        self.reduce, self.rectify = reduce, rectify
         self.mask: torch.Tensor | None = None
         self.current: dict[str, np.ndarray] = {}
         self.chunks: dict[str, list[np.ndarray]] = {name: [] for name in modules}
@@ -142,7 +143,7 @@ class _Recorder:
             if name in self.current:
                 raise ValueError(f"layer {name!r} ran more than once in one forward pass (a shared module); "
                                   "record a module that runs once per input")
-            rows = reduce_output(output, self.reduce, self.mask, name)
+            rows = reduce_output(output, self.reduce, self.mask, name, self.rectify)
             self.current[name] = rows.detach().cpu().numpy().astype(np.float32, copy=False)
         return hook
 
@@ -169,6 +170,7 @@ def record_activations(
     device: torch.device | str | None = None,
     forward: Callable[[nn.Module, Any], Any] | None = None,
     progress: bool = True,
+    rectify: bool = False,
 ) -> dict[str, np.ndarray]:
     """Each named module's output over all batches as a float32 (stimuli × units) array, keyed by layer name.
 
@@ -180,7 +182,7 @@ def record_activations(
     modules = resolve_modules(model, layer_names)
     device = torch.device(device) if device is not None else model_device(model)
     run = forward or default_forward
-    recorder = _Recorder(modules, reduce)
+    recorder = _Recorder(modules, reduce, rectify)
     try:
         with evaluating(model):
             for batch in tqdm(batches, desc="activations", unit="batch", disable=not progress):

@@ -82,12 +82,16 @@ def _pair_chunks(n: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         yield i, np.arange(counts.sum()) - offsets + i + 1
 
 
-def _pair_values(values: np.ndarray, positions: np.ndarray,
-                 distance_cutoff: float | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(sheet distance, |value difference|) of every pair of units, in chunks; pairs beyond the cutoff dropped."""
+def _pair_values(values: np.ndarray, positions: np.ndarray, distance_cutoff: float | None,
+                 period: float | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(sheet distance, |value difference|) of every pair of units, in chunks; pairs beyond the cutoff dropped; with a
+    `period`, the difference of cyclic values, wrapped to at most period / 2."""
     for i, j in _pair_chunks(len(values)):
         d = np.hypot(*(positions[i] - positions[j]).T)
         diff = np.abs(values[i] - values[j])
+        if period is not None:
+            diff = np.mod(diff, period)
+            diff = np.minimum(diff, period - diff)
         if distance_cutoff is not None:
             keep = d <= distance_cutoff
             d, diff = d[keep], diff[keep]
@@ -95,18 +99,18 @@ def _pair_values(values: np.ndarray, positions: np.ndarray,
 
 
 def _sample_curve(values: np.ndarray, positions: np.ndarray, num_bins: int, distance_cutoff: float | None,
-                  edges: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+                  edges: np.ndarray | None, period: float | None) -> tuple[np.ndarray, np.ndarray]:
     """The |difference|-vs-distance curve of one sample of units, and its bin edges (computed when None)."""
     if edges is None:  # numpy's equal-width edges depend only on the smallest and largest distance
         lo, hi = np.inf, -np.inf
-        for d, _ in _pair_values(values, positions, distance_cutoff):
+        for d, _ in _pair_values(values, positions, distance_cutoff, period):
             if d.size:
                 lo, hi = min(lo, d.min()), max(hi, d.max())
         if not np.isfinite(lo):
             raise ValueError(f"no unit pair lies within distance_cutoff={distance_cutoff}")
         edges = np.histogram_bin_edges(np.array([lo, hi]), bins=num_bins)
     sums, counts = np.zeros(len(edges) - 1), np.zeros(len(edges) - 1)
-    for d, diff in _pair_values(values, positions, distance_cutoff):
+    for d, diff in _pair_values(values, positions, distance_cutoff, period):
         s, c = _bin_sums(d, diff, edges)
         sums += s
         counts += c
@@ -114,9 +118,10 @@ def _sample_curve(values: np.ndarray, positions: np.ndarray, num_bins: int, dist
 
 
 def tdann_curves(values: ArrayLike, sheet: tuple[int, int], num_bins: int = 20, num_samples: int = 1,
-                 sample_size: int | None = None, distance_cutoff: float | None = None,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The bin edges and the (num_samples, num_bins) |difference|-vs-distance curves of TDANN's smoothness."""
+                 sample_size: int | None = None, distance_cutoff: float | None = None, seed: int = 0,
+                 period: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The bin edges and the (num_samples, num_bins) |difference|-vs-distance curves of TDANN's smoothness (cyclic
+    values such as orientation preferences: `period`, e.g. 180, and differences wrapped to at most period / 2)."""
     h, w = (int(s) for s in sheet)
     v = as_float64(values).ravel()
     if h < 1 or w < 1 or h * w < 2:
@@ -132,6 +137,8 @@ def tdann_curves(values: ArrayLike, sheet: tuple[int, int], num_bins: int = 20, 
         raise ValueError(f"num_samples={num_samples!r} must be a positive integer")
     if sample_size is not None and not 2 <= int(sample_size) <= v.size:
         raise ValueError(f"sample_size={sample_size!r} must be between 2 and the {v.size} units (or None: all)")
+    if period is not None and not period > 0:
+        raise ValueError(f"period={period!r} must be positive (or None for values that are not cyclic)")
     if distance_cutoff is not None and not distance_cutoff > 0:
         raise ValueError(f"distance_cutoff={distance_cutoff!r} must be a positive distance (or None)")
     positions = _positions((h, w))
@@ -140,7 +147,7 @@ def tdann_curves(values: ArrayLike, sheet: tuple[int, int], num_bins: int = 20, 
     for _ in range(int(num_samples)):
         units = (np.arange(v.size) if sample_size is None
                  else rng.choice(v.size, size=int(sample_size), replace=False))
-        curve, edges = _sample_curve(v[units], positions[units], int(num_bins), distance_cutoff, edges)
+        curve, edges = _sample_curve(v[units], positions[units], int(num_bins), distance_cutoff, edges, period)
         curves.append(curve)
     return edges, np.stack(curves)
 
@@ -152,12 +159,14 @@ def leading_bins(curve: np.ndarray) -> int:
 
 
 def tdann_smoothness(values: ArrayLike, sheet: tuple[int, int], num_bins: int = 20, num_samples: int = 1,
-                     sample_size: int | None = None, distance_cutoff: float | None = None, seed: int = 0) -> float:
+                     sample_size: int | None = None, distance_cutoff: float | None = None, seed: int = 0,
+                     period: float | None = None) -> float:
     """TDANN's smoothness of a scalar map (one value per unit, row-major on `sheet`); see the module docstring.
 
-    sample_size None takes every unit (then every sample is the same); distance_cutoff None keeps every pair.
+    sample_size None takes every unit (then every sample is the same); distance_cutoff None keeps every pair; period
+    (e.g. 180 for orientation in degrees) wraps the differences of cyclic values to at most period / 2.
     """
-    _, curves = tdann_curves(values, sheet, num_bins, num_samples, sample_size, distance_cutoff, seed)
+    _, curves = tdann_curves(values, sheet, num_bins, num_samples, sample_size, distance_cutoff, seed, period)
     return mean_smoothness(curves)
 
 

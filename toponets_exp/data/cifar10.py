@@ -23,6 +23,8 @@ class CIFAR10DataModule(L.LightningDataModule):
     training augmentation is a 4-pixel-padded random crop and a horizontal flip."""
 
     n_classes = 10
+    pixel_stats = (CIFAR_MEAN, CIFAR_STD)  # the standardisation of [0, 1] pixels the model sees: (mean, std)
+    input_size = 32                       # the side of the square images the model is trained on
 
     def __init__(self, root: str | None, download: bool = False, num_classes: int = 10, val_size: int = 5000,
                  split_seed: int = 0, batch_size: int = 128, num_workers: int = 4, pin_memory: bool = False) -> None:

@@ -21,6 +21,12 @@ class DigitsDataModule(L.LightningDataModule):
 
     n_digit_classes = 10
     class_names = tuple(f"digit {i}" for i in range(n_digit_classes))  # what each label means, for figures
+    pixel_stats = ((0.3,) * 3, (0.4,) * 3)  # the standardisation of [0, 1] pixels the model sees: (mean, std)
+
+    @property
+    def input_size(self) -> int:
+        """The side of the square images the model is trained on."""
+        return int(self.hparams.image_size)
 
     def __init__(self, num_classes: int = 10, image_size: int = 16, batch_size: int = 64, val_fraction: float = 0.15,
                  test_fraction: float = 0.15, split_seed: int = 0, augment_shift: int = 1, num_workers: int = 0,

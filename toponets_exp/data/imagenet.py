@@ -13,8 +13,8 @@ from torchvision.datasets import ImageFolder
 
 from toponets_exp.data.prepared import PreparedDataError, PreparedImages, read_meta
 from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
-from toponets_exp.data.vision import (Transformed, check_image_size, imagenet_eval_transform,
-                                      imagenet_train_transform)
+from toponets_exp.data.vision import (IMAGENET_MEAN, IMAGENET_STD, Transformed, check_image_size,
+                                      imagenet_eval_transform, imagenet_train_transform)
 from toponets_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,13 @@ class ImageNetDataModule(L.LightningDataModule):
     """`root`/train and `root`/val class folders (or HF `hf_name` splits, or the splits of `prepared_dir` made from
     class folders by task=prepare); test evaluates the val split, as the ImageNet test labels are not public.
     Train: RandomResizedCrop + flip; eval: resize ·256/224, center crop."""
+
+    pixel_stats = (IMAGENET_MEAN, IMAGENET_STD)  # the standardisation of [0, 1] pixels the model sees: (mean, std)
+
+    @property
+    def input_size(self) -> int:
+        """The side of the square images the model is evaluated on."""
+        return int(self.hparams.eval_image_size or self.hparams.image_size)
 
     def __init__(self, root: str | None = None, hf_name: str | None = None, hf_config: str | None = None,
                  num_classes: int = 1000, image_size: int = 224, eval_image_size: int | None = None,

@@ -18,7 +18,11 @@ LABELS = {"test_acc": "test accuracy", "test_ppl": "test perplexity", "test_loss
           "topo_loss": "TopoLoss (unweighted mean)", "weight_smoothness": "weight smoothness",
           "response_smoothness": "response smoothness", "effective_dim": "effective dimensionality",
           "tdann_smoothness": "TDANN smoothness of the selectivity maps",
-          "morans_i_topolm": "Moran's I (TopoLM) of the selectivity maps", "topoformer_tgi": "Topoformer TGI"}
+          "morans_i_topolm": "Moran's I (TopoLM) of the selectivity maps", "topoformer_tgi": "Topoformer TGI",
+          "orientation_selective": "orientation-selective share (gratings)",
+          "orientation_smoothness": "TDANN smoothness of the orientation maps",
+          "spatial_entropy": "spatial entropy of orientations (All-TNN, nats)",
+          "cluster_radius": "orientation cluster radius (All-TNN, units)"}
 
 
 def _group_name(row: dict[str, Any], keys: Sequence[str]) -> str:
@@ -57,7 +61,8 @@ def plot_pareto(table: Sequence[dict[str, Any]], metric: str, path: Path) -> Pat
 # The least y-span of a panel: an absolute span for metrics bounded in [0, 1] (or so), else a share of the mean;
 # with seeds, at least SD_SPAN pooled seed sds. A spread below the noise then looks flat.
 MIN_SPAN = {"test_acc": 0.05, "topo_loss": 0.05, "weight_smoothness": 0.05, "response_smoothness": 0.05,
-            "tdann_smoothness": 0.05, "morans_i_topolm": 0.05, "topoformer_tgi": 0.05}
+            "tdann_smoothness": 0.05, "morans_i_topolm": 0.05, "topoformer_tgi": 0.05, "orientation_selective": 0.05,
+            "orientation_smoothness": 0.05, "spatial_entropy": 0.1, "cluster_radius": 0.5}
 MIN_RELATIVE_SPAN = 0.05
 SD_SPAN = 6.0
 BOUNDS = {"test_acc": (0.0, 1.0)}  # a range is shifted (not cut) to stay inside these

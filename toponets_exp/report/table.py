@@ -22,6 +22,10 @@ METRICS = {
     "tdann_smoothness": (("eval", "tdann_smoothness"), True),  # TDANN smoothness of the selectivity maps, mean
     "morans_i_topolm": (("eval", "morans_i_topolm"), True),    # TopoLM's Moran's I of the selectivity maps, mean
     "topoformer_tgi": (("eval", "topoformer_tgi"), True),      # Topoformer's TGI of the topo layers, mean
+    "orientation_selective": (("eval", "orientation_selective_fraction"), True),  # share of units, gratings
+    "orientation_smoothness": (("eval", "orientation_tdann_smoothness"), True),   # TDANN, orientation maps
+    "spatial_entropy": (("eval", "spatial_entropy"), False),   # All-TNN, orientation maps (nats; low: clustered)
+    "cluster_radius": (("eval", "cluster_radius"), True),      # All-TNN, orientation maps (units)
     "wall_time_s": (("wall_time_s",), False),
 }
 

@@ -61,12 +61,13 @@ def check_layers(net: nn.Module, names: Sequence[str]) -> None:
                           f"{type(net).__name__}" + (f"; closest: {', '.join(close)}" if close else ""))
 
 
-def map_tdann_smoothness(values: np.ndarray, sheet: Sequence[int], ev: Mapping[str, Any]) -> tuple[float, int]:
-    """TDANN smoothness of a selectivity map with the eval.tdann settings, and the fewest bins a sample's curve kept
-    before its first empty bin (the value is NaN, with 0 bins, when the map has infinite values)."""
+def map_tdann_smoothness(values: np.ndarray, sheet: Sequence[int], ev: Mapping[str, Any],
+                         period: float | None = None) -> tuple[float, int]:
+    """TDANN smoothness of a map (a selectivity map; with `period`, a cyclic one) with the eval.tdann settings, and the
+    fewest bins a sample's curve kept before its first empty bin (NaN, with 0 bins, when some value is not finite)."""
     if not np.all(np.isfinite(values)):
         return float("nan"), 0
-    _, curves = tdann_curves(values, tuple(sheet), seed=ev["seed"], **ev["tdann"])
+    _, curves = tdann_curves(values, tuple(sheet), seed=ev["seed"], period=period, **ev["tdann"])
     return mean_smoothness(curves), min(leading_bins(curve) for curve in curves)
 
 

@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.brain.activations import REDUCTIONS
+from toponets_exp.brain.gratings import PREFERENCES
 from toponets_exp.brain.smoothness import METHODS
 from toponets_exp.errors import ConfigError
 
@@ -19,6 +20,7 @@ CHOICES: dict[str, Sequence[str]] = {
     "ed_features": ("pooled", "unpooled"),
     "token_reduce": tuple(r for r in REDUCTIONS if r != "flatten"),
     "tokenizer": ("auto", "data", "gpt2", "bytes"),
+    "orientation_preference": PREFERENCES,
 }
 POSITIVE_INTS = ("batch_size", "max_pairs", "n_sentences", "tdann.num_bins", "tdann.num_samples")
 OPTIONAL_POSITIVE_INTS = ("metric_batches", "max_categories", "max_per_category", "tdann.sample_size")
@@ -84,6 +86,9 @@ def eval_settings(cfg: DictConfig) -> dict[str, Any]:
         except (RuntimeError, TypeError) as err:
             raise ConfigError(f"eval.device={ev['device']!r} is not a torch device ({err}); use auto, cpu, cuda, "
                               "cuda:0 ...") from None
+    for key in ("efficiency", "gratings"):
+        if not isinstance(ev[key], bool):
+            raise ConfigError(f"eval.{key}={ev[key]!r} must be true or false")
     for key in ("layers", "predictivity_layers"):
         if not isinstance(ev[key], list) or not all(isinstance(n, str) for n in ev[key]):
             raise ConfigError(f"eval.{key}={ev[key]!r} must be a list of module names")

@@ -17,6 +17,7 @@ from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.tasks.eval_common import (STD_DDOF, EvalContext, check_layers, efficiency, file_name,
                                            map_tdann_smoothness, phase, response_maps, warn_unresolved)
+from toponets_exp.tasks.eval_gratings import orientation_analysis
 
 
 def stimulus_folder(stimuli: str) -> Any:
@@ -232,6 +233,8 @@ def vision_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
     selectivity(ctx, acts, labels, categories, report, meaning, stimuli)
     out: dict[str, Any] = {"stimuli": ev["stimuli"] or "data test split", "n_stimuli": int(len(labels)),
                            "categories": present, "category_meaning": {c: meaning[c] for c in present}}
+    if ev["gratings"]:
+        out["gratings"] = orientation_analysis(ctx, report)
     if ev["efficiency"]:
         if ctx.data is None:
             ctx.skip("efficiency", "the task's test split for accuracy")

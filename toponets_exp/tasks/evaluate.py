@@ -21,6 +21,7 @@ from toponets_exp.io import write_json
 from toponets_exp.tasks.build import build_loggers, build_topo_for, output_dir, seed_and_check
 from toponets_exp.tasks.eval_common import EvalContext, finite_mean, jsonable, mean_of, weight_maps
 from toponets_exp.tasks.eval_config import eval_settings
+from toponets_exp.tasks.eval_gratings import orientation_aggregate
 from toponets_exp.tasks.eval_model import checkpoint_net, eval_tokenizer, task_data
 from toponets_exp.topo import TopoLayer
 
@@ -98,7 +99,8 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
         "architecture_from_checkpoint": architecture, "topo_weight": cfg.topo.weight,
         "smoothness_method": ev["smoothness"], "tdann": ev["tdann"],
         "conventions": {"selectivity_std": ev["selectivity_std"], "ed_features": ev["ed_features"],
-                        "morans_i": "rook neighbours, binary weights", "morans_i_topolm": "queen neighbours, row-standardised weights (TopoLM)",
+                        "morans_i": "rook neighbours, binary weights",
+                        "morans_i_topolm": "queen neighbours, row-standardised weights (TopoLM)",
                         "topoformer_tgi": {"cutoffs": [round(c, 12) for c in TGI_CUTOFFS], "pairs_drawn": TGI_PAIRS,
                                            "seed": ev["seed"]}},
         "aggregate": {
@@ -108,6 +110,7 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
             **tdann_aggregate(per_layer),
             **map_aggregate(per_layer, "morans_i_topolm"),
             **layer_aggregate(per_layer, "topoformer_tgi"),
+            **orientation_aggregate(per_layer),
         },
         "layers": per_layer,
         **model_level,

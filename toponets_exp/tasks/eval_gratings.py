@@ -1,0 +1,99 @@
+"""Vision evaluation on sine gratings: every topo unit's orientation tuning, and the orientation maps' statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from toponets_exp.brain.activations import record_activations
+from toponets_exp.brain.gratings import (COLOURS, ORIENTATIONS, PHASES, TDANN_CYCLES, Tuning, grating_tuning,
+                                         make_gratings)
+from toponets_exp.brain.orientation_maps import (cluster_radii, orientation_bins, radial_power_profile,
+                                                 spatial_entropy_map, spectrum_slope)
+from toponets_exp.brain.plots import plot_orientation_maps
+from toponets_exp.data.vision import IMAGENET_MEAN, IMAGENET_STD
+from toponets_exp.tasks.eval_common import EvalContext, finite_mean, map_tdann_smoothness, phase
+
+
+def grating_input(ctx: EvalContext) -> tuple[int, tuple[float, ...], tuple[float, ...], str]:
+    """Side and pixel standardisation of the images the model sees (its data's, else eval.image_size with ImageNet's
+    statistics), and where they came from."""
+    data = ctx.data
+    if data is not None and hasattr(data, "pixel_stats") and hasattr(data, "input_size"):
+        return int(data.input_size), *data.pixel_stats, f"{type(data).__name__}'s size and standardisation"
+    return int(ctx.ev["image_size"]), IMAGENET_MEAN, IMAGENET_STD, "eval.image_size, ImageNet's standardisation"
+
+
+def orientation_analysis(ctx: EvalContext, report: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per topo layer: orientation tuning to TDANN's gratings, the share of selective units, and the orientation
+    map's TDANN smoothness (differences wrapped to ≤ 90°), All-TNN spatial entropy, cluster radius and radial spectrum
+    slope; the figure.
+
+    A unit's response is its rectified output averaged over the feature map's positions: TDANN and All-TNN tune
+    post-ReLU responses, and a linear unit's response to a full-field grating, averaged over positions or phases,
+    hardly depends on the grating's orientation."""
+    ev = ctx.ev
+    size, mean, std, source = grating_input(ctx)
+    gratings = make_gratings(size)
+    images = (gratings.images - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    phase("orientation tuning of %d topo layers to %d sine gratings (%dx%d pixels)", len(ctx.layers),
+          len(images), size, size)
+    batches = (images[i:i + ev["batch_size"]] for i in range(0, len(images), ev["batch_size"]))
+    acts = record_activations(ctx.net, [layer.name for layer in ctx.layers], batches, reduce="mean",
+                              device=ctx.device, progress=False, rectify=True)
+    maps, notes = {}, {}
+    for layer in ctx.layers:
+        tuning = grating_tuning(acts[layer.name], gratings, ev["orientation_preference"])
+        entry = report[layer.name]["orientation"] = _map_statistics(tuning, layer.sheet, ev)
+        maps[layer.name] = tuning.preferred_orientation.reshape(layer.sheet)
+        notes[layer.name] = (f"{100 * entry['fraction_selective']:.0f}% selective, "
+                             + (f"smoothness {entry['tdann_smoothness']:.2f}" if entry["tdann_bins"] >= 2
+                                else "smoothness n/a (small sheet)"))
+    title = (f"Preferred orientation on the sheet ({ev['orientation_preference']}; {len(images)} sine gratings); "
+             "selective: circular variance < 0.6; TDANN smoothness, differences wrapped to ≤ 90°")
+    plot_orientation_maps(maps, notes, ctx.figures / "orientation_maps.png", title)
+    return {"images": len(images), "size": size, "input": source, "orientations_deg": list(ORIENTATIONS),
+            "cycles_per_image": list(gratings.cycles_per_image), "phases_rad": list(PHASES), "colours": list(COLOURS),
+            "preference": ev["orientation_preference"]}
+
+
+def _map_statistics(tuning: Tuning, sheet: tuple[int, int], ev: dict[str, Any]) -> dict[str, Any]:
+    """One layer's tuning summary and its orientation map's statistics (TDANN, All-TNN)."""
+    theta = tuning.preferred_orientation
+    smooth, bins = map_tdann_smoothness(theta, sheet, ev, period=180.0)
+    entropy = spatial_entropy_map(orientation_bins(theta, sheet, excluded=tuning.flat))
+    radii = cluster_radii(orientation_bins(theta, sheet))
+    finite = bool(np.all(np.isfinite(theta)))
+    cv = tuning.circular_variance
+    return {
+        "fraction_selective": float(np.mean(tuning.selective)),
+        "fraction_responsive": float(np.mean(tuning.responsive)),
+        "median_circular_variance": float(np.nanmedian(cv)) if np.any(np.isfinite(cv)) else None,
+        "units_without_preference": int(np.sum(~np.isfinite(theta))),
+        "tdann_smoothness": smooth, "tdann_bins": bins,
+        "spatial_entropy": finite_mean(entropy.ravel().tolist()),
+        "cluster_radius": float(np.mean(radii)),
+        "units_without_cluster_radius": int(np.sum(np.isnan(radii))),
+        "radial_spectrum_slope": (spectrum_slope(radial_power_profile(np.mod(theta, 180.0).reshape(sheet) / 180.0))
+                                  if finite else None),
+        "preferred_frequency_counts": np.bincount(tuning.preferred_frequency, minlength=len(TDANN_CYCLES)),
+    }
+
+
+def orientation_aggregate(per_layer: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Means over the topo layers' orientation maps where each value is defined (TDANN smoothness: resolved maps), with
+    the number of maps each mean used; nothing when no grating analysis ran."""
+    entries = [entry["orientation"] for entry in per_layer.values() if "orientation" in entry]
+    if not entries:
+        return {}
+    resolved = [e["tdann_smoothness"] for e in entries if e["tdann_bins"] >= 2]
+    out = {"orientation_selective_fraction": finite_mean(e["fraction_selective"] for e in entries),
+           "orientation_tdann_smoothness": finite_mean(resolved)}
+    out["orientation_tdann_maps_used"] = sum(1 for v in resolved if v is not None and np.isfinite(v))
+    for key in ("spatial_entropy", "cluster_radius", "radial_spectrum_slope"):
+        values = [e[key] for e in entries if e[key] is not None and np.isfinite(e[key])]
+        out[key], out[f"{key}_maps_used"] = finite_mean(values), len(values)
+    out["orientation_maps"] = len(entries)
+    return out
