@@ -63,7 +63,8 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
                                         "orientation_tdann_smoothness", "orientation_tdann_maps_used",
                                         "spatial_entropy", "spatial_entropy_maps_used", "cluster_radius",
                                         "cluster_radius_maps_used", "radial_spectrum_slope",
-                                        "radial_spectrum_slope_maps_used", "orientation_maps"}
+                                        "radial_spectrum_slope_maps_used", "pinwheel_density",
+                                        "pinwheel_density_maps_used", "pinwheels", "orientation_maps"}
     agg = report["aggregate"]
     small = [name for name, entry in report["layers"].items() if entry["sheet"][0] * entry["sheet"][1] < 100]
     assert agg["topoformer_tgi_layers_left_out"] == len(small) == 4  # 8x8: no unit pair within 0.1 (a step is 1/8)
@@ -77,6 +78,9 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
         assert 0.0 <= tuning["fraction_selective"] <= tuning["fraction_responsive"] <= 1.0
         assert sum(tuning["preferred_frequency_counts"]) == entry["sheet"][0] * entry["sheet"][1]
         assert 0.0 <= tuning["spatial_entropy"] <= np.log(8)
+        assert tuning["pinwheels"] == tuning["pinwheels_positive"] + tuning["pinwheels_negative"]
+        assert "pinwheel_centres" not in tuning
+    assert agg["pinwheels"] == sum(e["orientation"]["pinwheels"] for e in report["layers"].values())
     resolved = [sel["tdann_smoothness"] for entry in report["layers"].values()
                 for sel in entry["selectivity"].values() if sel["tdann_bins"] >= 2]
     assert agg["tdann_maps_used"] == len(resolved) and agg["tdann_maps_used"] + agg["tdann_maps_left_out"] == 160
@@ -216,6 +220,27 @@ def test_map_and_layer_aggregates_count_what_they_leave_out():
         "morans_i_topolm": pytest.approx(0.3), "morans_i_topolm_maps_used": 2, "morans_i_topolm_maps_left_out": 2}
     assert layer_aggregate(per_layer, "topoformer_tgi") == {
         "topoformer_tgi": pytest.approx(0.2), "topoformer_tgi_layers_used": 2, "topoformer_tgi_layers_left_out": 1}
+
+
+def test_orientation_aggregate_leaves_out_undefined_maps():
+    """TDANN smoothness only over resolved maps, each All-TNN statistic and the pinwheel density over the maps where
+    they are defined, pinwheels summed."""
+    from toponets_exp.tasks.eval_gratings import orientation_aggregate
+
+    def entry(selective, smooth, bins, radius, density, pinwheels):
+        return {"orientation": {"fraction_selective": selective, "tdann_smoothness": smooth, "tdann_bins": bins,
+                                "spatial_entropy": 1.0, "cluster_radius": radius, "radial_spectrum_slope": -2.0,
+                                "pinwheel_density": density, "pinwheels": pinwheels}}
+
+    per_layer = {"a": entry(0.2, 1.0, 1, float("nan"), None, None), "b": entry(0.4, 0.3, 5, 3.0, 2.0, 4),
+                 "c": entry(0.6, 0.1, 5, 5.0, 4.0, 2), "text": {"topoformer_tgi": 0.1}}
+    agg = orientation_aggregate(per_layer)
+    assert agg["orientation_selective_fraction"] == pytest.approx(0.4)
+    assert agg["orientation_tdann_smoothness"] == pytest.approx(0.2) and agg["orientation_tdann_maps_used"] == 2
+    assert agg["cluster_radius"] == pytest.approx(4.0) and agg["cluster_radius_maps_used"] == 2
+    assert agg["pinwheel_density"] == pytest.approx(3.0) and agg["pinwheel_density_maps_used"] == 2
+    assert agg["pinwheels"] == 6 and agg["orientation_maps"] == 3 and agg["spatial_entropy_maps_used"] == 3
+    assert orientation_aggregate({"text": {"topoformer_tgi": 0.1}}) == {}
 
 
 @pytest.mark.parametrize("key, value", [("gratings", "yes"), ("efficiency", 1)])

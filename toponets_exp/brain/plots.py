@@ -223,9 +223,11 @@ def plot_sheet_map(values2d: ArrayLike, path: str | Path, title: str, cmap: str 
     return save_png(sheet_map_figure(values2d, title, cmap, label, vmax, over), path)
 
 
-def orientation_figure(maps: Mapping[str, np.ndarray], notes: Mapping[str, str], title: str) -> Figure:
+def orientation_figure(maps: Mapping[str, np.ndarray], notes: Mapping[str, str], title: str,
+                       marks: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> Figure:
     """One preferred-orientation map per layer on a cyclic colour map over [0°, 180°) (0° and 180° the same colour);
-    units without a preference grey; `notes` (per layer) under each panel's name."""
+    units without a preference grey; `notes` (per layer) under each panel's name; `marks` (row, col) drawn as white
+    circles (pinwheel centres)."""
     if not maps:
         raise ValueError("orientation_figure needs at least one map")
     columns = min(len(maps), MAX_COLUMNS)
@@ -236,6 +238,10 @@ def orientation_figure(maps: Mapping[str, np.ndarray], notes: Mapping[str, str],
     colours = colormaps["twilight"].with_extremes(bad="0.8")
     for ax, (name, theta) in zip(axes, maps.items()):
         image = ax.imshow(np.mod(theta, 180.0), cmap=colours, vmin=0.0, vmax=180.0, interpolation="nearest")
+        points = (marks or {}).get(name, ())
+        if points:
+            ax.scatter([c for _, c in points], [r for r, _ in points], s=28, facecolors="none", edgecolors="white",
+                       linewidths=1.2)
         _sheet_axes(ax, f"{name}\n{notes.get(name, '')}")
         ax.title.set_fontsize("small")
     for ax in axes[len(maps):]:
@@ -247,6 +253,6 @@ def orientation_figure(maps: Mapping[str, np.ndarray], notes: Mapping[str, str],
 
 
 def plot_orientation_maps(maps: Mapping[str, np.ndarray], notes: Mapping[str, str], path: str | Path,
-                          title: str) -> Path:
+                          title: str, marks: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> Path:
     """Write orientation_figure as a PNG."""
-    return save_png(orientation_figure(maps, notes, title), path)
+    return save_png(orientation_figure(maps, notes, title, marks), path)

@@ -12,6 +12,7 @@ from toponets_exp.brain.gratings import (COLOURS, ORIENTATIONS, PHASES, TDANN_CY
                                          make_gratings)
 from toponets_exp.brain.orientation_maps import (cluster_radii, orientation_bins, radial_power_profile,
                                                  spatial_entropy_map, spectrum_slope)
+from toponets_exp.brain.pinwheels import count_pinwheels
 from toponets_exp.brain.plots import plot_orientation_maps
 from toponets_exp.data.vision import IMAGENET_MEAN, IMAGENET_STD
 from toponets_exp.tasks.eval_common import EvalContext, finite_mean, map_tdann_smoothness, phase
@@ -43,17 +44,20 @@ def orientation_analysis(ctx: EvalContext, report: dict[str, dict[str, Any]]) ->
     batches = (images[i:i + ev["batch_size"]] for i in range(0, len(images), ev["batch_size"]))
     acts = record_activations(ctx.net, [layer.name for layer in ctx.layers], batches, reduce="mean",
                               device=ctx.device, progress=False, rectify=True)
-    maps, notes = {}, {}
+    maps, notes, marks = {}, {}, {}
     for layer in ctx.layers:
         tuning = grating_tuning(acts[layer.name], gratings, ev["orientation_preference"])
         entry = report[layer.name]["orientation"] = _map_statistics(tuning, layer.sheet, ev)
         maps[layer.name] = tuning.preferred_orientation.reshape(layer.sheet)
+        marks[layer.name] = entry.pop("pinwheel_centres")
         notes[layer.name] = (f"{100 * entry['fraction_selective']:.0f}% selective, "
                              + (f"smoothness {entry['tdann_smoothness']:.2f}" if entry["tdann_bins"] >= 2
-                                else "smoothness n/a (small sheet)"))
+                                else "smoothness n/a (small sheet)")
+                             + (f", {entry['pinwheels']} pinwheels" if entry["pinwheels"] is not None else ""))
     title = (f"Preferred orientation on the sheet ({ev['orientation_preference']}; {len(images)} sine gratings); "
-             "selective: circular variance < 0.6; TDANN smoothness, differences wrapped to ≤ 90°")
-    plot_orientation_maps(maps, notes, ctx.figures / "orientation_maps.png", title)
+             "selective: circular variance < 0.6; TDANN smoothness, differences wrapped to ≤ 90°; "
+             "circles: pinwheels (TDANN's detector)")
+    plot_orientation_maps(maps, notes, ctx.figures / "orientation_maps.png", title, marks)
     return {"images": len(images), "size": size, "input": source, "orientations_deg": list(ORIENTATIONS),
             "cycles_per_image": list(gratings.cycles_per_image), "phases_rad": list(PHASES), "colours": list(COLOURS),
             "preference": ev["orientation_preference"]}
@@ -66,6 +70,7 @@ def _map_statistics(tuning: Tuning, sheet: tuple[int, int], ev: dict[str, Any]) 
     entropy = spatial_entropy_map(orientation_bins(theta, sheet, excluded=tuning.flat))
     radii = cluster_radii(orientation_bins(theta, sheet))
     finite = bool(np.all(np.isfinite(theta)))
+    pinwheels = count_pinwheels(theta.reshape(sheet)) if finite and min(sheet) >= 3 else None
     cv = tuning.circular_variance
     return {
         "fraction_selective": float(np.mean(tuning.selective)),
@@ -79,6 +84,12 @@ def _map_statistics(tuning: Tuning, sheet: tuple[int, int], ev: dict[str, Any]) 
         "radial_spectrum_slope": (spectrum_slope(radial_power_profile(np.mod(theta, 180.0).reshape(sheet) / 180.0))
                                   if finite else None),
         "preferred_frequency_counts": np.bincount(tuning.preferred_frequency, minlength=len(TDANN_CYCLES)),
+        "pinwheels": pinwheels.count if pinwheels else None,
+        "pinwheels_positive": pinwheels.positive if pinwheels else None,
+        "pinwheels_negative": pinwheels.negative if pinwheels else None,
+        "column_spacing": pinwheels.column_spacing if pinwheels else None,
+        "pinwheel_density": pinwheels.density if pinwheels else None,
+        "pinwheel_centres": pinwheels.centres if pinwheels else [],
     }
 
 
@@ -92,8 +103,9 @@ def orientation_aggregate(per_layer: dict[str, dict[str, Any]]) -> dict[str, Any
     out = {"orientation_selective_fraction": finite_mean(e["fraction_selective"] for e in entries),
            "orientation_tdann_smoothness": finite_mean(resolved)}
     out["orientation_tdann_maps_used"] = sum(1 for v in resolved if v is not None and np.isfinite(v))
-    for key in ("spatial_entropy", "cluster_radius", "radial_spectrum_slope"):
+    for key in ("spatial_entropy", "cluster_radius", "radial_spectrum_slope", "pinwheel_density"):
         values = [e[key] for e in entries if e[key] is not None and np.isfinite(e[key])]
         out[key], out[f"{key}_maps_used"] = finite_mean(values), len(values)
+    out["pinwheels"] = sum(e["pinwheels"] for e in entries if e["pinwheels"] is not None)
     out["orientation_maps"] = len(entries)
     return out
