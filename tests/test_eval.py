@@ -64,7 +64,8 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
                                         "spatial_entropy", "spatial_entropy_maps_used", "cluster_radius",
                                         "cluster_radius_maps_used", "radial_spectrum_slope",
                                         "radial_spectrum_slope_maps_used", "pinwheel_density",
-                                        "pinwheel_density_maps_used", "pinwheels", "orientation_maps"}
+                                        "pinwheel_density_maps_used", "pinwheels", "orientation_maps",
+                                        "patches", "patches_maps_used", "patches_maps_left_out"}
     agg = report["aggregate"]
     small = [name for name, entry in report["layers"].items() if entry["sheet"][0] * entry["sheet"][1] < 100]
     assert agg["topoformer_tgi_layers_left_out"] == len(small) == 4  # 8x8: no unit pair within 0.1 (a step is 1/8)
@@ -92,7 +93,9 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
         assert VISION_LAYER_KEYS <= set(entry)
         assert set(entry["selectivity"]) == {str(c) for c in range(10)}
         for sel in entry["selectivity"].values():
-            assert {"morans_i", "morans_i_topolm", "tdann_smoothness", "tdann_bins", "fraction_selective"} <= set(sel)
+            assert {"morans_i", "morans_i_topolm", "tdann_smoothness", "tdann_bins", "fraction_selective",
+                    "patches", "patch_areas"} <= set(sel)
+            assert sel["patches"] is None or sel["patches"] == len(sel["patch_areas"])
         assert len(entry["map_similarity"]["pearson"]) == 10
     assert report["category_meaning"]["3"] == "class 3 (digit 3)"
     eff = report["efficiency"]

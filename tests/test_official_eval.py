@@ -118,6 +118,9 @@ def test_official_nanogpt_file_with_the_embedded_sentences(tmp_path):
     assert set(report["skipped"]) == {"val_loss", "efficiency"} and "val_loss" not in report
     for entry in report["layers"].values():
         assert 0.0 <= entry["language_selectivity"]["tdann_smoothness"] <= 1.0
+        patches = entry["language_selectivity"]["patches"]
+        assert patches == len(entry["language_selectivity"]["patch_areas"])
+    assert report["aggregate"]["patches_maps_used"] == len(report["layers"])
 
 
 def test_a_file_of_another_family_is_one_clear_line(tmp_path):

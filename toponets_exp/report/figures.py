@@ -23,7 +23,8 @@ LABELS = {"test_acc": "test accuracy", "test_ppl": "test perplexity", "test_loss
           "orientation_smoothness": "TDANN smoothness of the orientation maps",
           "spatial_entropy": "spatial entropy of orientations (All-TNN, nats)",
           "cluster_radius": "orientation cluster radius (All-TNN, units)",
-          "pinwheel_density": "pinwheels per column spacing² (TDANN's detector)"}
+          "pinwheel_density": "pinwheels per column spacing² (TDANN's detector)",
+          "patches": "category patches per selectivity map (TDANN)"}
 
 
 def _group_name(row: dict[str, Any], keys: Sequence[str]) -> str:

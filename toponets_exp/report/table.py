@@ -27,6 +27,7 @@ METRICS = {
     "spatial_entropy": (("eval", "spatial_entropy"), False),   # All-TNN, orientation maps (nats; low: clustered)
     "cluster_radius": (("eval", "cluster_radius"), True),      # All-TNN, orientation maps (units)
     "pinwheel_density": (("eval", "pinwheel_density"), False),  # TDANN's detector, pinwheels per column spacing²
+    "patches": (("eval", "patches"), False),                    # TDANN's category patches per selectivity map
     "wall_time_s": (("wall_time_s",), False),
 }
 

@@ -18,6 +18,7 @@ from torch import nn
 from toponets_exp.brain import (effective_dimensionality, plot_bar, plot_curves, plot_similarity_curves,
                                 plot_weight_sheet, response_profiles, smoothness)
 from toponets_exp.brain.efficiency import DOWNSAMPLING_AXIS, PRUNING_AXIS, downsampling_curve, pruning_curve
+from toponets_exp.brain.patches import find_patches
 from toponets_exp.brain.tdann import leading_bins, mean_smoothness, tdann_curves
 from toponets_exp.brain.topoformer import topoformer_tgi
 from toponets_exp.errors import ConfigError
@@ -69,6 +70,15 @@ def map_tdann_smoothness(values: np.ndarray, sheet: Sequence[int], ev: Mapping[s
         return float("nan"), 0
     _, curves = tdann_curves(values, tuple(sheet), seed=ev["seed"], period=period, **ev["tdann"])
     return mean_smoothness(curves), min(leading_bins(curve) for curve in curves)
+
+
+def map_patches(t_map: np.ndarray, sheet: Sequence[int]) -> dict[str, Any]:
+    """TDANN's patches of a selectivity t map: their number and areas (units²); None and [] when a t is not
+    finite."""
+    patches = find_patches(np.asarray(t_map).reshape(tuple(sheet)))
+    if patches is None:
+        return {"patches": None, "patch_areas": []}
+    return {"patches": len(patches), "patch_areas": [p.area for p in patches]}
 
 
 def phase(what: str, *args: Any) -> None:

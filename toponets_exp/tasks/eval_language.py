@@ -20,8 +20,8 @@ from toponets_exp.brain.language import embedded_sentences, language_selectivity
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.lit.causal_lm import logits_of
-from toponets_exp.tasks.eval_common import (EvalContext, check_layers, efficiency, file_name, map_tdann_smoothness,
-                                           phase, response_maps, warn_unresolved)
+from toponets_exp.tasks.eval_common import (EvalContext, check_layers, efficiency, file_name, map_patches,
+                                           map_tdann_smoothness, phase, response_maps, warn_unresolved)
 
 
 def encoder(tokenizer: Any, context: int) -> Callable[[str], list[int]]:
@@ -89,7 +89,7 @@ def language_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
             "fraction_sentence_selective": sel.fraction_sentence_selective,
             "fraction_nonword_selective": sel.fraction_nonword_selective, "morans_i": sel.morans_i,
             "morans_i_topolm": sel.morans_i_topolm,
-            "tdann_smoothness": tdann, "tdann_bins": bins}
+            "tdann_smoothness": tdann, "tdann_bins": bins, **map_patches(sel.t, layer.sheet)}
         plot_sheet_map(sel.t, ctx.figures / f"language_selectivity_{file_name(layer.name)}.png",
                        f"{layer.name}: sentences vs non-words (Welch t)", cmap="RdBu_r")
     warn_unresolved(ctx.layers, leading_bins, ev)

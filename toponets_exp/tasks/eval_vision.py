@@ -16,7 +16,8 @@ from toponets_exp.brain.activations import evaluating, record_activations
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.tasks.eval_common import (STD_DDOF, EvalContext, check_layers, efficiency, file_name,
-                                           map_tdann_smoothness, phase, response_maps, warn_unresolved)
+                                           map_patches, map_tdann_smoothness, phase, response_maps,
+                                           warn_unresolved)
 from toponets_exp.tasks.eval_gratings import orientation_analysis
 
 
@@ -162,8 +163,8 @@ def accuracy_on(loader: DataLoader, max_batches: int | None, device: torch.devic
 
 def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.ndarray, categories: Sequence[str],
                 report: dict, meaning: Mapping[str, str], stimuli: str) -> None:
-    """Per layer and category: t / d′ maps, fraction selective, Moran's I and TDANN smoothness of the t map;
-    SSIM and Pearson between the category maps."""
+    """Per layer and category: t / d′ maps, fraction selective, Moran's I, TDANN smoothness and TDANN's patches of
+    the t map; SSIM and Pearson between the category maps."""
     ev = ctx.ev
     named = np.asarray(categories)[labels]
     present = [c for c in categories if np.any(named == c)]
@@ -177,7 +178,8 @@ def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.nda
         report[layer.name]["selectivity"] = {
             m.category: {"fraction_selective": m.fraction_selective, "morans_i": m.morans_i,
                          "morans_i_topolm": m.morans_i_topolm,
-                         "tdann_smoothness": value, "tdann_bins": bins, "peak_t": float(np.max(m.t))}
+                         "tdann_smoothness": value, "tdann_bins": bins, "peak_t": float(np.max(m.t)),
+                         **map_patches(m.t, layer.sheet)}
             for m, (value, bins) in zip(maps, tdann)}
         report[layer.name]["map_similarity"] = {
             "categories": names,

@@ -101,6 +101,9 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
         "conventions": {"selectivity_std": ev["selectivity_std"], "ed_features": ev["ed_features"],
                         "morans_i": "rook neighbours, binary weights",
                         "morans_i_topolm": "queen neighbours, row-standardised weights (TopoLM)",
+                        "patches": "TDANN's find_patches with its 70 mm sheet scaled to the sheet's extent E = max(H, W)"
+                                   " - 1 units: t >= 2 after Gaussian smoothing (sigma 0.034 E) on 100 x 100 anchors, "
+                                   "areas 0.0204-0.918 E^2 (units^2), >= 10 units",
                         "topoformer_tgi": {"cutoffs": [round(c, 12) for c in TGI_CUTOFFS], "pairs_drawn": TGI_PAIRS,
                                            "seed": ev["seed"]}},
         "aggregate": {
@@ -109,6 +112,7 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
             "effective_dimensionality": mean_of(per_layer, "effective_dimensionality"),
             **tdann_aggregate(per_layer),
             **map_aggregate(per_layer, "morans_i_topolm"),
+            **map_aggregate(per_layer, "patches"),
             **layer_aggregate(per_layer, "topoformer_tgi"),
             **orientation_aggregate(per_layer),
         },
