@@ -21,7 +21,6 @@ orientation-selective when it responds (mean response > 1 after the scaling) and
 
 from __future__ import annotations
 
-import logging
 import warnings
 from dataclasses import dataclass
 
@@ -31,8 +30,6 @@ from scipy import interpolate, optimize, special
 from scipy.optimize import OptimizeWarning
 
 from toponets_exp.brain.stats import ArrayLike, as_float64
-
-log = logging.getLogger(__name__)
 
 ORIENTATIONS = tuple(float(a) for a in np.linspace(0.0, 180.0, 9)[:-1])     # degrees
 TDANN_CYCLES = tuple(float(c) for c in np.linspace(5.5, 110.0, 9)[:-1])    # cycles per 224-pixel image
