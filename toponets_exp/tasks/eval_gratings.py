@@ -30,7 +30,7 @@ def grating_input(ctx: EvalContext) -> tuple[int, tuple[float, ...], tuple[float
 def orientation_analysis(ctx: EvalContext, report: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Per topo layer: orientation tuning to TDANN's gratings, the share of selective units, and the orientation
     map's TDANN smoothness (differences wrapped to ≤ 90°), All-TNN spatial entropy, cluster radius and radial spectrum
-    slope; the figure.
+    slope, and TDANN's pinwheels; the figure, pinwheels circled.
 
     A unit's response is its rectified output averaged over the feature map's positions: TDANN and All-TNN tune
     post-ReLU responses, and a linear unit's response to a full-field grating, averaged over positions or phases,
@@ -64,7 +64,8 @@ def orientation_analysis(ctx: EvalContext, report: dict[str, dict[str, Any]]) ->
 
 
 def _map_statistics(tuning: Tuning, sheet: tuple[int, int], ev: dict[str, Any]) -> dict[str, Any]:
-    """One layer's tuning summary and its orientation map's statistics (TDANN, All-TNN)."""
+    """One layer's tuning summary and its orientation map's statistics (TDANN smoothness and pinwheels, All-TNN);
+    the pinwheel centres for the figure."""
     theta = tuning.preferred_orientation
     smooth, bins = map_tdann_smoothness(theta, sheet, ev, period=180.0)
     entropy = spatial_entropy_map(orientation_bins(theta, sheet, excluded=tuning.flat))
