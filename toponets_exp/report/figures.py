@@ -23,6 +23,7 @@ LABELS = {"test_acc": "test accuracy", "test_ppl": "test perplexity", "test_loss
           "orientation_smoothness": "TDANN smoothness of the orientation maps",
           "spatial_entropy": "spatial entropy of orientations (All-TNN, nats)",
           "cluster_radius": "orientation cluster radius (All-TNN, units)",
+          "radial_spectrum_slope": "radial power spectrum slope, orientation maps (All-TNN)",
           "pinwheel_density": "pinwheels per column spacing² (TDANN's detector)",
           "patches": "category patches per selectivity map (TDANN)"}
 

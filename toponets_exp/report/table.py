@@ -26,6 +26,7 @@ METRICS = {
     "orientation_smoothness": (("eval", "orientation_tdann_smoothness"), True),   # TDANN, orientation maps
     "spatial_entropy": (("eval", "spatial_entropy"), False),   # All-TNN, orientation maps (nats; low: clustered)
     "cluster_radius": (("eval", "cluster_radius"), True),      # All-TNN, orientation maps (units)
+    "radial_spectrum_slope": (("eval", "radial_spectrum_slope"), False),  # All-TNN, orientation maps, log-log
     "pinwheel_density": (("eval", "pinwheel_density"), False),  # TDANN's detector, pinwheels per column spacing²
     "patches": (("eval", "patches"), False),                    # TDANN's category patches per selectivity map
     "wall_time_s": (("wall_time_s",), False),
