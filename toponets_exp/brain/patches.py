@@ -117,16 +117,16 @@ def find_patches(t_map: ArrayLike, threshold: float = 2.0, tdann_offsets: bool =
         image = smooth[(-np.arange(n)) % n]
     else:
         image = smooth
-    foreground = np.where(image < threshold, 0.0, image) > 0
+    foreground = (image >= threshold) & (image > 0)  # TDANN zeroes values under the threshold, keeps those > 0
     labels, count = ndimage.label(foreground, structure=np.ones((3, 3), dtype=int))
     tree = cKDTree(positions)
+    span = np.ptp(positions, axis=0)
     lo_area, hi_area = (a * mm**2 for a in TDANN_AREA_MM2)
     patches = []
     for k in range(1, count + 1):
         rows, cols = np.nonzero(labels == k)
         if tdann_offsets:
             flipped = n - 1 - rows
-            span = np.ptp(positions, axis=0)
             points = np.stack([cols / n * span[1], flipped / n * span[0]], axis=1)
         else:
             points = np.stack([anchors[cols], anchors[rows]], axis=1)
