@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.input_bench import write_folders  # noqa: E402
 from toponets_exp.data.prepared import class_folder, prepare_split  # noqa: E402
-from toponets_exp.tasks.build import build_datamodule, build_module, build_topo, seed_and_check  # noqa: E402
+from toponets_exp.tasks.build import (build_datamodule, build_module, build_topo, seed_and_check,  # noqa: E402
+                                      select_topo_layers)
 from toponets_exp.topo import TopoLossCallback  # noqa: E402
 
 log = logging.getLogger("train_throughput")
@@ -109,7 +110,7 @@ def run(prepared: Path, tau: str, overlap: bool, args: argparse.Namespace) -> di
         cfg = compose("config", overrides=overrides)
     seed_and_check(cfg)
     datamodule, module = build_datamodule(cfg), build_module(cfg)
-    topo = build_topo(cfg, module)
+    topo = build_topo(cfg, select_topo_layers(cfg, module.net))
     timer = StepTimer(args.device, args.warmup, topo)
     trainer = L.Trainer(accelerator=cfg.trainer.accelerator, devices=1, precision=cfg.trainer.precision,
                         max_steps=args.warmup + args.steps, limit_val_batches=0, num_sanity_val_steps=0,

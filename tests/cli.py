@@ -18,7 +18,7 @@ TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_
 FAST_EVAL = ["eval.pruning=[0.0,0.5]", "eval.downsampling=[1,2]", "eval.metric_batches=2"]
 # Three epochs of six batches, every step logged: long enough to interrupt inside an epoch and at its end.
 RESUMABLE = ["trainer.max_epochs=3", "trainer.limit_train_batches=6", "trainer.limit_val_batches=2",
-             "trainer.limit_test_batches=2", "trainer.log_every_n_steps=1", "topo.log_every_n_steps=1",
+             "trainer.limit_test_batches=2", "trainer.log_every_n_steps=1",
              "data.image_size=8", "data.batch_size=16", "trainer.enable_progress_bar=false",
              "trainer.enable_model_summary=false", "eval.after_train=false"]
 

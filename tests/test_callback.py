@@ -11,7 +11,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.lit import ImageClassifier, ReleaseProcessGroup
-from toponets_exp.topo import LinearWarmup, TopoLoss, TopoLossCallback, select_layers
+from toponets_exp.topo import LinearWarmup, TopoLoss, select_layers
+
+from topo_callbacks import topo_callback
 
 LAYERS = ["conv*", {"pattern": "fc1", "factor": [1.5, 2.0], "weight": 3.0}]
 OPTIM = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4,
@@ -93,7 +95,7 @@ def nets() -> tuple[TinyNet, TinyNet]:
 def test_callback_equals_topo_in_loss(trainer_kwargs):
     net_a, net_b = nets()
     start = copy.deepcopy(net_a.state_dict())
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(LAYERS, weight=5.0, factor=2.0)],
+    ours = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
                **trainer_kwargs)
     ref = fit(TopoInLoss(net_b, 5.0), **trainer_kwargs)
     assert_same(ours, ref, atol=1e-6)
@@ -102,8 +104,8 @@ def test_callback_equals_topo_in_loss(trainer_kwargs):
 
 def test_callback_changes_training_versus_baseline():
     net_a, net_b = nets()
-    topo = fit(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(LAYERS, weight=5.0, factor=2.0)])
-    base = fit(ImageClassifier(net_b, 10, OPTIM), [TopoLossCallback(["conv*", "fc1"], weight=0.0, factor=2.0)])
+    topo = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)])
+    base = fit(ImageClassifier(net_b, 10, OPTIM), [topo_callback(net_b, ["conv*", "fc1"], weight=0.0, factor=2.0)])
     assert (topo["conv1.weight"] - base["conv1.weight"]).abs().max() > 1e-3
 
 
@@ -115,7 +117,7 @@ def test_tau_zero_does_no_topo_compute_in_training(monkeypatch):
         monkeypatch.setattr(TopoLoss, method,
                             lambda self, *a, _f=original, **k: calls.append(1) or _f(self, *a, **k))
     net_a, net_b = nets()
-    base = fit(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(["conv*", "fc1"], weight=0.0, factor=2.0)])
+    base = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, ["conv*", "fc1"], weight=0.0, factor=2.0)])
     assert calls == []
     assert_same(base, fit(ImageClassifier(net_b, 10, OPTIM)), atol=0)
 
@@ -124,9 +126,9 @@ def test_bf16_mixed_topo_term_is_float32_exact():
     """With the task loss switched off, bf16-mixed training must follow the float32 TopoLoss gradient exactly:
     the topo term is computed in float32 on the float32 weights, outside autocast."""
     net_a, net_b = nets()
-    cb = lambda: TopoLossCallback(LAYERS, weight=5.0, factor=2.0)  # noqa: E731
-    mixed = fit(ScaledTask(net_a, 0.0), [cb()], precision="bf16-mixed")
-    full = fit(ScaledTask(net_b, 0.0), [cb()], precision="32-true")
+    cb = lambda net: topo_callback(net, LAYERS, weight=5.0, factor=2.0)  # noqa: E731
+    mixed = fit(ScaledTask(net_a, 0.0), [cb(net_a)], precision="bf16-mixed")
+    full = fit(ScaledTask(net_b, 0.0), [cb(net_b)], precision="32-true")
     assert_same(mixed, full, atol=1e-6)
 
 
@@ -134,7 +136,7 @@ def test_bf16_mixed_equals_reference_with_float32_topo():
     """Full bf16-mixed training against the reference that adds the float32 TopoLoss to the autocast task loss:
     both runs see the same bf16 task gradients, so they agree to float32 round-off."""
     net_a, net_b = nets()
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(LAYERS, weight=5.0, factor=2.0)],
+    ours = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
                precision="bf16-mixed")
     ref = fit(TopoInLoss(net_b, 5.0), precision="bf16-mixed")
     assert_same(ours, ref, atol=1e-5)
@@ -142,7 +144,7 @@ def test_bf16_mixed_equals_reference_with_float32_topo():
 
 def test_schedule_state_survives_checkpoint(tmp_path):
     net, _ = nets()
-    cb = TopoLossCallback(LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=10))
+    cb = topo_callback(net, LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=10))
     trainer = L.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[cb])
     trainer.fit(ImageClassifier(net, 10, OPTIM), train_dataloaders=loader())
@@ -152,11 +154,12 @@ def test_schedule_state_survives_checkpoint(tmp_path):
     saved = torch.load(path, weights_only=True)["callbacks"]["TopoLossCallback"]
     assert saved["schedule"]["step_count"] == 3
 
-    resumed = TopoLossCallback(LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=10))
+    other = TinyNet()
+    resumed = topo_callback(other, LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=10))
     assert resumed.schedule.value == 0.0
     trainer = L.Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[resumed])
-    trainer.fit(ImageClassifier(TinyNet(), 10, OPTIM), train_dataloaders=loader(), ckpt_path=path)
+    trainer.fit(ImageClassifier(other, 10, OPTIM), train_dataloaders=loader(), ckpt_path=path)
     assert resumed.schedule.step_count == 5
     assert resumed.schedule.value == pytest.approx(0.5)
 
@@ -164,8 +167,8 @@ def test_schedule_state_survives_checkpoint(tmp_path):
 def test_logs_per_layer_and_total_every_n_steps(tmp_path):
     net, _ = nets()
     logger = L.pytorch.loggers.CSVLogger(tmp_path, name="", version="")
-    cb = TopoLossCallback(LAYERS, weight=5.0, factor=2.0, log_every_n_steps=2)
-    trainer = L.Trainer(max_steps=6, logger=logger, enable_checkpointing=False, enable_progress_bar=False,
+    cb = topo_callback(net, LAYERS, weight=5.0, factor=2.0)
+    trainer = L.Trainer(max_steps=6, logger=logger, log_every_n_steps=2, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[cb])
     trainer.fit(ImageClassifier(net, 10, OPTIM), train_dataloaders=loader())
     rows = [r for r in csv.DictReader(open(tmp_path / "metrics.csv")) if r.get("topo/total")]
@@ -197,13 +200,14 @@ def test_channels_last_weights_get_the_topo_gradient(trainer_kwargs):
     """With NHWC conv weights the gradient's (units, fan-in) matrix is a copy: the update must reach .grad."""
     net_a, net_b = channels_last_nets()
     assert net_a.conv2.weight.is_contiguous(memory_format=torch.channels_last)
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(LAYERS, weight=5.0, factor=2.0)],
+    ours = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
                **trainer_kwargs)
     ref = fit(TopoInLoss(net_b, 5.0), **trainer_kwargs)
     assert_same(ours, ref, atol=1e-5)
     only_topo, _ = channels_last_nets()
     start = only_topo.conv2.weight.detach().clone()
-    moved = fit(ScaledTask(only_topo, 0.0), [TopoLossCallback(LAYERS, weight=5.0, factor=2.0)], **trainer_kwargs)
+    moved = fit(ScaledTask(only_topo, 0.0), [topo_callback(only_topo, LAYERS, weight=5.0, factor=2.0)],
+                **trainer_kwargs)
     assert (moved["conv2.weight"] - start).abs().max() > 1e-4  # the topo gradient alone moves the weights
 
 
@@ -211,8 +215,8 @@ def test_frozen_layers_are_skipped_with_one_warning(caplog):
     net_a, net_b = nets()
     for net in (net_a, net_b):
         net.conv2.requires_grad_(False)
-    cb = TopoLossCallback(LAYERS, weight=5.0, factor=2.0)
     with caplog.at_level("WARNING"):
+        cb = topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)
         ours = fit(ImageClassifier(net_a, 10, OPTIM), [cb])
     assert [r.message for r in caplog.records if "frozen" in r.message] == [
         "TopoLoss skips 1 frozen layer(s) (requires_grad=False), left out of its mean: conv2"]
@@ -226,12 +230,28 @@ def test_frozen_layers_are_skipped_with_one_warning(caplog):
     assert_same(ours, fit(Reference(net_b)), atol=1e-6)
 
 
+def test_topoloss_never_trains_a_frozen_parameter_whatever_the_entry_point():
+    """TopoLoss used directly (not through the callback) leaves a frozen parameter without a gradient, in place or
+    into buffers, and gives the trainable layers the gradient they get with the frozen one unselected."""
+    net, ref = nets()
+    net.conv2.requires_grad_(False)
+    loss = TopoLoss(select_layers(net, LAYERS, 2.0, 5.0))
+    total, per_layer = loss.accumulate_grad()
+    assert net.conv2.weight.grad is None and set(per_layer) == {"conv1", "conv2", "fc1"}
+    buffers = [torch.zeros_like(layer.param) for layer in loss.layers]
+    loss.accumulate_grad(into=buffers)
+    assert not buffers[1].any() and buffers[0].any()
+    TopoLoss(select_layers(ref, LAYERS, 2.0, 5.0)).accumulate_grad()
+    for name in ("conv1", "fc1"):
+        assert torch.equal(getattr(net, name).weight.grad, getattr(ref, name).weight.grad)
+
+
 def test_only_frozen_layers_is_a_config_error():
 
     net, _ = nets()
     net.requires_grad_(False)
     with pytest.raises(ConfigError, match="selects only frozen layers"):
-        TopoLossCallback(["conv*"], weight=1.0, factor=2.0).bind(net)
+        topo_callback(net, ["conv*"], weight=1.0, factor=2.0)
 
 
 def test_non_finite_weights_stop_training_naming_layer_and_step():
@@ -244,7 +264,7 @@ def test_non_finite_weights_stop_training_naming_layer_and_step():
                     pl_module.net.fc1.weight[0, 0] = float("nan")
 
     with pytest.raises(FloatingPointError, match=r"TopoLoss is nan at optimizer step 2: layer\(s\) fc1 have"):
-        fit(ScaledTask(net, 0.0), [PoisonAtStep2(), TopoLossCallback(LAYERS, weight=5.0, factor=2.0)])
+        fit(ScaledTask(net, 0.0), [PoisonAtStep2(), topo_callback(net, LAYERS, weight=5.0, factor=2.0)])
 
 
 @pytest.mark.parametrize("overlap", [False, True])
@@ -262,7 +282,7 @@ def test_fp16_grad_scaler_skipped_steps_add_nothing_and_keep_the_schedule(overla
         return MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu", init_scale=2.0 ** 8))
 
     net_a, net_b = nets()
-    cb = TopoLossCallback(LAYERS, weight=5.0, factor=2.0, overlap=overlap)
+    cb = topo_callback(net_a, LAYERS, weight=5.0, factor=2.0, overlap=overlap)
     ours = fit(OverflowAtStep1(net_a, 10, OPTIM), [cb], steps=4, plugins=[scaler_plugin()])
     assert cb.schedule.step_count == 3  # 4 optimizer steps, one skipped
 
@@ -286,10 +306,10 @@ def test_overlap_equals_the_synchronous_hook(trainer_kwargs, monkeypatch):
     monkeypatch.setattr(ConcurrentTopoGrad, "add_to_grads", lambda self: added.append(1) or original(self))
     net_a, net_b = nets()
     schedule = lambda: LinearWarmup(steps=3)  # noqa: E731 - the multiplier changes every step
-    cb = TopoLossCallback(LAYERS, weight=5.0, factor=2.0, schedule=schedule(), overlap=True)
+    cb = topo_callback(net_a, LAYERS, weight=5.0, factor=2.0, schedule=schedule(), overlap=True)
     ours = fit(ImageClassifier(net_a, 10, OPTIM), [cb], **trainer_kwargs)
     sync = fit(ImageClassifier(net_b, 10, OPTIM),
-               [TopoLossCallback(LAYERS, weight=5.0, factor=2.0, schedule=schedule())], **trainer_kwargs)
+               [topo_callback(net_b, LAYERS, weight=5.0, factor=2.0, schedule=schedule())], **trainer_kwargs)
     assert_same(ours, sync, atol=1e-6)
     assert len(added) == 3  # 4 optimizer steps; LinearWarmup's first multiplier is 0: nothing launched for it
     assert cb.concurrent._executor is None and not cb.concurrent.pending
@@ -297,4 +317,4 @@ def test_overlap_equals_the_synchronous_hook(trainer_kwargs, monkeypatch):
 
 def test_overlap_must_be_a_boolean():
     with pytest.raises(ConfigError, match="topo.overlap='yes' must be true or false"):
-        TopoLossCallback(LAYERS, weight=5.0, factor=2.0, overlap="yes")
+        topo_callback(nets()[0], LAYERS, weight=5.0, factor=2.0, overlap="yes")

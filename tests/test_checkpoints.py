@@ -11,11 +11,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from topo_callbacks import topo_callback
 from toponets_exp.errors import CheckpointError
 from toponets_exp.lit import ImageClassifier
 from toponets_exp.models import gpt, load_weights, resnet18, resnet50, vit_b_32
 from toponets_exp.models.gpt_neo import gpt_neo_125m
-from toponets_exp.topo import TopoLossCallback
 
 IMAGES = torch.randn(2, 3, 16, 16)
 TOKENS = torch.randint(0, 50, (2, 12))
@@ -110,7 +110,7 @@ def test_lightning_checkpoint_from_a_real_fit(tmp_path):
     net = seeded(0, vit_b_32, **TINY_VIT)
     module = ImageClassifier(net, num_classes=10, optim={"name": "sgd", "lr": 0.05, "lr_schedule": "constant"})
     data = DataLoader(TensorDataset(torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))), batch_size=4)
-    topo = TopoLossCallback(["encoder.layers.*.mlp.0"], weight=1.0, factor=2.0)
+    topo = topo_callback(net, ["encoder.layers.*.mlp.0"], weight=1.0, factor=2.0)
     trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[topo])
     trainer.fit(module, data)

@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import test_callback
 from test_callback import LAYERS, OPTIM, TopoInLoss, assert_same, fit, nets
+from topo_callbacks import topo_callback
 from toponets_exp.lit import ImageClassifier
-from toponets_exp.topo import TopoLossCallback
 
 N, PER_RANK, RANKS = 64, 4, 2
 
@@ -35,7 +35,7 @@ def test_ddp_two_processes_equal_one_process_on_the_global_batch(monkeypatch):
     1-process reference with TopoLoss in the loss."""
     net_a, net_b = nets()
     monkeypatch.setattr(test_callback, "loader", lambda: DataLoader(dataset(), batch_size=PER_RANK))
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(LAYERS, weight=5.0, factor=2.0)],
+    ours = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
                strategy="ddp_spawn", devices=RANKS)
     monkeypatch.setattr(test_callback, "loader", lambda: DataLoader(dataset(), batch_sampler=global_batches()))
     ref = fit(TopoInLoss(net_b, 5.0))

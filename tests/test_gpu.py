@@ -22,8 +22,9 @@ from cli import FAST_EVAL, TINY, cli_env, run_cli
 from test_callback import LAYERS, OPTIM, TopoInLoss, assert_same, fit, nets
 from test_data_prepared import smooth_image
 from test_spatial_callback import SpatialInLoss, spatial_callback
+from topo_callbacks import topo_callback
 from toponets_exp.lit import ImageClassifier
-from toponets_exp.topo import LinearWarmup, TopoLoss, TopoLossCallback, select_layers
+from toponets_exp.topo import LinearWarmup, TopoLoss, select_layers
 
 DEVICE = os.environ.get("TOPONETS_TEST_DEVICE", "cuda")
 ACCELERATOR = "gpu" if DEVICE == "cuda" else "cpu"
@@ -49,7 +50,7 @@ def on_device(module, callbacks=(), **kwargs):
 @pytest.mark.parametrize("precision", sorted(PRECISIONS))
 def test_callback_equals_topo_in_loss(precision):
     net_a, net_b = nets()
-    ours = on_device(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(LAYERS, weight=5.0, factor=2.0)],
+    ours = on_device(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
                      **precision_kwargs(precision))
     ref = on_device(TopoInLoss(net_b, 5.0), **precision_kwargs(precision))
     assert_same(ours, ref, atol=PRECISIONS[precision])
@@ -60,10 +61,10 @@ def test_callback_equals_topo_in_loss(precision):
 
 def test_overlap_on_a_side_stream_equals_the_synchronous_hook():
     net_a, net_b = nets()
-    cb = TopoLossCallback(LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=3), overlap=True)
+    cb = topo_callback(net_a, LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=3), overlap=True)
     ours = on_device(ImageClassifier(net_a, 10, OPTIM), [cb], precision="bf16-mixed")
     sync = on_device(ImageClassifier(net_b, 10, OPTIM),
-                     [TopoLossCallback(LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=3))],
+                     [topo_callback(net_b, LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=3))],
                      precision="bf16-mixed")
     assert_same(ours, sync, atol=1e-5)
     assert (cb.concurrent._stream is not None) == (DEVICE == "cuda")  # a side CUDA stream, else a worker thread
@@ -92,7 +93,7 @@ def test_channels_last_resnet18_bf16_equals_topo_in_loss(monkeypatch):
     data = torch.utils.data.TensorDataset(torch.randn(32, 3, 32, 32, generator=g),
                                           torch.randint(0, 10, (32,), generator=g))
     monkeypatch.setattr(test_callback, "loader", lambda: torch.utils.data.DataLoader(data, batch_size=8))
-    ours = on_device(ImageClassifier(net_a, 10, OPTIM), [TopoLossCallback(["layer*.*.conv*"], weight=5.0)],
+    ours = on_device(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, ["layer*.*.conv*"], weight=5.0)],
                      steps=3, precision="bf16-mixed")
     ref = on_device(ResNetTopoInLoss(net_b, 5.0), steps=3, precision="bf16-mixed")
     assert_same(ours, ref, atol=1e-4)
@@ -100,7 +101,7 @@ def test_channels_last_resnet18_bf16_equals_topo_in_loss(monkeypatch):
 
 def test_spatial_correlation_loss_equals_the_explicit_loss():
     net_a, net_b = nets()
-    ours = on_device(ImageClassifier(net_a, 10, OPTIM), [spatial_callback()])
+    ours = on_device(ImageClassifier(net_a, 10, OPTIM), [spatial_callback(net_a)])
     ref = on_device(SpatialInLoss(net_b))
     assert_same(ours, ref, atol=1e-5)
 

@@ -9,7 +9,7 @@ from cli import run_cli
 
 COMMON = ["trainer.max_steps=2", "trainer.max_epochs=-1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
           "trainer.val_check_interval=2", "trainer.check_val_every_n_epoch=null", "trainer.log_every_n_steps=1",
-          "topo.log_every_n_steps=1", "eval.after_train=false", "trainer.enable_progress_bar=false",
+          "eval.after_train=false", "trainer.enable_progress_bar=false",
           "trainer.enable_model_summary=false"]
 VISION = ["data.image_size=32", "data.batch_size=8"]
 TEXT = ["data=text_embedded", "data.block_size=32", "data.batch_size=4"]

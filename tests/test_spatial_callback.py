@@ -8,18 +8,19 @@ from torch.utils.data import DataLoader
 import test_callback
 from test_callback import OPTIM, assert_same, fit, nets
 from test_ddp import RANKS, dataset
+from topo_callbacks import topo_callback
 from toponets_exp.errors import ConfigError
 from toponets_exp.lit import ImageClassifier
-from toponets_exp.topo import LinearWarmup, TopoLossCallback
-from toponets_exp.topo.activation import output_loss, step_neighbourhoods
+from toponets_exp.topo import LinearWarmup, TopoLossCallback, select_layers
+from toponets_exp.topo.spatial_hooks import output_loss, step_neighbourhoods
 
 SPATIAL = {"neighbourhoods": 3, "radius": 1.0, "responses": "locations"}
 LAYERS = ["conv*", {"pattern": "fc1", "weight": 3.0}]  # conv1/conv2 4x4 sheets, fc1 3x4; radius 1: 3x3 windows
 SEED = 7
 
 
-def spatial_callback(**kwargs) -> TopoLossCallback:
-    return TopoLossCallback(LAYERS, weight=2.0, factor=2.0, loss="spatial_correlation", spatial=SPATIAL, seed=SEED,
+def spatial_callback(net, **kwargs) -> TopoLossCallback:
+    return topo_callback(net, LAYERS, weight=2.0, factor=2.0, loss="spatial_correlation", spatial=SPATIAL, seed=SEED,
                             **kwargs)
 
 
@@ -32,10 +33,7 @@ class SpatialInLoss(ImageClassifier):
         self.outputs = {}
 
     def setup(self, stage: str) -> None:  # hooks made in each process (DDP spawn pickles the module)
-        selector = TopoLossCallback(self.layer_cfg, weight=self.weight, factor=2.0, loss="spatial_correlation",
-                                    spatial=SPATIAL, seed=SEED)
-        selector.bind(self.net)
-        self.layers = selector.spatial.layers
+        self.layers = select_layers(self.net, self.layer_cfg, 2.0, self.weight, "spatial_correlation")
         for layer in self.layers:
             layer.module.register_forward_hook(lambda m, i, o, name=layer.name: self.outputs.__setitem__(name, o))
 
@@ -59,7 +57,7 @@ class SpatialInLoss(ImageClassifier):
 ])
 def test_hooked_spatial_loss_equals_the_explicit_loss(trainer_kwargs, steps, atol):
     net_a, net_b = nets()
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [spatial_callback()], steps=steps, **trainer_kwargs)
+    ours = fit(ImageClassifier(net_a, 10, OPTIM), [spatial_callback(net_a)], steps=steps, **trainer_kwargs)
     ref = fit(SpatialInLoss(net_b), steps=steps, **trainer_kwargs)
     assert_same(ours, ref, atol=atol)
     plain_a, _ = nets()
@@ -75,7 +73,7 @@ def test_fp16_grad_scaler_scale_is_applied_to_the_spatial_gradient():
         return MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu", init_scale=2.0 ** 10))
 
     net_a, net_b = nets()
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [spatial_callback()], steps=1, plugins=[plugin()])
+    ours = fit(ImageClassifier(net_a, 10, OPTIM), [spatial_callback(net_a)], steps=1, plugins=[plugin()])
     ref = fit(SpatialInLoss(net_b), steps=1, plugins=[plugin()])
     assert_same(ours, ref, atol=2e-4)  # fp16 activations (10-bit mantissa)
     unscaled_a, _ = nets()  # were the 2^10 scale missing, the spatial term would be 1024 times too small
@@ -89,8 +87,8 @@ def test_schedule_and_combination_with_topoloss():
 
     layers = ["conv*", {"pattern": "fc1", "loss": "spatial_correlation", "weight": 4.0,
                         "schedule": LinearWarmup(steps=2)}]
-    cb = TopoLossCallback(layers, weight=5.0, factor=2.0, spatial=SPATIAL, seed=SEED)
     net_a, net_b = nets()
+    cb = topo_callback(net_a, layers, weight=5.0, factor=2.0, spatial=SPATIAL, seed=SEED)
     ours = fit(ImageClassifier(net_a, 10, OPTIM), [cb])
     assert [l.name for l in cb.loss.layers] == ["conv1", "conv2"] and [l.name for l in cb.spatial.layers] == ["fc1"]
     assert [l.name for l in cb.layers] == ["conv1", "conv2", "fc1"]  # all measured (fc1 with TopoLoss τ 0)
@@ -115,16 +113,16 @@ def test_schedule_and_combination_with_topoloss():
 
 def test_no_hooks_at_tau_zero_and_none_outside_training(monkeypatch):
     calls = []
-    monkeypatch.setattr("toponets_exp.topo.activation.output_loss", lambda *a: calls.append(1))
+    monkeypatch.setattr("toponets_exp.topo.spatial_hooks.output_loss", lambda *a: calls.append(1))
     net_a, net_b = nets()
-    off = TopoLossCallback(["conv*", "fc1"], weight=0.0, factor=2.0, loss="spatial_correlation", spatial=SPATIAL)
+    off = topo_callback(net_a, ["conv*", "fc1"], weight=0.0, factor=2.0, loss="spatial_correlation", spatial=SPATIAL)
     base = fit(ImageClassifier(net_a, 10, OPTIM), [off])
     assert calls == [] and not any(m._forward_hooks for m in net_a.modules())
     assert_same(base, fit(ImageClassifier(net_b, 10, OPTIM)), atol=0)
     monkeypatch.undo()
 
     net, _ = nets()
-    cb = spatial_callback()
+    cb = spatial_callback(net)
     trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[cb])
     module = ImageClassifier(net, 10, OPTIM)
@@ -143,8 +141,8 @@ def test_no_hooks_at_tau_zero_and_none_outside_training(monkeypatch):
 def test_bad_spatial_config_is_a_clear_error(spatial, match):
     net, _ = nets()
     with pytest.raises(ConfigError, match=match):
-        TopoLossCallback(LAYERS, weight=1.0, factor=2.0, loss="spatial_correlation",
-                         spatial={**SPATIAL, **spatial}).bind(net)
+        topo_callback(net, LAYERS, weight=1.0, factor=2.0, loss="spatial_correlation",
+                      spatial={**SPATIAL, **spatial})
 
 
 def test_a_layer_whose_output_has_no_unit_axis_is_a_clear_error():
@@ -166,10 +164,11 @@ def test_a_layer_whose_output_has_no_unit_axis_is_a_clear_error():
         def forward(self, x):
             return self.head(self.pairs(x.mean((1, 2, 3))[:, None].expand(-1, 4))[0])
 
-    cb = TopoLossCallback([{"pattern": "pairs", "param": "weight"}], weight=1.0, factor=2.0,
-                          loss="spatial_correlation", spatial=SPATIAL)
+    net = Net()
+    cb = topo_callback(net, [{"pattern": "pairs", "param": "weight"}], weight=1.0, factor=2.0,
+                       loss="spatial_correlation", spatial=SPATIAL)
     with pytest.raises(ConfigError, match=r"'pairs' returned tuple, which has no unit axis for spatial_correlation"):
-        fit(ImageClassifier(Net(), 10, OPTIM), [cb])
+        fit(ImageClassifier(net, 10, OPTIM), [cb])
 
 
 @pytest.mark.slow
@@ -177,6 +176,6 @@ def test_ddp_two_processes_hooked_equals_explicit(monkeypatch):
     """2-process DDP (gloo): each rank's spatial loss on its local batch, DDP's gradient mean, in both variants."""
     monkeypatch.setattr(test_callback, "loader", lambda: DataLoader(dataset(), batch_size=4))
     net_a, net_b = nets()
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [spatial_callback()], strategy="ddp_spawn", devices=RANKS)
+    ours = fit(ImageClassifier(net_a, 10, OPTIM), [spatial_callback(net_a)], strategy="ddp_spawn", devices=RANKS)
     ref = fit(SpatialInLoss(net_b), strategy="ddp_spawn", devices=RANKS)
     assert_same(ours, ref, atol=1e-6)

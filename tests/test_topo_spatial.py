@@ -9,7 +9,7 @@ from scipy.stats import pearsonr
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.sheet import sheet_shape
-from toponets_exp.topo.spatial import sample_neighbourhoods, spatial_correlation_loss, unit_responses
+from toponets_exp.topo.spatial_correlation import sample_neighbourhoods, spatial_correlation_loss, unit_responses
 
 
 def np_loss(responses: np.ndarray, sheet: tuple[int, int], neighbourhoods: np.ndarray) -> float:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from toponets_exp.brain.spatial import t_map_morans
+from toponets_exp.brain.map_statistics import t_map_morans
 from toponets_exp.brain.stats import ArrayLike, as_float64, benjamini_hochberg, welch_t_pvalues
 from toponets_exp.data.text import embedded_text
 from toponets_exp.topo.sheet import sheet_shape

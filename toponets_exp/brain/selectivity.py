@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from toponets_exp.brain.spatial import t_map_morans
+from toponets_exp.brain.map_statistics import t_map_morans
 from toponets_exp.brain.stats import ArrayLike, as_float64, d_prime, welch_t
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ FORMATS = {
     "lightning": "a Lightning checkpoint with 'state_dict' keys prefixed 'net.' (our .ckpt files)",
     "huggingface": "a Hugging Face model directory with config.json (GPT-Neo)",
 }
-LIGHTNING_PREFIX = "net."
+LIGHTNING_PREFIX = "net."  # the backbone attribute of every LightningModule in toponets_exp.lit
 COMPILE_PREFIX = "_orig_mod."  # torch.compile's wrapper name inside saved keys
 SHOWN = 5  # keys listed per kind of mismatch in an error message
 

@@ -15,7 +15,8 @@ from torch import nn
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.lit.optim import check_optim
-from toponets_exp.topo import TopoLossCallback
+from toponets_exp.topo import TopoLayer, TopoLossCallback, select_layers
+from toponets_exp.topo.selection import LOSSES, as_number
 
 
 def _plain(node: Any) -> Any:
@@ -63,6 +64,9 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     return instantiate(cfg.data, _convert_="all")
 
 
+SELECTION_KEYS = ("layers", "factor")  # what select_topo_layers reads; the callback receives the layers
+
+
 def build_module(cfg: DictConfig) -> L.LightningModule:
     """Backbone from `model.net`, wrapped in the LightningModule of `model.lit` with `optim`."""
     check_optim(cfg.optim, cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps"))
@@ -72,17 +76,22 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
     return instantiate(cfg.model.lit, net=net, optim=_plain(cfg.optim), _convert_="all")
 
 
-def build_topo(cfg: DictConfig, module: L.LightningModule) -> TopoLossCallback:
-    """The topo callback, bound to the backbone now so a bad selection fails before training starts."""
-    callback: TopoLossCallback = instantiate(cfg.topo, _convert_="all")
-    return build_topo_for(cfg, getattr(module, callback.module_attr), callback)
+def select_topo_layers(cfg: DictConfig, net: nn.Module) -> list[TopoLayer]:
+    """The backbone's topo layers: `topo.layers` patterns with factor φ `topo.factor`, τ `topo.weight` and loss
+    `topo.loss` unless an item sets its own (a bad selection is a ConfigError, before anything is trained)."""
+    topo = cfg.topo
+    if topo.loss not in LOSSES:
+        raise ConfigError(f"topo.loss={topo.loss!r} is not a topographic loss; use one of {', '.join(LOSSES)}")
+    return select_layers(net, instantiate(topo.layers, _convert_="all"), _plain(topo.factor),
+                         as_number("topo.weight", topo.weight, 0.0), topo.loss)
 
 
-def build_topo_for(cfg: DictConfig, net: nn.Module, callback: TopoLossCallback | None = None) -> TopoLossCallback:
-    """The topo callback (`cfg.topo`, or the one given) bound to `net`: its `layers` are the selected layers."""
-    callback = callback if callback is not None else instantiate(cfg.topo, _convert_="all")
-    callback.bind(net)
-    return callback
+def build_topo(cfg: DictConfig, layers: list[TopoLayer]) -> TopoLossCallback:
+    """The topographic-loss callback of `topo` on the selected layers, seeded with `seed`."""
+    node = OmegaConf.to_container(cfg.topo, resolve=True)
+    for key in SELECTION_KEYS:
+        node.pop(key, None)
+    return instantiate(node, _convert_="all", _partial_=True)(layers=layers, seed=cfg.seed)
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:

@@ -18,12 +18,13 @@ from torch import nn
 from toponets_exp.brain.topoformer import TGI_CUTOFFS, TGI_PAIRS
 from toponets_exp.errors import ConfigError
 from toponets_exp.io import write_json
-from toponets_exp.tasks.build import build_loggers, build_topo_for, output_dir, seed_and_check
+from toponets_exp.tasks.build import build_loggers, output_dir, seed_and_check, select_topo_layers
 from toponets_exp.tasks.eval_common import EvalContext, finite_mean, jsonable, mean_of, weight_maps
 from toponets_exp.tasks.eval_config import eval_settings
 from toponets_exp.tasks.eval_gratings import orientation_aggregate
 from toponets_exp.tasks.eval_model import checkpoint_net, eval_tokenizer, task_data
 from toponets_exp.topo import TopoLayer
+from toponets_exp.topo.selection import unique_layers
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def evaluate(cfg: DictConfig, net: nn.Module | None = None, layers: Sequence[Top
             raise ConfigError("task=eval needs ckpt_path=<a .ckpt of ours, an official TopoNets file, or an HF "
                               "folder>")
         net, architecture = checkpoint_net(cfg, checkpoint)
-        layers = build_topo_for(cfg, net).layers
+        layers = unique_layers(select_topo_layers(cfg, net))
     data, misfit = task_data(cfg, kind, datamodule)
     model_eval = {"downsample": {}, "context": None,
                   **OmegaConf.to_container(cfg.model.get("eval", {}), resolve=True)}

@@ -24,8 +24,9 @@ from toponets_exp.loggers import finish_wandb
 from toponets_exp.resume import Preemption, RNGState, RunCheckpoint, reset_metrics, resume_point
 from toponets_exp.resume.run_dir import RESOLVED, SUMMARY, ResumePoint
 from toponets_exp.tasks.build import (build_datamodule, build_loggers, build_module, build_topo, check_model_data,
-                                      output_dir, overrides, seed_and_check)
-from toponets_exp.topo import TopoLossCallback, TopoSheetImages
+                                      output_dir, overrides, seed_and_check, select_topo_layers)
+from toponets_exp.topo import TopoSheetImages
+from toponets_exp.topo.selection import unique_layers
 
 log = logging.getLogger(__name__)
 INTEGER_KEYS = ("max_epochs", "min_epochs", "max_steps", "min_steps", "num_nodes", "check_val_every_n_epoch",
@@ -47,16 +48,6 @@ def _trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], out: Pat
         raise ConfigError(f"trainer: {err}") from err
 
 
-def _topo_summary(topo: TopoLossCallback) -> dict[str, Any]:
-    """Final unweighted per-layer TopoLoss of every selected layer and TopoLoss's τ-weighted total."""
-    with torch.no_grad():
-        per_layer = topo.measured.layer_losses(dtype=torch.float32)
-        total = topo.loss.total(per_layer) if topo.loss is not None else torch.zeros(())
-    return {"weight": topo.weight, "loss": topo.default_loss, "reduction": topo.reduction, "total": float(total),
-            "mean_unweighted": float(torch.stack(list(per_layer.values())).mean()),
-            "per_layer": {name: float(v) for name, v in per_layer.items()}}
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train `model` on `data` with TopoLoss; returns the summary written to summary.json."""
     start = time.perf_counter()
@@ -68,7 +59,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return _finished(out, resume)
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
-    topo = build_topo(cfg, module)
+    layers = select_topo_layers(cfg, module.net)
+    topo = build_topo(cfg, layers)
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-epoch{epoch:03d}",
                                  auto_insert_metric_name=False, monitor=module.monitor, mode=module.monitor_mode,
                                  save_top_k=cfg.checkpoint.save_top_k, save_last=False)
@@ -79,7 +71,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = build_loggers(cfg)
     callbacks = [topo, checkpoint, last, RNGState(), RestoreLoaderPosition(), Preemption(last),
                  LearningRateMonitor("step"), ReleaseProcessGroup(),
-                 *([TopoSheetImages(topo, cfg.logger.sheet_images_every_n_val)]
+                 *([TopoSheetImages(unique_layers(layers), cfg.logger.sheet_images_every_n_val)]
                    if any(isinstance(lg, WandbLogger) for lg in loggers) else [])]
     trainer = _trainer(cfg, callbacks, loggers, out)  # knows this process's global rank (no process group yet)
     if trainer.is_global_zero:  # the one writer of the run directory
@@ -103,7 +95,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
         "last_checkpoint": str(last.path),
         "resumed_from_step": resume.step if resume else None,
-        "topo": _topo_summary(topo),
+        "topo": topo.summary(),
         "wall_time_s": round(time.perf_counter() - start, 1),
     }
     if trainer.is_global_zero:
@@ -113,7 +105,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if not best:
                 log.info("No validation ran (trainer.val_check_interval / check_val_every_n_epoch), so there is no "
                          "best checkpoint: the evaluation uses the last weights (%s)", last.path)
-            report = evaluate(cfg, getattr(module, topo.module_attr), topo.layers, datamodule, trainer.loggers,
+            report = evaluate(cfg, module.net, unique_layers(layers), datamodule, trainer.loggers,
                               checkpoint=best or str(last.path))
             summary["eval"] = {"report": str(out / "report.json"), **report["aggregate"]}
             summary["wall_time_s"] = round(time.perf_counter() - start, 1)

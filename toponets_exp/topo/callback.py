@@ -10,66 +10,44 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy, Strategy
-from torch import nn
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.topo.activation import SpatialCorrelation
-from toponets_exp.topo.loss import TopoLayer, TopoLoss
 from toponets_exp.topo.overlap import ConcurrentTopoGrad
 from toponets_exp.topo.schedule import Constant, Schedule
-from toponets_exp.topo.selection import LOSSES, as_number, select_layers
+from toponets_exp.topo.selection import LOSSES, as_number, unique_layers
+from toponets_exp.topo.spatial_hooks import SpatialCorrelation
+from toponets_exp.topo.step import backward_factor, check_exact_strategy, check_finite, scaler_skips_step
+from toponets_exp.topo.topoloss import TopoLayer, TopoLoss
 
 log = logging.getLogger(__name__)
-SPATIAL_KEYS = {"neighbourhoods", "radius", "responses"}
-
-
-def check_exact_strategy(strategy: Strategy) -> None:
-    """TopoLoss reads each layer's full weight on every rank: sharded-parameter strategies cannot compute it."""
-    if isinstance(strategy, (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)):
-        raise ConfigError(f"trainer.strategy={type(strategy).__name__} shards the parameters, so TopoLoss (which needs "
-                          "every topo layer's whole weight on each rank) would not be exact; use ddp (TopoLoss is "
-                          "added after the gradient all-reduce) or a single device")
-
-
-def scaler_skips_step(trainer: L.Trainer, optimizer: torch.optim.Optimizer) -> bool:
-    """Whether the precision plugin's GradScaler found Inf/NaN in this step's unscaled gradients (it will skip it).
-
-    The scaler unscales before on_before_optimizer_step; it records what it found per optimizer.
-    """
-    scaler = getattr(trainer.precision_plugin, "scaler", None)
-    if scaler is None or not scaler.is_enabled():
-        return False
-    found = scaler._per_optimizer_states[id(optimizer)].get("found_inf_per_device", {})
-    return any(bool(v.item()) for v in found.values())
 
 
 class TopoLossCallback(Callback):
     """Topographic losses in training: TopoLoss on weights and TDANN's spatial correlation loss on responses.
 
-    TopoLoss: τ·∂TopoLoss/∂W is added to the gradients once per optimizer step, after backward (so after the DDP
-    all-reduce and gradient accumulation), after AMP unscaling and before gradient clipping, so training minimises
-    `task_loss + TopoLoss` exactly. It is computed in float32 on the float32 master weights with autocast off. With
-    `overlap`, it is computed concurrently with the step's forward/backward (a side CUDA stream, or a CPU worker
-    thread) and only added in the hook.
+    The callback receives the selected layers (`select_layers`), each with its loss and τ. TopoLoss: τ·∂TopoLoss/∂W
+    is added to the gradients once per optimizer step, after backward (so after the DDP all-reduce and gradient
+    accumulation), after AMP unscaling and before gradient clipping, so training minimises `task_loss + TopoLoss`
+    exactly. It is computed in float32 on the float32 master weights with autocast off. With `overlap`, it is
+    computed concurrently with the step's forward/backward (a side CUDA stream, or a CPU worker thread) and only
+    added in the hook.
 
-    Spatial correlation (items with loss=spatial_correlation): forward hooks, during training batches only, join
-    the loss of each layer's responses to the same backward (toponets_exp.topo.activation).
+    Spatial correlation (layers with loss=spatial_correlation): forward hooks, during training batches only, join
+    the loss of each layer's responses to the same backward (toponets_exp.topo.spatial_hooks).
 
-    Every selected layer's unweighted TopoLoss is logged at validation, whichever loss trains it.
+    Every selected layer's unweighted TopoLoss is logged at each validation, whichever loss trains it; the trained
+    losses every trainer.log_every_n_steps optimizer steps. Frozen layers (requires_grad=False) are left out of TopoLoss,
+    with one warning naming them: they get no gradient and do not count in the mean.
     """
 
     def __init__(
         self,
-        layers: Sequence[Any],
+        layers: Sequence[TopoLayer],
         weight: float = 1.0,
-        factor: Any = 3.0,
+        loss: str = "topoloss",
         reduction: str = "mean",
         schedule: Schedule | None = None,
-        log_every_n_steps: int = 50,
-        module_attr: str = "net",
         overlap: bool = False,
-        loss: str = "topoloss",
         spatial: Mapping[str, Any] | None = None,
         seed: int = 0,
     ) -> None:
@@ -79,41 +57,12 @@ class TopoLossCallback(Callback):
             raise ConfigError(f"topo.reduction={reduction!r} is not supported; use 'mean' or 'sum'")
         if loss not in LOSSES:
             raise ConfigError(f"topo.loss={loss!r} is not a topographic loss; use one of {', '.join(LOSSES)}")
-        self.log_every_n_steps = int(as_number("topo.log_every_n_steps", log_every_n_steps, 1.0))
-        self.layer_cfg, self.factor, self.reduction, self.default_loss = list(layers), factor, reduction, loss
-        self.schedule = schedule if schedule is not None else Constant()
-        self.module_attr = module_attr
         if not isinstance(overlap, bool):
             raise ConfigError(f"topo.overlap={overlap!r} must be true or false")
-        self.overlap = overlap
-        self.spatial_cfg = dict(spatial or {})
-        unknown = sorted(set(self.spatial_cfg) - SPATIAL_KEYS)
-        if unknown:
-            raise ConfigError(f"topo.spatial has unknown key(s) {', '.join(unknown)}; accepted: "
-                              f"{', '.join(sorted(SPATIAL_KEYS))}")
-        self.seed = int(as_number("seed", seed))
-        self.loss: TopoLoss | None = None
-        self.measured: TopoLoss | None = None
-        self.spatial: SpatialCorrelation | None = None
-        self.concurrent: ConcurrentTopoGrad | None = None
-
-    @property
-    def state_key(self) -> str:
-        return "TopoLossCallback"
-
-    @property
-    def layers(self) -> list[TopoLayer]:
-        """Every selected layer once (the layers the evaluation maps), with its TopoLoss τ (0 if not trained)."""
-        return self.measured.layers if self.measured is not None else []
-
-    def bind(self, net: nn.Module) -> TopoLoss:
-        """Select and validate the topo layers of `net` (raises ConfigError on a bad selection); the measured loss.
-
-        Frozen layers (requires_grad=False) are left out of TopoLoss, with one warning naming them: they get no
-        gradient and do not count in the mean.
-        """
-        self.close()  # a previous binding's worker and hooks
-        selected = select_layers(net, self.layer_cfg, self.factor, self.weight, self.default_loss)
+        self.default_loss, self.reduction = loss, reduction
+        self.schedule = schedule if schedule is not None else Constant()
+        seed = int(as_number("seed", seed))
+        selected = list(layers)
         weights = [layer for layer in selected if layer.loss == "topoloss"]
         responses = [layer for layer in selected if layer.loss == "spatial_correlation"]
         frozen = [layer.name for layer in weights if not layer.param.requires_grad]
@@ -123,14 +72,22 @@ class TopoLossCallback(Callback):
             log.warning("TopoLoss skips %d frozen layer(s) (requires_grad=False), left out of its mean: %s",
                         len(frozen), ", ".join(frozen))
         weights = [layer for layer in weights if layer.param.requires_grad]
-        self.loss = TopoLoss(weights, self.reduction) if weights else None
+        self.loss = TopoLoss(weights, reduction) if weights else None
         trained = {layer.name for layer in weights}
-        extra = [replace(layer, weight=0.0, loss="topoloss") for layer in responses if layer.name not in trained]
-        extra = list({layer.name: layer for layer in extra}.values())
-        self.measured = TopoLoss(weights + extra, self.reduction) if extra else self.loss
-        self.spatial = SpatialCorrelation(responses, seed=self.seed, **self.spatial_cfg) if responses else None
-        self.concurrent = ConcurrentTopoGrad(self.loss) if self.overlap and self.loss is not None else None
-        return self.measured
+        extra = unique_layers([replace(layer, weight=0.0, loss="topoloss") for layer in responses
+                               if layer.name not in trained])
+        self.measured = TopoLoss(weights + extra, reduction) if extra else self.loss
+        self.spatial = SpatialCorrelation.from_config(responses, seed, spatial or {}) if responses else None
+        self.concurrent = ConcurrentTopoGrad(self.loss) if overlap and self.loss is not None else None
+
+    @property
+    def state_key(self) -> str:
+        return "TopoLossCallback"
+
+    @property
+    def layers(self) -> list[TopoLayer]:
+        """Every layer measured: TopoLoss's trained ones, then the response-trained ones with τ 0 (not frozen ones)."""
+        return self.measured.layers if self.measured is not None else []
 
     @property
     def schedules(self) -> list[Schedule]:
@@ -166,10 +123,6 @@ class TopoLossCallback(Callback):
         return self.loss is not None and any(layer.weight > 0 for layer in self.loss.layers)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        net = getattr(pl_module, self.module_attr, None)
-        if not isinstance(net, nn.Module):
-            raise ConfigError(f"the LightningModule has no backbone attribute {self.module_attr!r} for TopoLoss")
-        self.bind(net)
         if stage != "fit":
             return
         check_exact_strategy(trainer.strategy)
@@ -222,7 +175,7 @@ class TopoLossCallback(Callback):
         if spatial is not None:
             check_finite("the spatial correlation loss", spatial, self.spatial.values, trainer.global_step,
                          "have non-finite responses (NaN/Inf)")
-        if trainer.global_step % self.log_every_n_steps == 0:
+        if trainer.global_step % trainer.log_every_n_steps == 0:
             self._log(trainer, total, per_layer, spatial, multiplier)
 
     def close(self) -> None:
@@ -238,9 +191,18 @@ class TopoLossCallback(Callback):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self.close()
 
+    @torch.no_grad()
+    def summary(self) -> dict[str, Any]:
+        """Unweighted TopoLoss of every measured layer now, TopoLoss's τ-weighted total, and the settings."""
+        per_layer = self.measured.layer_losses(dtype=torch.float32) if self.measured is not None else {}
+        total = self.loss.total(per_layer) if self.loss is not None else torch.zeros(())
+        mean = torch.stack(list(per_layer.values())).mean() if per_layer else torch.full((), float("nan"))
+        return {"weight": self.weight, "loss": self.default_loss, "reduction": self.reduction, "total": float(total),
+                "mean_unweighted": float(mean), "per_layer": {name: float(v) for name, v in per_layer.items()}}
+
     def _log(self, trainer: L.Trainer, total: torch.Tensor | None, per_layer: dict[str, torch.Tensor],
              spatial: torch.Tensor | None, multiplier: float) -> None:
-        """Write topo metrics straight to the loggers (every `log_every_n_steps` optimizer steps)."""
+        """Write topo metrics straight to the loggers (every trainer.log_every_n_steps optimizer steps)."""
         metrics = {f"topo/{name}": float(v.detach()) for name, v in per_layer.items()}
         if total is not None:
             metrics["topo/total"] = float(total.detach())
@@ -279,18 +241,3 @@ class TopoLossCallback(Callback):
         for schedule, state in zip(own, saved):
             schedule.load_state_dict(state)
 
-
-def backward_factor(trainer: L.Trainer) -> float:
-    """What the backward's loss is multiplied by: the GradScaler's scale (fp16) over accumulate_grad_batches."""
-    scaler = getattr(trainer.precision_plugin, "scaler", None)
-    scale = float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
-    return scale / trainer.accumulate_grad_batches
-
-
-def check_finite(what: str, total: torch.Tensor, per_layer: Mapping[str, torch.Tensor], step: int,
-                 cause: str) -> None:
-    """Stop training with the layers to blame when a topographic loss is not finite."""
-    if not torch.isfinite(total):
-        bad = [name for name, value in per_layer.items() if not torch.isfinite(value)]
-        raise FloatingPointError(f"{what} is {float(total)} at optimizer step {step}: layer(s) {', '.join(bad)} "
-                                 f"{cause}")

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 
-from toponets_exp.topo.loss import Scale, TopoLoss
+from toponets_exp.topo.topoloss import Scale, TopoLoss
 
 Result = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -52,8 +52,8 @@ class ConcurrentTopoGrad:
         if self.pending:
             raise RuntimeError("a TopoLoss gradient is already in flight; add it to the gradients first")
         if self.buffers is None:
-            self.buffers = [torch.zeros_like(l.param, memory_format=torch.contiguous_format) if l.weight else None
-                            for l in self.loss.layers]
+            self.buffers = [torch.zeros_like(l.param, memory_format=torch.contiguous_format)
+                            if l.weight and l.param.requires_grad else None for l in self.loss.layers]
         self.scale = scale
         if self.device.type == "cuda":
             self._stream = self._stream or torch.cuda.Stream(self.device)

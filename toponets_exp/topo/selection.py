@@ -12,7 +12,7 @@ from typing import Any
 from torch import nn
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.topo.loss import TopoLayer, check_factor
+from toponets_exp.topo.topoloss import TopoLayer, check_factor
 from toponets_exp.topo.schedule import Schedule
 from toponets_exp.topo.sheet import sheet_shape
 
@@ -180,3 +180,11 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
             selected[(name, item_loss)] = TopoLayer(name, module, pname, unit_dim, fh_ok, fw_ok, tau, sheet, item_loss,
                                                     schedule)
     return list(selected.values())
+
+
+def unique_layers(layers: Sequence[TopoLayer]) -> list[TopoLayer]:
+    """Each selected module once (the first item that selects it): the layers an evaluation maps."""
+    first: dict[str, TopoLayer] = {}
+    for layer in layers:
+        first.setdefault(layer.name, layer)
+    return list(first.values())

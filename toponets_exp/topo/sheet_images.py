@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
 from toponets_exp.brain.plots import sheet_principal_components, sheet_rgb
-from toponets_exp.topo.callback import TopoLossCallback
+from toponets_exp.topo.topoloss import TopoLayer
 from toponets_exp.topo.sheet import unit_matrix
 
 
@@ -23,19 +23,19 @@ def sheet_image(vectors: np.ndarray, sheet: tuple[int, int]) -> np.ndarray:
 class TopoSheetImages(Callback):
     """Every `every_n_val` validations, logs `sheets/<layer>` images to the W&B loggers (rank 0 only)."""
 
-    def __init__(self, topo: TopoLossCallback, every_n_val: int = 1) -> None:
+    def __init__(self, layers: list[TopoLayer], every_n_val: int = 1) -> None:
         super().__init__()
-        self.topo, self.every_n_val = topo, int(every_n_val)
+        self.layers, self.every_n_val = layers, int(every_n_val)
         self._validations = 0
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.every_n_val < 1 or self.topo.measured is None:
+        if trainer.sanity_checking or self.every_n_val < 1 or not self.layers:
             return
         self._validations += 1
         if self._validations % self.every_n_val or not trainer.is_global_zero:
             return
         images: dict[str, Any] = {}
-        for layer in self.topo.layers:
+        for layer in self.layers:
             vectors = unit_matrix(layer.param.detach().float().cpu(), layer.unit_dim).numpy()
             images[layer.name] = sheet_image(vectors, layer.sheet)
         for logger in trainer.loggers:

@@ -11,8 +11,9 @@ each hooked layer keeps one float32 tensor of its output's size (∂L/∂output)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,9 +21,10 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.topo.loss import TopoLayer
 from toponets_exp.topo.selection import output_unit_dim
-from toponets_exp.topo.spatial import CONV_MODES, sample_neighbourhoods, spatial_correlation_loss, unit_responses
+from toponets_exp.topo.spatial_correlation import (CONV_MODES, sample_neighbourhoods, spatial_correlation_loss,
+                                                   unit_responses)
+from toponets_exp.topo.topoloss import TopoLayer
 
 
 def neighbourhood_seed(seed: int, step: int, batch_idx: int, layer_index: int) -> int:
@@ -62,9 +64,12 @@ def output_loss(output: torch.Tensor, layer: TopoLayer, neighbourhoods: torch.Te
         return spatial_correlation_loss(unit_responses(output, unit_dim, responses), layer.sheet, neighbourhoods)
 
 
+SETTINGS = {"neighbourhoods", "radius", "responses"}
+
+
 @dataclass
 class SpatialCorrelation:
-    """TDANN's spatial correlation loss on the selected layers' responses (see toponets_exp.topo.spatial)."""
+    """TDANN's spatial correlation loss on the selected layers' responses (toponets_exp.topo.spatial_correlation)."""
 
     layers: list[TopoLayer]
     neighbourhoods: int = 20
@@ -84,6 +89,15 @@ class SpatialCorrelation:
             except ConfigError as err:
                 raise ConfigError(f"topo.spatial (layer {layer.name!r}, sheet {layer.sheet[0]}x{layer.sheet[1]}): "
                                   f"{err}") from None
+
+    @classmethod
+    def from_config(cls, layers: list[TopoLayer], seed: int, spatial: Mapping[str, Any]) -> SpatialCorrelation:
+        """The loss on `layers` with the `topo.spatial` settings (unknown keys are a ConfigError)."""
+        unknown = sorted(set(spatial) - SETTINGS)
+        if unknown:
+            raise ConfigError(f"topo.spatial has unknown key(s) {', '.join(unknown)}; accepted: "
+                              f"{', '.join(sorted(SETTINGS))}")
+        return cls(layers, seed=seed, **spatial)
 
     def attach(self, step: int, batch_idx: int, coefficient: Callable[[TopoLayer], float],
                backward_factor: Callable[[], float]) -> None:

@@ -220,8 +220,9 @@ class TopoLoss:
 
         The same numbers as autograd.grad(self.total(self.layer_losses(dtype), scale)) added to .grad, but each
         layer's gradient goes straight into .grad (sparse products accumulate in place) and its temporaries are
-        freed before the next layer. Layers with τ = 0 get their value only. `into` (one tensor shaped like each
-        layer's parameter, or None to leave that layer out) receives the gradients instead of .grad.
+        freed before the next layer. Layers with τ = 0 and frozen ones (requires_grad=False) get their value only.
+        `into` (one tensor shaped like each layer's parameter, or None to leave that layer out) receives the
+        gradients instead of .grad.
         """
         per_layer = {}
         count = len(self.layers) if self.reduction == "mean" else 1
@@ -232,8 +233,8 @@ class TopoLoss:
             cos, alpha, beta, gamma = cosine_terms(units, blurred)
             per_layer[layer.name] = 1.0 - cos.mean()
             coef = -layer.weight * layer_scale(scale, layer) / (count * units.shape[0])
-            if coef == 0.0 or (into is not None and into[i] is None):
-                continue
+            if coef == 0.0 or not param.requires_grad or (into is not None and into[i] is None):
+                continue  # a frozen parameter is never trained
             if into is not None:
                 grad = into[i]
             else:
