@@ -155,7 +155,8 @@ def training_overhead(name: str, build: Callable[[], nn.Module], batch: Callable
         net = build().to(device)
         callback = TopoLossCallback(select_layers(net, [pattern], FACTOR, tau), weight=tau, overlap=overlap)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
-        trainer = SimpleNamespace(global_step=0, loggers=[_Recorder()], precision_plugin=SimpleNamespace())  # fp32: no scaler
+        trainer = SimpleNamespace(global_step=0, log_every_n_steps=10, loggers=[_Recorder()],
+                                  precision_plugin=SimpleNamespace())  # fp32: no scaler
         runs[key] = (net, callback, opt, trainer, SimpleNamespace(device=device))
     data = batch()
     weights = [layer.param.detach() for layer in runs["τ=5"][1].loss.layers]

@@ -168,8 +168,8 @@ def test_logs_per_layer_and_total_every_n_steps(tmp_path):
     net, _ = nets()
     logger = L.pytorch.loggers.CSVLogger(tmp_path, name="", version="")
     cb = topo_callback(net, LAYERS, weight=5.0, factor=2.0)
-    trainer = L.Trainer(max_steps=6, logger=logger, log_every_n_steps=2, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[cb])
+    trainer = L.Trainer(max_steps=6, logger=logger, log_every_n_steps=2, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[cb])
     trainer.fit(ImageClassifier(net, 10, OPTIM), train_dataloaders=loader())
     rows = [r for r in csv.DictReader(open(tmp_path / "metrics.csv")) if r.get("topo/total")]
     assert [int(r["step"]) for r in rows] == [0, 2, 4]

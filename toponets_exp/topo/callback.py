@@ -36,8 +36,8 @@ class TopoLossCallback(Callback):
     the loss of each layer's responses to the same backward (toponets_exp.topo.spatial_hooks).
 
     Every selected layer's unweighted TopoLoss is logged at each validation, whichever loss trains it; the trained
-    losses every trainer.log_every_n_steps optimizer steps. Frozen layers (requires_grad=False) are left out of TopoLoss,
-    with one warning naming them: they get no gradient and do not count in the mean.
+    losses every trainer.log_every_n_steps optimizer steps. Frozen layers (requires_grad=False) are left out of
+    TopoLoss, with one warning naming them: they get no gradient and do not count in the mean.
     """
 
     def __init__(
