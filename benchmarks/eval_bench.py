@@ -6,13 +6,13 @@ Prints a markdown table, then one machine-readable line of seconds (see benchmar
 Backbone: torchvision ResNet-18 (random init, seed 0, 10 classes), recorded at `layer4.1.conv2` (512 channels,
 sheet 16×32). Stimuli: `categories` × `per-category` synthetic images (a fixed random image per category plus
 unit Gaussian noise), labels in order, served by a DataLoader with the evaluation's batch size. Settings: the
-evaluation's defaults, conf/eval/auto.yaml checked by tasks.eval_config.eval_settings. Each part calls the library
-function the evaluation calls (tasks.eval_vision.vision_analyses, tasks.eval_common.response_maps / weight_maps,
-tasks.eval_vision.selectivity) with the same arguments:
+evaluation's defaults, conf/eval/auto.yaml checked by evaluation.settings.eval_settings. Each part calls the library
+function the evaluation calls (evaluation.vision.vision_analyses, evaluation.maps.response_maps / weight_maps,
+evaluation.vision.selectivity) with the same arguments:
 
-- record: tasks.eval_vision.record_with_labels (brain.activations.record_activations, spatial mean per channel);
+- record: evaluation.vision.record_with_labels (brain.activations.record_activations, spatial mean per channel);
 - smoothness: brain.smoothness.smoothness (eval.smoothness, eval.max_pairs) of the layer's weights and of its
-  response profiles, and TDANN's smoothness (brain.tdann via tasks.eval_common.map_tdann_smoothness, eval.tdann)
+  response profiles, and TDANN's smoothness (brain.tdann via evaluation.maps.map_tdann_smoothness, eval.tdann)
   of every category's t map;
 - ED: brain.dimensionality.effective_dimensionality of the pooled responses (eval.ed_features=pooled);
 - selectivity: brain.selectivity.selectivity_map per category (Welch t, d′, fraction selective, Moran's I;
@@ -47,9 +47,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.timing import Timing  # noqa: E402
 from toponets_exp.brain import (effective_dimensionality, map_pearson, map_ssim, response_profiles,  # noqa: E402
                                 selectivity_map, smoothness)
-from toponets_exp.tasks.eval_common import STD_DDOF, map_tdann_smoothness  # noqa: E402
-from toponets_exp.tasks.eval_config import eval_settings  # noqa: E402
-from toponets_exp.tasks.eval_vision import record_with_labels  # noqa: E402
+from toponets_exp.evaluation.maps import map_tdann_smoothness  # noqa: E402
+from toponets_exp.evaluation.settings import eval_settings  # noqa: E402
+from toponets_exp.evaluation.vision import STD_DDOF, record_with_labels  # noqa: E402
 from toponets_exp.topo import TopoLayer, select_layers, unit_matrix  # noqa: E402
 
 log = logging.getLogger("eval_bench")

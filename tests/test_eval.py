@@ -55,6 +55,7 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["kind"] == "vision" and report["n_stimuli"] == 270 and len(report["categories"]) == 10
+    assert report["topo_weight"] == json.loads((train_dir / "summary.json").read_text())["topo"]["weight"]
     assert set(report["aggregate"]) == {"weight_smoothness", "response_smoothness", "effective_dimensionality",
                                         "tdann_smoothness", "tdann_maps_used", "tdann_maps_left_out",
                                         "morans_i_topolm", "morans_i_topolm_maps_used", "morans_i_topolm_maps_left_out",
@@ -112,6 +113,39 @@ def test_task_eval_vision_writes_every_key_and_figure(vision_run, tmp_path):
     assert after_train["layers"] == report["layers"] and after_train["efficiency"] == report["efficiency"]
 
 
+def test_the_trained_tau_comes_from_the_file_or_is_unknown(tmp_path):
+    """report.json's τ: our checkpoint's TopoLossCallback state, else a TopoNets file name, else None (never the
+    config's topo.weight); loading leaves the run's config unchanged."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from toponets_exp.evaluation.loading import load_for_eval, trained_topo_weight
+
+    ours = {"callbacks": {"TopoLossCallback": {"weight": 0.5, "schedule": {}}}}
+    assert trained_topo_weight(tmp_path / "last.ckpt", ours) == 0.5
+    assert trained_topo_weight(tmp_path / "all_topo_tau_20.0.pt", {}) == 20.0
+    assert trained_topo_weight(tmp_path / "tau_3.pt", {}) == 3.0
+    assert trained_topo_weight(tmp_path / "resnet18.pt", {}) is None
+    assert trained_topo_weight(tmp_path / "tau_3.pt.bak", {}) is None
+
+    from toponets_exp.models import resnet18
+
+    path = tmp_path / "plain.pt"
+    torch.save(resnet18(num_classes=7, small_input=True).state_dict(), path)
+    cfg = OmegaConf.create({
+        "model": {"net": {"_target_": "toponets_exp.models.resnet18", "num_classes": 10, "small_input": True},
+                  "eval": {"architecture": {"_target_": "toponets_exp.models.resnet.architecture",
+                                            "_partial_": True}}},
+        "eval": {"architecture_from_checkpoint": True},
+        "topo": {"layers": ["layer4.*.conv*"], "factor": 2.0, "weight": 5.0, "loss": "topoloss"}})
+    before = OmegaConf.to_yaml(cfg)
+    loaded = load_for_eval(cfg, str(path))
+    assert loaded.architecture["num_classes"] == 7 and loaded.model.net.num_classes == 7
+    assert loaded.topo_weight is None and [layer.name for layer in loaded.layers] == [
+        "layer4.0.conv1", "layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"]
+    assert OmegaConf.to_yaml(cfg) == before
+
+
 def test_task_eval_needs_a_checkpoint(tmp_path):
     proc = run_cli("task=eval", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2 and "task=eval needs ckpt_path=" in proc.stdout
@@ -154,7 +188,7 @@ def test_data_split_caps_spread_categories_and_read_labels_without_images():
     from torch.utils.data import Subset, TensorDataset
 
     from toponets_exp.data.vision import Transformed
-    from toponets_exp.tasks.eval_vision import capped, spread_categories, split_targets
+    from toponets_exp.evaluation.stimuli import capped, spread_categories, split_targets
 
     assert spread_categories(1000, 20) == [round(i * 999 / 19) for i in range(20)]
     assert spread_categories(10, 20) == list(range(10)) and spread_categories(5, None) == list(range(5))
@@ -194,7 +228,7 @@ def test_folder_stimuli_with_neural_data_give_predictivity(tiny_checkpoint, tmp_
 def test_tdann_aggregate_leaves_out_maps_the_statistic_does_not_resolve():
     """A map whose curve keeps one bin before an empty one scores 1 by construction; one with infinite t has no
     value: neither enters the mean, and the counts say how many maps it used."""
-    from toponets_exp.tasks.evaluate import tdann_aggregate
+    from toponets_exp.evaluation.aggregate import tdann_aggregate
 
     per_layer = {
         "small": {"selectivity": {"0": {"tdann_smoothness": 1.0, "tdann_bins": 1},
@@ -211,7 +245,7 @@ def test_tdann_aggregate_leaves_out_maps_the_statistic_does_not_resolve():
 def test_map_and_layer_aggregates_count_what_they_leave_out():
     """TopoLM's Moran's I is undefined on a map with infinite t, Topoformer's TGI on a sheet of fewer than 100 units:
     the means leave those out and say how many they used."""
-    from toponets_exp.tasks.evaluate import layer_aggregate, map_aggregate
+    from toponets_exp.evaluation.aggregate import layer_aggregate, map_aggregate
 
     per_layer = {
         "small": {"topoformer_tgi": None, "selectivity": {"0": {"morans_i_topolm": 0.5},
@@ -228,7 +262,7 @@ def test_map_and_layer_aggregates_count_what_they_leave_out():
 def test_orientation_aggregate_leaves_out_undefined_maps():
     """TDANN smoothness only over resolved maps, each All-TNN statistic and the pinwheel density over the maps where
     they are defined, pinwheels summed."""
-    from toponets_exp.tasks.eval_gratings import orientation_aggregate
+    from toponets_exp.evaluation.aggregate import orientation_aggregate
 
     def entry(selective, smooth, bins, radius, density, pinwheels):
         return {"orientation": {"fraction_selective": selective, "tdann_smoothness": smooth, "tdann_bins": bins,
@@ -251,7 +285,7 @@ def test_switches_of_the_evaluation_must_be_booleans(key, value):
     from omegaconf import OmegaConf
 
     from toponets_exp.errors import ConfigError
-    from toponets_exp.tasks.eval_config import eval_settings
+    from toponets_exp.evaluation.settings import eval_settings
 
     cfg = OmegaConf.create({"seed": 0, "eval": OmegaConf.load(Path(__file__).parents[1] / "conf/eval/auto.yaml")})
     assert eval_settings(cfg)["gratings"] is True

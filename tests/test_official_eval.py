@@ -71,6 +71,7 @@ def test_official_resnet18_file_with_stimuli_and_no_training_data(tmp_path, stim
     assert proc.returncode == 0, proc.stdout[-3000:]
     report = report_of(out)
     assert report["architecture_from_checkpoint"] == {"num_classes": 1000, "small_input": False, "blurpool": True}
+    assert report["topo_weight"] == 10.0  # the τ of the file's name, not the config's topo.weight (5)
     assert report["categories"] == ["faces", "places"] and report["n_stimuli"] == 8
     assert "efficiency" in report["skipped"] and "1000 classes" in report["skipped"]["efficiency"]
     assert "efficiency" not in report
@@ -113,6 +114,7 @@ def test_official_nanogpt_file_with_the_embedded_sentences(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     report = report_of(out)
     assert report["kind"] == "language" and report["tokenizer"] == "BPETokenizer (50257 tokens)"
+    assert report["topo_weight"] == 3.0
     assert report["architecture_from_checkpoint"]["n_head"] == 4 and report["architecture_from_checkpoint"][
         "block_size"] == 1024
     assert set(report["skipped"]) == {"val_loss", "efficiency"} and "val_loss" not in report

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
@@ -25,7 +24,9 @@ from toponets_exp.resume import Preemption, RNGState, RunCheckpoint, reset_metri
 from toponets_exp.resume.run_dir import RESOLVED, SUMMARY, ResumePoint
 from toponets_exp.tasks.build import (build_datamodule, build_loggers, build_module, build_topo, check_model_data,
                                       output_dir, overrides, seed_and_check, select_topo_layers)
-from toponets_exp.topo import TopoSheetImages
+from toponets_exp.evaluation import Subject, eval_kind, eval_settings, evaluate
+from toponets_exp.evaluation.stimuli import check_stimuli
+from toponets_exp.topo import TopoLayer, TopoSheetImages
 from toponets_exp.topo.selection import unique_layers
 
 log = logging.getLogger(__name__)
@@ -100,13 +101,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     if trainer.is_global_zero:
         if cfg.eval.after_train:  # the module holds the weights trainer.test used: the best checkpoint's, or the last
-            from toponets_exp.tasks.evaluate import evaluate
-
             if not best:
                 log.info("No validation ran (trainer.val_check_interval / check_val_every_n_epoch), so there is no "
                          "best checkpoint: the evaluation uses the last weights (%s)", last.path)
-            report = evaluate(cfg, module.net, unique_layers(layers), datamodule, trainer.loggers,
-                              checkpoint=best or str(last.path))
+            report = _evaluate(cfg, module, unique_layers(layers), topo.weight, datamodule, trainer.loggers,
+                               best or str(last.path), out)
             summary["eval"] = {"report": str(out / "report.json"), **report["aggregate"]}
             summary["wall_time_s"] = round(time.perf_counter() - start, 1)
         summary.update(_wandb_runs(trainer.loggers))
@@ -114,6 +113,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _print_summary(summary)
     finish_wandb(trainer.loggers, _headline(summary))
     return summary
+
+
+def _evaluate(cfg: DictConfig, module: L.LightningModule, layers: list[TopoLayer], tau: float,
+              datamodule: L.LightningDataModule, loggers: list[Any], checkpoint: str, out: Path) -> dict[str, Any]:
+    """The evaluation of the trained backbone on its own data (toponets_exp.evaluation), from the run's seed."""
+    seed_and_check(cfg)
+    ev = eval_settings(cfg)
+    kind = eval_kind(cfg, ev)
+    if kind == "vision" and ev["stimuli"]:
+        check_stimuli(ev["stimuli"])
+    subject = Subject(module.net, layers, cfg.model, checkpoint, {}, tau)
+    return evaluate(subject, datamodule, None, ev, kind, out, loggers)
 
 
 def _finished(out: Path, resume: ResumePoint) -> dict[str, Any]:

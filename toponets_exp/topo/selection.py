@@ -12,7 +12,8 @@ from typing import Any
 from torch import nn
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.topo.topoloss import TopoLayer, check_factor
+from toponets_exp.topo.blur import check_factor
+from toponets_exp.topo.topoloss import TopoLayer
 from toponets_exp.topo.schedule import Schedule
 from toponets_exp.topo.sheet import sheet_shape
 

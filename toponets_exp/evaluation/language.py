@@ -19,9 +19,10 @@ from toponets_exp.brain.integration import integration_windows
 from toponets_exp.brain.language import embedded_sentences, language_selectivity, make_nonwords
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
+from toponets_exp.evaluation.context import EvalContext, Section, check_layers, file_name, phase
+from toponets_exp.evaluation.efficiency import efficiency
+from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
 from toponets_exp.lit.causal_lm import logits_of
-from toponets_exp.tasks.eval_common import (EvalContext, check_layers, efficiency, file_name, map_patches,
-                                           map_tdann_smoothness, phase, response_maps, warn_unresolved)
 
 
 def encoder(tokenizer: Any, context: int) -> Callable[[str], list[int]]:
@@ -67,25 +68,27 @@ def loss_on(loader: Any, max_batches: int | None, device: torch.device) -> Calla
     return evaluate
 
 
-def language_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
-    """Run every language analysis; fills `report` per layer and returns the model-level results."""
+def language_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict[str, Any]]:
+    """Every language analysis: the per-layer section (`weights`, the weight maps, feed the c(d) figure) and the
+    model-level results."""
     ev, net, device = ctx.ev, ctx.net, ctx.device
     encode = encoder(ctx.tokenizer, ctx.model["context"])
     texts = sentences(ev)
     nonwords = make_nonwords(texts, seed=ev["seed"])
     check_layers(net, ev["layers"])
-    names = [layer.name for layer in ctx.layers] + [n for n in ev["layers"] if n not in report]
+    topo = [layer.name for layer in ctx.layers]
+    names = topo + [n for n in ev["layers"] if n not in topo]
     phase("recording %d layers' responses to %d sentences and their non-word versions", len(names), len(texts))
     sent = layer_responses(net, names, texts, encode, ev["token_reduce"], ev["batch_size"], device)
     non = layer_responses(net, names, nonwords, encode, ev["token_reduce"], ev["batch_size"], device)
     phase("smoothness, effective dimensionality and language selectivity of %d topo layers", len(ctx.layers))
-    response_maps(ctx.layers, sent, ev, report, ctx.figures)
+    per_layer = response_maps(ctx.layers, sent, ev, weights, ctx.figures)
     leading_bins = {}
     for layer in ctx.layers:
         sel = language_selectivity(sent[layer.name], non[layer.name], layer.sheet, ev["fdr_alpha"])
         tdann, bins = map_tdann_smoothness(sel.t, layer.sheet, ev)
         leading_bins[layer.name] = [bins]
-        report[layer.name]["language_selectivity"] = {
+        per_layer[layer.name]["language_selectivity"] = {
             "fraction_sentence_selective": sel.fraction_sentence_selective,
             "fraction_nonword_selective": sel.fraction_nonword_selective, "morans_i": sel.morans_i,
             "morans_i_topolm": sel.morans_i_topolm,
@@ -112,7 +115,7 @@ def language_analyses(ctx: EvalContext, report: dict) -> dict[str, Any]:
                                            ctx.figures, (math.log(vocab), f"uniform over {vocab} tokens, ln {vocab}"))
     if ev["blimp"]:
         out["blimp"] = blimp(ctx, encode)
-    return out
+    return per_layer, out
 
 
 def blimp(ctx: EvalContext, encode: Callable[[str], list[int]]) -> dict[str, Any]:

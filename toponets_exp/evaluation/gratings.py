@@ -15,7 +15,9 @@ from toponets_exp.brain.orientation_maps import (cluster_radii, orientation_bins
 from toponets_exp.brain.pinwheels import count_pinwheels
 from toponets_exp.brain.plots import plot_orientation_maps
 from toponets_exp.data.vision import IMAGENET_MEAN, IMAGENET_STD
-from toponets_exp.tasks.eval_common import EvalContext, finite_mean, map_tdann_smoothness, phase
+from toponets_exp.evaluation.aggregate import finite_mean
+from toponets_exp.evaluation.context import EvalContext, Section, phase
+from toponets_exp.evaluation.maps import map_tdann_smoothness
 
 
 def grating_input(ctx: EvalContext) -> tuple[int, tuple[float, ...], tuple[float, ...], str]:
@@ -27,10 +29,10 @@ def grating_input(ctx: EvalContext) -> tuple[int, tuple[float, ...], tuple[float
     return int(ctx.ev["image_size"]), IMAGENET_MEAN, IMAGENET_STD, "eval.image_size, ImageNet's standardisation"
 
 
-def orientation_analysis(ctx: EvalContext, report: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def orientation_analysis(ctx: EvalContext) -> tuple[Section, dict[str, Any]]:
     """Per topo layer: orientation tuning to TDANN's gratings, the share of selective units, and the orientation
     map's TDANN smoothness (differences wrapped to ≤ 90°), All-TNN spatial entropy, cluster radius and radial spectrum
-    slope, and TDANN's pinwheels; the figure, pinwheels circled.
+    slope, and TDANN's pinwheels (the per-layer section); the figure, pinwheels circled; what the gratings were.
 
     A unit's response is its rectified output averaged over the feature map's positions: TDANN and All-TNN tune
     post-ReLU responses, and a linear unit's response to a full-field grating, averaged over positions or phases,
@@ -44,10 +46,11 @@ def orientation_analysis(ctx: EvalContext, report: dict[str, dict[str, Any]]) ->
     batches = (images[i:i + ev["batch_size"]] for i in range(0, len(images), ev["batch_size"]))
     acts = record_activations(ctx.net, [layer.name for layer in ctx.layers], batches, reduce="mean",
                               device=ctx.device, progress=False, rectify=True)
-    maps, notes, marks = {}, {}, {}
+    maps, notes, marks, out = {}, {}, {}, {}
     for layer in ctx.layers:
         tuning = grating_tuning(acts[layer.name], gratings, ev["orientation_preference"])
-        entry = report[layer.name]["orientation"] = _map_statistics(tuning, layer.sheet, ev)
+        entry = _map_statistics(tuning, layer.sheet, ev)
+        out[layer.name] = {"orientation": entry}
         maps[layer.name] = tuning.preferred_orientation.reshape(layer.sheet)
         marks[layer.name] = entry.pop("pinwheel_centres")
         notes[layer.name] = (f"{100 * entry['fraction_selective']:.0f}% selective, "
@@ -58,9 +61,9 @@ def orientation_analysis(ctx: EvalContext, report: dict[str, dict[str, Any]]) ->
              "selective: circular variance < 0.6; TDANN smoothness, differences wrapped to ≤ 90°; "
              "circles: pinwheels (TDANN's detector)")
     plot_orientation_maps(maps, notes, ctx.figures / "orientation_maps.png", title, marks)
-    return {"images": len(images), "size": size, "input": source, "orientations_deg": list(ORIENTATIONS),
-            "cycles_per_image": list(gratings.cycles_per_image), "phases_rad": list(PHASES), "colours": list(COLOURS),
-            "preference": ev["orientation_preference"]}
+    return out, {"images": len(images), "size": size, "input": source, "orientations_deg": list(ORIENTATIONS),
+                 "cycles_per_image": list(gratings.cycles_per_image), "phases_rad": list(PHASES),
+                 "colours": list(COLOURS), "preference": ev["orientation_preference"]}
 
 
 def _map_statistics(tuning: Tuning, sheet: tuple[int, int], ev: dict[str, Any]) -> dict[str, Any]:
@@ -92,21 +95,3 @@ def _map_statistics(tuning: Tuning, sheet: tuple[int, int], ev: dict[str, Any]) 
         "pinwheel_density": pinwheels.density if pinwheels else None,
         "pinwheel_centres": pinwheels.centres if pinwheels else [],
     }
-
-
-def orientation_aggregate(per_layer: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Means over the topo layers' orientation maps where each value is defined (TDANN smoothness: resolved maps), with
-    the number of maps each mean used; nothing when no grating analysis ran."""
-    entries = [entry["orientation"] for entry in per_layer.values() if "orientation" in entry]
-    if not entries:
-        return {}
-    resolved = [e["tdann_smoothness"] for e in entries if e["tdann_bins"] >= 2]
-    out = {"orientation_selective_fraction": finite_mean(e["fraction_selective"] for e in entries),
-           "orientation_tdann_smoothness": finite_mean(resolved)}
-    out["orientation_tdann_maps_used"] = sum(1 for v in resolved if v is not None and np.isfinite(v))
-    for key in ("spatial_entropy", "cluster_radius", "radial_spectrum_slope", "pinwheel_density"):
-        values = [e[key] for e in entries if e[key] is not None and np.isfinite(e[key])]
-        out[key], out[f"{key}_maps_used"] = finite_mean(values), len(values)
-    out["pinwheels"] = sum(e["pinwheels"] for e in entries if e["pinwheels"] is not None)
-    out["orientation_maps"] = len(entries)
-    return out

@@ -74,8 +74,9 @@ def _check_numbers(ev: dict[str, Any]) -> None:
 
 
 def eval_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved eval.* settings, every value checked (ConfigError naming the key otherwise)."""
-    ev = OmegaConf.to_container(cfg.eval, resolve=True)
+    """The resolved eval.* settings, every value checked (ConfigError naming the key otherwise), and the run's
+    `seed` (subsampled pairs, TDANN's samples, TGI's pairs, cross-validation folds, non-words)."""
+    ev = {**OmegaConf.to_container(cfg.eval, resolve=True), "seed": cfg.seed}
     for key, options in CHOICES.items():
         if ev[key] not in options:
             raise ConfigError(f"eval.{key}={ev[key]!r} is not supported; use one of {', '.join(options)}")
@@ -93,3 +94,8 @@ def eval_settings(cfg: DictConfig) -> dict[str, Any]:
         if not isinstance(ev[key], list) or not all(isinstance(n, str) for n in ev[key]):
             raise ConfigError(f"eval.{key}={ev[key]!r} must be a list of module names")
     return ev
+
+
+def eval_kind(cfg: DictConfig, ev: dict[str, Any]) -> str:
+    """vision or language: eval.kind, or with auto the model's own (model.eval.kind, vision by default)."""
+    return ev["kind"] if ev["kind"] != "auto" else str(cfg.model.get("eval", {}).get("kind", "vision"))

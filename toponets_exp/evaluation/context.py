@@ -1,0 +1,86 @@
+"""What every analysis of one evaluation shares: the context, progress lines, layer checks, JSON values."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from toponets_exp.errors import ConfigError
+from toponets_exp.topo import TopoLayer
+
+log = logging.getLogger(__name__)
+Section = dict[str, dict[str, Any]]  # per topo layer name: what one analysis measured there
+
+
+@dataclass
+class EvalContext:
+    """Everything the analyses of one evaluation share."""
+
+    net: nn.Module
+    layers: Sequence[TopoLayer]
+    data: L.LightningDataModule | None   # the task's data, None when it does not fit the model
+    data_misfit: str | None              # why not
+    ev: dict[str, Any]                   # eval.* (checked)
+    model: dict[str, Any]                # model.eval.* (what is specific to the model)
+    figures: Path
+    device: torch.device
+    tokenizer: Any = None                # language: encodes the stimuli (data.tokenizer.TextTokenizer)
+    skipped: dict[str, str] = field(default_factory=dict)  # analysis -> why it did not run
+
+    def skip(self, analysis: str, needs: str) -> None:
+        """Record an analysis left out because the task's data does not fit the model."""
+        self.skipped[analysis] = f"needs {needs}; the task's data does not fit the model ({self.data_misfit})"
+        log.warning("Skipped %s: %s", analysis, self.skipped[analysis])
+
+
+def check_layers(net: nn.Module, names: Sequence[str]) -> None:
+    """eval.layers / eval.predictivity_layers must name modules of the model."""
+    modules = dict(net.named_modules())
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], [n for n in modules if n], n=5, cutoff=0.5)
+        raise ConfigError(f"eval.layers / eval.predictivity_layers name {unknown[0]!r}, which is not a module of "
+                          f"{type(net).__name__}" + (f"; closest: {', '.join(close)}" if close else ""))
+
+
+def phase(what: str, *args: Any) -> None:
+    """One progress line as an evaluation phase starts."""
+    log.info("Evaluation: " + what, *args)
+
+
+def jsonable(value: Any) -> Any:
+    """Numbers, arrays and dataclasses as JSON-ready Python (NaN/inf become None)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return jsonable(np.asarray(value).tolist())
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    return value
+
+
+def file_name(layer: str) -> str:
+    """A layer name as a file-name part."""
+    return layer.replace(".", "_")
+
+
+def merge_layers(per_layer: Section, section: Section) -> None:
+    """Add one analysis's per-layer section to the report's per-layer entries."""
+    for name, values in section.items():
+        per_layer.setdefault(name, {}).update(values)

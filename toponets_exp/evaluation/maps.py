@@ -1,0 +1,87 @@
+"""Maps on the sheet: weight and response smoothness, ED, TGI, and the TDANN statistics of a selectivity map."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toponets_exp.brain import (effective_dimensionality, plot_bar, plot_similarity_curves, plot_weight_sheet,
+                                response_profiles, smoothness)
+from toponets_exp.brain.patches import find_patches
+from toponets_exp.brain.tdann import leading_bins, mean_smoothness, tdann_curves
+from toponets_exp.brain.topoformer import topoformer_tgi
+from toponets_exp.evaluation.context import Section, file_name
+from toponets_exp.topo import TopoLayer, unit_matrix
+
+log = logging.getLogger(__name__)
+
+
+def map_tdann_smoothness(values: np.ndarray, sheet: Sequence[int], ev: Mapping[str, Any],
+                         period: float | None = None) -> tuple[float, int]:
+    """TDANN smoothness of a map (a selectivity map; with `period`, a cyclic one) with the eval.tdann settings, and the
+    fewest bins a sample's curve kept before its first empty bin (NaN, with 0 bins, when some value is not finite)."""
+    if not np.all(np.isfinite(values)):
+        return float("nan"), 0
+    _, curves = tdann_curves(values, tuple(sheet), seed=ev["seed"], period=period, **ev["tdann"])
+    return mean_smoothness(curves), min(leading_bins(curve) for curve in curves)
+
+
+def map_patches(t_map: np.ndarray, sheet: Sequence[int]) -> dict[str, Any]:
+    """TDANN's patches of a selectivity t map: their number and areas (units²); None and [] when a t is not
+    finite."""
+    patches = find_patches(np.asarray(t_map).reshape(tuple(sheet)))
+    if patches is None:
+        return {"patches": None, "patch_areas": []}
+    return {"patches": len(patches), "patch_areas": [p.area for p in patches]}
+
+
+def warn_unresolved(layers: Sequence[TopoLayer], bins: Mapping[str, Sequence[int]], ev: Mapping[str, Any]) -> None:
+    """One warning naming every sheet too small a lattice for TDANN's bins (`bins`: each layer's leading bins per
+    map): an empty second bin makes the value 1 by construction (equal-width bins narrower than the gaps between the
+    lattice's distances)."""
+    small = [f"{layer.name} {layer.sheet[0]}x{layer.sheet[1]}" for layer in layers
+             if any(b == 1 for b in bins.get(layer.name, ()))]
+    if small:
+        log.warning("%d sheet(s) too small for eval.tdann.num_bins=%d (%s): the second distance bin is empty, so "
+                    "TDANN smoothness is 1 by construction there and left out of the aggregate; fewer bins resolve "
+                    "them", len(small), ev["tdann"]["num_bins"], ", ".join(small))
+
+
+def weight_maps(layers: Sequence[TopoLayer], ev: Mapping[str, Any], figures: Path) -> Section:
+    """Per topo layer: weight-sheet smoothness with its full c(d) curve, and the sheet's image."""
+    out: Section = {}
+    for layer in layers:
+        vectors = unit_matrix(layer.param.detach().float().cpu(), layer.unit_dim).numpy()
+        result = smoothness(vectors, layer.sheet, ev["smoothness"], ev["max_pairs"], ev["seed"])
+        out[layer.name] = {"sheet": list(layer.sheet), "weight_smoothness": result.value,
+                           "weight_similarity_curve": result.curve}
+        plot_weight_sheet(vectors, layer.sheet, figures / f"weight_sheet_{file_name(layer.name)}.png",
+                          f"{layer.name} weights ({layer.sheet[0]}x{layer.sheet[1]} sheet)")
+    return out
+
+
+def response_maps(layers: Sequence[TopoLayer], responses: Mapping[str, np.ndarray], ev: Mapping[str, Any],
+                  weights: Section, figures: Path, features: Mapping[str, np.ndarray] | None = None) -> Section:
+    """Per layer: effective dimensionality (of `features`, default the responses), functional (response-profile)
+    smoothness with its c(d) curve and Topoformer's TGI; the ED figure and the c(d) figure of the weights (the
+    `weights` section's curves) and the responses."""
+    features = features or responses
+    out: Section = {}
+    for layer in layers:
+        result = smoothness(response_profiles(responses[layer.name]), layer.sheet, ev["smoothness"], ev["max_pairs"],
+                            ev["seed"])
+        tgi = topoformer_tgi(responses[layer.name], layer.sheet, seed=ev["seed"])
+        out[layer.name] = {"effective_dimensionality": effective_dimensionality(features[layer.name]),
+                           "response_smoothness": result.value, "response_similarity_curve": result.curve,
+                           "topoformer_tgi": tgi.tgi, "topoformer_tgi_per_cutoff": tgi.per_cutoff}
+    panels = {"weights": {name: entry["weight_similarity_curve"] for name, entry in weights.items()
+                          if "weight_similarity_curve" in entry},
+              "response profiles": {name: entry["response_similarity_curve"] for name, entry in out.items()}}
+    plot_similarity_curves(panels, figures / "similarity_vs_distance.png", "Unit similarity vs sheet distance, c(d)")
+    plot_bar({name: entry["effective_dimensionality"] for name, entry in out.items()}, figures / "effective_dim.png",
+             "Effective dimensionality of responses", "ED")
+    return out

@@ -1,0 +1,122 @@
+"""Category stimuli of a vision evaluation: a folder with one subfolder per category, or the data's test split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+
+from toponets_exp.errors import ConfigError
+from toponets_exp.evaluation.context import EvalContext
+
+
+def stimulus_folder(stimuli: str) -> Any:
+    """The ImageFolder of eval.stimuli: one subfolder of images per category, at least 2 categories."""
+    from torchvision.datasets import ImageFolder
+
+    root = Path(stimuli).expanduser()
+    key = f"eval.stimuli={str(root)!r}"
+    if not root.is_dir():
+        raise ConfigError(f"{key} is not a folder with one subfolder of images per category")
+    try:
+        folder = ImageFolder(str(root))
+    except FileNotFoundError as err:  # torchvision: no class folder, or no image in any of them
+        raise ConfigError(f"{key}: {err} (expected one subfolder of images per category)") from None
+    if len(folder.classes) < 2:
+        raise ConfigError(f"{key} has {len(folder.classes)} category folder(s) ({', '.join(folder.classes)}); "
+                          "category selectivity needs at least 2")
+    return folder
+
+
+def check_stimuli(stimuli: str) -> None:
+    """eval.stimuli checked whole before an evaluation writes anything: its folders and every image readable."""
+    from PIL import Image
+
+    key = f"eval.stimuli={str(Path(stimuli).expanduser())!r}"
+    for path, _ in stimulus_folder(stimuli).samples:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as err:  # noqa: BLE001 - PIL raises several types for a file it cannot read
+            raise ConfigError(f"{key}: cannot read image {path!r} ({type(err).__name__}: {err})") from None
+
+
+def stimulus_loader(ctx: EvalContext) -> tuple[DataLoader, list[str], list, dict[str, str]]:
+    """Category stimuli: a folder with one subfolder per category (fLoc layout), else the data's test split, capped
+    at eval.max_categories categories and eval.max_per_category stimuli each.
+
+    Returns the loader of (image, category index), the category names, each stimulus's identifier, and what each
+    category is (a test split's labels are indices: the data's class names where it has them).
+    """
+    ev = ctx.ev
+    if ev["stimuli"]:
+        from toponets_exp.data.vision import imagenet_eval_transform
+
+        root = Path(ev["stimuli"]).expanduser()
+        folder = stimulus_folder(ev["stimuli"])
+        folder.transform = imagenet_eval_transform(ev["image_size"])
+        targets = np.asarray(folder.targets)
+        keep = capped(targets, first_categories(len(folder.classes), ev["max_categories"]), ev["max_per_category"])
+        ids = [str(Path(folder.samples[i][0]).relative_to(root)) for i in keep]
+        return (DataLoader(Subset(folder, keep), batch_size=ev["batch_size"]), list(folder.classes), ids,
+                {c: f"folder {c}/" for c in folder.classes})
+    if ctx.data is None:
+        raise ConfigError(f"the task's data does not fit the model ({ctx.data_misfit}); give category stimuli with "
+                          "eval.stimuli=<folder with one subfolder of images per category> or the model's data=")
+    ctx.data.setup("test")
+    dataset = ctx.data.test_dataloader().dataset
+    targets = split_targets(dataset)
+    classes = int(getattr(ctx.data.hparams, "num_classes", targets.max() + 1))
+    keep = capped(targets, spread_categories(classes, ev["max_categories"]), ev["max_per_category"])
+    names = getattr(ctx.data, "class_names", None) or dataset_classes(dataset) or []
+    labels = {str(c): f"class {c}" + (f" ({names[c]})" if c < len(names) else "") for c in range(classes)}
+    return (DataLoader(Subset(dataset, keep), batch_size=ev["batch_size"]), [str(c) for c in range(classes)], keep,
+            labels)
+
+
+def dataset_classes(dataset: Dataset) -> list[str] | None:
+    """The class names a dataset carries (torchvision's `classes`), looked up through subsets and wrappers."""
+    if isinstance(dataset, Subset):
+        return dataset_classes(dataset.dataset)
+    if hasattr(dataset, "classes"):
+        return [str(c) for c in dataset.classes]
+    return dataset_classes(dataset.base) if hasattr(dataset, "base") else None
+
+
+def first_categories(n: int, cap: int | None) -> list[int]:
+    """Category indices 0..n-1, the first `cap` of them."""
+    return list(range(n if not cap else min(n, cap)))
+
+
+def spread_categories(n: int, cap: int | None) -> list[int]:
+    """Category indices 0..n-1, or `cap` of them evenly spread over the range (ImageNet: across its hierarchy)."""
+    if not cap or n <= cap:
+        return list(range(n))
+    return sorted({int(i) for i in np.linspace(0, n - 1, cap).round()})
+
+
+def split_targets(dataset: Dataset) -> np.ndarray:
+    """The label of every item of an evaluation split, read without decoding images where the dataset allows."""
+    if isinstance(dataset, Subset):
+        return split_targets(dataset.dataset)[np.asarray(dataset.indices)]
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1].cpu().numpy()
+    if hasattr(dataset, "targets"):
+        return np.asarray(dataset.targets)
+    if hasattr(dataset, "base"):  # a transform wrapper (data.vision.Transformed)
+        return split_targets(dataset.base)
+    return np.asarray([int(dataset[i][1]) for i in range(len(dataset))])
+
+
+def capped(targets: np.ndarray, categories: Sequence[int], cap: int | None) -> list[int]:
+    """Indices of the stimuli of `categories`, at most `cap` per category, in order."""
+    wanted = set(int(c) for c in categories)
+    keep, seen = [], {}
+    for i, t in enumerate(targets.tolist()):
+        if t in wanted and (not cap or seen.get(t, 0) < cap):
+            keep.append(i)
+            seen[t] = seen.get(t, 0) + 1
+    return keep
