@@ -2,6 +2,7 @@
 
 import copy
 import csv
+from functools import partial
 
 import lightning as L
 import pytest
@@ -16,8 +17,7 @@ from toponets_exp.topo import LinearWarmup, TopoLoss, select_layers
 from topo_callbacks import topo_callback
 
 LAYERS = ["conv*", {"pattern": "fc1", "factor": [1.5, 2.0], "weight": 3.0}]
-OPTIM = {"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4,
-         "lr_schedule": "constant"}
+OPTIM = {"optimizer": partial(torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4)}
 
 
 class TinyNet(nn.Module):
@@ -39,7 +39,7 @@ class TopoInLoss(ImageClassifier):
     """Reference: TopoLoss added to the task loss inside the training step (float32, autocast off)."""
 
     def __init__(self, net: nn.Module, weight: float, task_scale: float = 1.0) -> None:
-        super().__init__(net, 10, OPTIM)
+        super().__init__(net, 10, **OPTIM)
         self.topo = TopoLoss(select_layers(net, LAYERS, 2.0, weight))
         self.task_scale = task_scale
 
@@ -54,7 +54,7 @@ class ScaledTask(ImageClassifier):
     """The task loss times a constant (0 isolates the TopoLoss gradient)."""
 
     def __init__(self, net: nn.Module, task_scale: float) -> None:
-        super().__init__(net, 10, OPTIM)
+        super().__init__(net, 10, **OPTIM)
         self.task_scale = task_scale
 
     def training_step(self, batch, batch_idx):
@@ -95,7 +95,7 @@ def nets() -> tuple[TinyNet, TinyNet]:
 def test_callback_equals_topo_in_loss(trainer_kwargs):
     net_a, net_b = nets()
     start = copy.deepcopy(net_a.state_dict())
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
+    ours = fit(ImageClassifier(net_a, 10, **OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
                **trainer_kwargs)
     ref = fit(TopoInLoss(net_b, 5.0), **trainer_kwargs)
     assert_same(ours, ref, atol=1e-6)
@@ -104,8 +104,8 @@ def test_callback_equals_topo_in_loss(trainer_kwargs):
 
 def test_callback_changes_training_versus_baseline():
     net_a, net_b = nets()
-    topo = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)])
-    base = fit(ImageClassifier(net_b, 10, OPTIM), [topo_callback(net_b, ["conv*", "fc1"], weight=0.0, factor=2.0)])
+    topo = fit(ImageClassifier(net_a, 10, **OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)])
+    base = fit(ImageClassifier(net_b, 10, **OPTIM), [topo_callback(net_b, ["conv*", "fc1"], weight=0.0, factor=2.0)])
     assert (topo["conv1.weight"] - base["conv1.weight"]).abs().max() > 1e-3
 
 
@@ -117,9 +117,9 @@ def test_tau_zero_does_no_topo_compute_in_training(monkeypatch):
         monkeypatch.setattr(TopoLoss, method,
                             lambda self, *a, _f=original, **k: calls.append(1) or _f(self, *a, **k))
     net_a, net_b = nets()
-    base = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, ["conv*", "fc1"], weight=0.0, factor=2.0)])
+    base = fit(ImageClassifier(net_a, 10, **OPTIM), [topo_callback(net_a, ["conv*", "fc1"], weight=0.0, factor=2.0)])
     assert calls == []
-    assert_same(base, fit(ImageClassifier(net_b, 10, OPTIM)), atol=0)
+    assert_same(base, fit(ImageClassifier(net_b, 10, **OPTIM)), atol=0)
 
 
 def test_bf16_mixed_topo_term_is_float32_exact():
@@ -136,7 +136,7 @@ def test_bf16_mixed_equals_reference_with_float32_topo():
     """Full bf16-mixed training against the reference that adds the float32 TopoLoss to the autocast task loss:
     both runs see the same bf16 task gradients, so they agree to float32 round-off."""
     net_a, net_b = nets()
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
+    ours = fit(ImageClassifier(net_a, 10, **OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
                precision="bf16-mixed")
     ref = fit(TopoInLoss(net_b, 5.0), precision="bf16-mixed")
     assert_same(ours, ref, atol=1e-5)
@@ -147,7 +147,7 @@ def test_schedule_state_survives_checkpoint(tmp_path):
     cb = topo_callback(net, LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=10))
     trainer = L.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[cb])
-    trainer.fit(ImageClassifier(net, 10, OPTIM), train_dataloaders=loader())
+    trainer.fit(ImageClassifier(net, 10, **OPTIM), train_dataloaders=loader())
     assert cb.schedule.step_count == 3
     path = tmp_path / "three.ckpt"
     trainer.save_checkpoint(path)
@@ -159,7 +159,7 @@ def test_schedule_state_survives_checkpoint(tmp_path):
     assert resumed.schedule.value == 0.0
     trainer = L.Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[resumed])
-    trainer.fit(ImageClassifier(other, 10, OPTIM), train_dataloaders=loader(), ckpt_path=path)
+    trainer.fit(ImageClassifier(other, 10, **OPTIM), train_dataloaders=loader(), ckpt_path=path)
     assert resumed.schedule.step_count == 5
     assert resumed.schedule.value == pytest.approx(0.5)
 
@@ -170,7 +170,7 @@ def test_logs_per_layer_and_total_every_n_steps(tmp_path):
     cb = topo_callback(net, LAYERS, weight=5.0, factor=2.0)
     trainer = L.Trainer(max_steps=6, logger=logger, log_every_n_steps=2, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[cb])
-    trainer.fit(ImageClassifier(net, 10, OPTIM), train_dataloaders=loader())
+    trainer.fit(ImageClassifier(net, 10, **OPTIM), train_dataloaders=loader())
     rows = [r for r in csv.DictReader(open(tmp_path / "metrics.csv")) if r.get("topo/total")]
     assert [int(r["step"]) for r in rows] == [0, 2, 4]
     for r in rows:
@@ -200,7 +200,7 @@ def test_channels_last_weights_get_the_topo_gradient(trainer_kwargs):
     """With NHWC conv weights the gradient's (units, fan-in) matrix is a copy: the update must reach .grad."""
     net_a, net_b = channels_last_nets()
     assert net_a.conv2.weight.is_contiguous(memory_format=torch.channels_last)
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
+    ours = fit(ImageClassifier(net_a, 10, **OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
                **trainer_kwargs)
     ref = fit(TopoInLoss(net_b, 5.0), **trainer_kwargs)
     assert_same(ours, ref, atol=1e-5)
@@ -217,7 +217,7 @@ def test_frozen_layers_are_skipped_with_one_warning(caplog):
         net.conv2.requires_grad_(False)
     with caplog.at_level("WARNING"):
         cb = topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)
-        ours = fit(ImageClassifier(net_a, 10, OPTIM), [cb])
+        ours = fit(ImageClassifier(net_a, 10, **OPTIM), [cb])
     assert [r.message for r in caplog.records if "frozen" in r.message] == [
         "TopoLoss skips 1 frozen layer(s) (requires_grad=False), left out of its mean: conv2"]
     assert [layer.name for layer in cb.loss.layers] == ["conv1", "fc1"] and net_a.conv2.weight.grad is None
@@ -283,7 +283,7 @@ def test_fp16_grad_scaler_skipped_steps_add_nothing_and_keep_the_schedule(overla
 
     net_a, net_b = nets()
     cb = topo_callback(net_a, LAYERS, weight=5.0, factor=2.0, overlap=overlap)
-    ours = fit(OverflowAtStep1(net_a, 10, OPTIM), [cb], steps=4, plugins=[scaler_plugin()])
+    ours = fit(OverflowAtStep1(net_a, 10, **OPTIM), [cb], steps=4, plugins=[scaler_plugin()])
     assert cb.schedule.step_count == 3  # 4 optimizer steps, one skipped
 
     class ReferenceOverflow(TopoInLoss):
@@ -307,8 +307,8 @@ def test_overlap_equals_the_synchronous_hook(trainer_kwargs, monkeypatch):
     net_a, net_b = nets()
     schedule = lambda: LinearWarmup(steps=3)  # noqa: E731 - the multiplier changes every step
     cb = topo_callback(net_a, LAYERS, weight=5.0, factor=2.0, schedule=schedule(), overlap=True)
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [cb], **trainer_kwargs)
-    sync = fit(ImageClassifier(net_b, 10, OPTIM),
+    ours = fit(ImageClassifier(net_a, 10, **OPTIM), [cb], **trainer_kwargs)
+    sync = fit(ImageClassifier(net_b, 10, **OPTIM),
                [topo_callback(net_b, LAYERS, weight=5.0, factor=2.0, schedule=schedule())], **trainer_kwargs)
     assert_same(ours, sync, atol=1e-6)
     assert len(added) == 3  # 4 optimizer steps; LinearWarmup's first multiplier is 0: nothing launched for it

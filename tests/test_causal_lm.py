@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import lightning as L
 import numpy as np
@@ -14,10 +15,12 @@ from torch.utils.data import DataLoader
 
 from toponets_exp.data.text import BlockDataset
 from toponets_exp.lit import CausalLM
+from toponets_exp.lit.optim import warmup_cosine
 from toponets_exp.models.outputs import logits_of
 
-OPTIM = {"name": "adamw", "lr": 3e-2, "betas": [0.9, 0.95], "weight_decay": 0.1, "lr_schedule": "cosine",
-         "warmup_steps": 3, "min_lr_ratio": 0.1}
+LR, FLOOR = 3e-2, 0.1
+OPTIM = {"optimizer": partial(torch.optim.AdamW, lr=LR, betas=(0.9, 0.95), weight_decay=0.1),
+         "lr_schedule": partial(warmup_cosine, warmup_steps=3, min_lr_ratio=FLOOR), "no_decay_1d": True}
 
 
 class Bigram(nn.Module):
@@ -63,7 +66,7 @@ def cyclic_tokens(n: int, vocab: int = 11, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("net_cls", [Bigram, WithLogits])
 def test_loss_is_mean_next_token_cross_entropy(net_cls: type[nn.Module]) -> None:
     torch.manual_seed(0)
-    module = CausalLM(net_cls(), OPTIM)
+    module = CausalLM(net_cls(), **OPTIM)
     idx, targets = torch.randint(0, 11, (3, 7)), torch.randint(0, 11, (3, 7))
     loss, logits, _ = module._loss((idx, targets))
     assert logits.shape == (3, 7, 11)
@@ -81,7 +84,7 @@ def test_logits_of_accepts_tensor_object_and_tuple_outputs_only() -> None:
 
 
 def test_adamw_decays_only_matrices() -> None:
-    module = CausalLM(Bigram(), OPTIM)
+    module = CausalLM(Bigram(), **OPTIM)
     module.trainer = L.Trainer(max_steps=10, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                                enable_model_summary=False)
     optimizer = module.configure_optimizers()["optimizer"]
@@ -95,7 +98,7 @@ def test_fit_learns_and_logs_loss_and_perplexity(tmp_path) -> None:
     L.seed_everything(0, verbose=False)
     train = BlockDataset(cyclic_tokens(4000), 16)
     val = BlockDataset(cyclic_tokens(800, seed=1), 16)
-    module = CausalLM(WithLogits(), OPTIM)
+    module = CausalLM(WithLogits(), **OPTIM)
     trainer = L.Trainer(max_steps=40, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
                         gradient_clip_val=1.0, default_root_dir=tmp_path)
@@ -113,4 +116,4 @@ def test_fit_learns_and_logs_loss_and_perplexity(tmp_path) -> None:
     assert after["test/loss"] == pytest.approx(nll.mean(), rel=1e-4)
     assert after["test/ppl"] == pytest.approx(np.exp(nll.mean()), rel=1e-4)
     lr = trainer.optimizers[0].param_groups[0]["lr"]
-    assert lr == pytest.approx(OPTIM["lr"] * OPTIM["min_lr_ratio"], rel=1e-2)  # warm-up + cosine ended at the floor
+    assert lr == pytest.approx(LR * FLOOR, rel=1e-2)  # warm-up + cosine ended at the floor

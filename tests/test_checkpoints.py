@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -108,7 +109,7 @@ def test_gpt_neo_directory_of_another_size_is_refused(tmp_path):
 
 def test_lightning_checkpoint_from_a_real_fit(tmp_path):
     net = seeded(0, vit_b_32, **TINY_VIT)
-    module = ImageClassifier(net, num_classes=10, optim={"name": "sgd", "lr": 0.05, "lr_schedule": "constant"})
+    module = ImageClassifier(net, num_classes=10, optimizer=partial(torch.optim.SGD, lr=0.05))
     data = DataLoader(TensorDataset(torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))), batch_size=4)
     topo = topo_callback(net, ["encoder.layers.*.mlp.0"], weight=1.0, factor=2.0)
     trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,

@@ -35,7 +35,7 @@ def test_ddp_two_processes_equal_one_process_on_the_global_batch(monkeypatch):
     1-process reference with TopoLoss in the loss."""
     net_a, net_b = nets()
     monkeypatch.setattr(test_callback, "loader", lambda: DataLoader(dataset(), batch_size=PER_RANK))
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
+    ours = fit(ImageClassifier(net_a, 10, **OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
                strategy="ddp_spawn", devices=RANKS)
     monkeypatch.setattr(test_callback, "loader", lambda: DataLoader(dataset(), batch_sampler=global_batches()))
     ref = fit(TopoInLoss(net_b, 5.0))

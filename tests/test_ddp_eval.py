@@ -35,7 +35,7 @@ def net() -> nn.Module:
 def metrics_on(devices: int, strategy: str = "auto") -> dict[str, float]:
     trainer = L.Trainer(accelerator="cpu", devices=devices, strategy=strategy, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[ReleaseProcessGroup()])
-    module = ImageClassifier(net(), 10, OPTIM)
+    module = ImageClassifier(net(), 10, **OPTIM)
     (metrics,) = trainer.test(module, datamodule=Split(), verbose=False)
     return metrics
 

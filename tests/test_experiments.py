@@ -58,10 +58,10 @@ def test_recipe_composes_and_resolves(name: str) -> None:
         seeds = "0,1" if name.startswith("compare_topo_") else "0,1,2"
         assert str(cfg.hydra.sweeper.params["seed"]) == seeds
         assert plain["model"]["net"]["num_classes"] == plain["data"]["num_classes"] == 10
-        assert plain["trainer"]["max_epochs"] == 8 and plain["optim"]["name"] == "adamw"
+        assert plain["trainer"]["max_epochs"] == 8 and plain["optim"]["_target_"] == "torch.optim.AdamW"
     elif datamodule != "ImageNetDataModule":  # language: the net is sized by the data
         assert plain["model"]["lit"]["_target_"] == "toponets_exp.lit.CausalLM"
-        assert plain["optim"]["name"] == "adamw" and plain["optim"]["no_decay_1d"] is True
+        assert plain["optim"]["_target_"] == "torch.optim.AdamW" and plain["model"]["lit"]["no_decay_1d"] is True
         assert plain["model"]["net"]["vocab_size"] == plain["data"]["vocab_size"]
         assert plain["topo"]["layers"] == ["transformer.h.*.mlp.c_fc"]
     else:

@@ -50,20 +50,20 @@ def on_device(module, callbacks=(), **kwargs):
 @pytest.mark.parametrize("precision", sorted(PRECISIONS))
 def test_callback_equals_topo_in_loss(precision):
     net_a, net_b = nets()
-    ours = on_device(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
+    ours = on_device(ImageClassifier(net_a, 10, **OPTIM), [topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)],
                      **precision_kwargs(precision))
     ref = on_device(TopoInLoss(net_b, 5.0), **precision_kwargs(precision))
     assert_same(ours, ref, atol=PRECISIONS[precision])
     plain, _ = nets()
-    untouched = on_device(ImageClassifier(plain, 10, OPTIM), **precision_kwargs(precision))
+    untouched = on_device(ImageClassifier(plain, 10, **OPTIM), **precision_kwargs(precision))
     assert (ours["conv1.weight"] - untouched["conv1.weight"]).abs().max() > 100 * PRECISIONS[precision]
 
 
 def test_overlap_on_a_side_stream_equals_the_synchronous_hook():
     net_a, net_b = nets()
     cb = topo_callback(net_a, LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=3), overlap=True)
-    ours = on_device(ImageClassifier(net_a, 10, OPTIM), [cb], precision="bf16-mixed")
-    sync = on_device(ImageClassifier(net_b, 10, OPTIM),
+    ours = on_device(ImageClassifier(net_a, 10, **OPTIM), [cb], precision="bf16-mixed")
+    sync = on_device(ImageClassifier(net_b, 10, **OPTIM),
                      [topo_callback(net_b, LAYERS, weight=5.0, factor=2.0, schedule=LinearWarmup(steps=3))],
                      precision="bf16-mixed")
     assert_same(ours, sync, atol=1e-5)
@@ -74,7 +74,7 @@ class ResNetTopoInLoss(ImageClassifier):
     """Reference: TopoLoss on every block conv of a ResNet-18, added to the task loss (float32, autocast off)."""
 
     def __init__(self, net, weight: float) -> None:
-        super().__init__(net, 10, OPTIM)
+        super().__init__(net, 10, **OPTIM)
         self.topo = TopoLoss(select_layers(net, ["layer*.*.conv*"], 3.0, weight))
 
     def training_step(self, batch, batch_idx):
@@ -93,7 +93,7 @@ def test_channels_last_resnet18_bf16_equals_topo_in_loss(monkeypatch):
     data = torch.utils.data.TensorDataset(torch.randn(32, 3, 32, 32, generator=g),
                                           torch.randint(0, 10, (32,), generator=g))
     monkeypatch.setattr(test_callback, "loader", lambda: torch.utils.data.DataLoader(data, batch_size=8))
-    ours = on_device(ImageClassifier(net_a, 10, OPTIM), [topo_callback(net_a, ["layer*.*.conv*"], weight=5.0)],
+    ours = on_device(ImageClassifier(net_a, 10, **OPTIM), [topo_callback(net_a, ["layer*.*.conv*"], weight=5.0)],
                      steps=3, precision="bf16-mixed")
     ref = on_device(ResNetTopoInLoss(net_b, 5.0), steps=3, precision="bf16-mixed")
     assert_same(ours, ref, atol=1e-4)
@@ -101,7 +101,7 @@ def test_channels_last_resnet18_bf16_equals_topo_in_loss(monkeypatch):
 
 def test_spatial_correlation_loss_equals_the_explicit_loss():
     net_a, net_b = nets()
-    ours = on_device(ImageClassifier(net_a, 10, OPTIM), [spatial_callback(net_a)])
+    ours = on_device(ImageClassifier(net_a, 10, **OPTIM), [spatial_callback(net_a)])
     ref = on_device(SpatialInLoss(net_b))
     assert_same(ours, ref, atol=1e-5)
 

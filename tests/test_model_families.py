@@ -18,9 +18,9 @@ FAMILIES = {
     "vit_b_32": ["model=vit_b_32", "model.net.image_size=32", "model.net.patch_size=8", "model.net.num_layers=2",
                  "model.net.num_heads=2", "model.net.hidden_dim=32", "model.net.mlp_dim=64", *VISION],
     "gpt_neo_125m": ["model=gpt_neo_125m", "model.net.num_layers=2", "model.net.num_heads=2",
-                     "model.net.hidden_size=32", "optim.name=adamw", "optim.lr=1e-3", *TEXT],
+                     "model.net.hidden_size=32", "optim.lr=1e-3", *TEXT],
     "nanogpt": ["model=nanogpt", "model.net.n_layer=2", "model.net.n_head=2", "model.net.n_embd=32",
-                "optim.name=adamw", "optim.lr=1e-3", *TEXT],
+                "optim.lr=1e-3", *TEXT],
 }
 
 

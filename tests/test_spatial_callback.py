@@ -28,7 +28,7 @@ class SpatialInLoss(ImageClassifier):
     """Reference: the same layers, neighbourhoods and τ, the spatial loss added to the task loss in training_step."""
 
     def __init__(self, net, layer_cfg=LAYERS, weight: float = 2.0, schedule=None) -> None:
-        super().__init__(net, 10, OPTIM)
+        super().__init__(net, 10, **OPTIM)
         self.layer_cfg, self.weight, self.schedule = layer_cfg, weight, schedule
         self.outputs = {}
 
@@ -57,11 +57,11 @@ class SpatialInLoss(ImageClassifier):
 ])
 def test_hooked_spatial_loss_equals_the_explicit_loss(trainer_kwargs, steps, atol):
     net_a, net_b = nets()
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [spatial_callback(net_a)], steps=steps, **trainer_kwargs)
+    ours = fit(ImageClassifier(net_a, 10, **OPTIM), [spatial_callback(net_a)], steps=steps, **trainer_kwargs)
     ref = fit(SpatialInLoss(net_b), steps=steps, **trainer_kwargs)
     assert_same(ours, ref, atol=atol)
     plain_a, _ = nets()
-    plain = fit(ImageClassifier(plain_a, 10, OPTIM), steps=steps, **trainer_kwargs)
+    plain = fit(ImageClassifier(plain_a, 10, **OPTIM), steps=steps, **trainer_kwargs)
     assert (ours["conv1.weight"] - plain["conv1.weight"]).abs().max() > 5 * atol  # the loss did act
 
 
@@ -73,11 +73,11 @@ def test_fp16_grad_scaler_scale_is_applied_to_the_spatial_gradient():
         return MixedPrecision("16-mixed", "cpu", torch.amp.GradScaler("cpu", init_scale=2.0 ** 10))
 
     net_a, net_b = nets()
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [spatial_callback(net_a)], steps=1, plugins=[plugin()])
+    ours = fit(ImageClassifier(net_a, 10, **OPTIM), [spatial_callback(net_a)], steps=1, plugins=[plugin()])
     ref = fit(SpatialInLoss(net_b), steps=1, plugins=[plugin()])
     assert_same(ours, ref, atol=2e-4)  # fp16 activations (10-bit mantissa)
     unscaled_a, _ = nets()  # were the 2^10 scale missing, the spatial term would be 1024 times too small
-    spatial_off = fit(ImageClassifier(unscaled_a, 10, OPTIM), steps=1, plugins=[plugin()])
+    spatial_off = fit(ImageClassifier(unscaled_a, 10, **OPTIM), steps=1, plugins=[plugin()])
     assert (ours["conv1.weight"] - spatial_off["conv1.weight"]).abs().max() > 1e-3
 
 
@@ -89,7 +89,7 @@ def test_schedule_and_combination_with_topoloss():
                         "schedule": LinearWarmup(steps=2)}]
     net_a, net_b = nets()
     cb = topo_callback(net_a, layers, weight=5.0, factor=2.0, spatial=SPATIAL, seed=SEED)
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [cb])
+    ours = fit(ImageClassifier(net_a, 10, **OPTIM), [cb])
     assert [l.name for l in cb.loss.layers] == ["conv1", "conv2"] and [l.name for l in cb.spatial.layers] == ["fc1"]
     assert [l.name for l in cb.layers] == ["conv1", "conv2", "fc1"]  # all measured (fc1 with TopoLoss τ 0)
 
@@ -116,16 +116,16 @@ def test_no_hooks_at_tau_zero_and_none_outside_training(monkeypatch):
     monkeypatch.setattr("toponets_exp.topo.spatial_hooks.output_loss", lambda *a: calls.append(1))
     net_a, net_b = nets()
     off = topo_callback(net_a, ["conv*", "fc1"], weight=0.0, factor=2.0, loss="spatial_correlation", spatial=SPATIAL)
-    base = fit(ImageClassifier(net_a, 10, OPTIM), [off])
+    base = fit(ImageClassifier(net_a, 10, **OPTIM), [off])
     assert calls == [] and not any(m._forward_hooks for m in net_a.modules())
-    assert_same(base, fit(ImageClassifier(net_b, 10, OPTIM)), atol=0)
+    assert_same(base, fit(ImageClassifier(net_b, 10, **OPTIM)), atol=0)
     monkeypatch.undo()
 
     net, _ = nets()
     cb = spatial_callback(net)
     trainer = L.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[cb])
-    module = ImageClassifier(net, 10, OPTIM)
+    module = ImageClassifier(net, 10, **OPTIM)
     trainer.fit(module, train_dataloaders=test_callback.loader(), val_dataloaders=test_callback.loader())
     assert not any(m._forward_hooks for m in net.modules())  # removed after every training batch
     trainer.test(module, dataloaders=test_callback.loader(), verbose=False)
@@ -168,7 +168,7 @@ def test_a_layer_whose_output_has_no_unit_axis_is_a_clear_error():
     cb = topo_callback(net, [{"pattern": "pairs", "param": "weight"}], weight=1.0, factor=2.0,
                        loss="spatial_correlation", spatial=SPATIAL)
     with pytest.raises(ConfigError, match=r"'pairs' returned tuple, which has no unit axis for spatial_correlation"):
-        fit(ImageClassifier(net, 10, OPTIM), [cb])
+        fit(ImageClassifier(net, 10, **OPTIM), [cb])
 
 
 @pytest.mark.slow
@@ -176,6 +176,6 @@ def test_ddp_two_processes_hooked_equals_explicit(monkeypatch):
     """2-process DDP (gloo): each rank's spatial loss on its local batch, DDP's gradient mean, in both variants."""
     monkeypatch.setattr(test_callback, "loader", lambda: DataLoader(dataset(), batch_size=4))
     net_a, net_b = nets()
-    ours = fit(ImageClassifier(net_a, 10, OPTIM), [spatial_callback(net_a)], strategy="ddp_spawn", devices=RANKS)
+    ours = fit(ImageClassifier(net_a, 10, **OPTIM), [spatial_callback(net_a)], strategy="ddp_spawn", devices=RANKS)
     ref = fit(SpatialInLoss(net_b), strategy="ddp_spawn", devices=RANKS)
     assert_same(ours, ref, atol=1e-6)

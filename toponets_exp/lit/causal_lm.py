@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -12,7 +11,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.text import Perplexity
 
 from toponets_exp.lit.epoch_metrics import ResumableEpochMetrics
-from toponets_exp.lit.optim import optimizer_config
+from toponets_exp.lit.optim import OptimizerFactory, ScheduleFactory, optimizer_config
 from toponets_exp.models.outputs import logits_of
 
 
@@ -21,10 +20,11 @@ class CausalLM(ResumableEpochMetrics):
 
     monitor, monitor_mode = "val/loss", "min"
 
-    def __init__(self, net: nn.Module, optim: Mapping[str, Any]) -> None:
+    def __init__(self, net: nn.Module, *, optimizer: OptimizerFactory, lr_schedule: ScheduleFactory | None = None,
+                 no_decay_1d: bool = False) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net"])
-        self.net = net
+        self.save_hyperparameters(ignore=["net", "optimizer", "lr_schedule"])  # the run's config holds those
+        self.net, self.optimizer, self.lr_schedule = net, optimizer, lr_schedule
         self.perplexity = nn.ModuleDict({s: Perplexity() for s in ("val_", "test_")})
         self.train_loss = MeanMetric()  # the training-epoch mean lives in checkpoints (exact mid-epoch resume)
         self.train_loss.persistent(True)
@@ -73,6 +73,6 @@ class CausalLM(ResumableEpochMetrics):
         self._eval_step(batch, "test")
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """Optimizer of `optim` (weight decay on ≥2-D weights only, unless optim.no_decay_1d=false), LR per step."""
-        return optimizer_config(self.net, self.hparams.optim, self.trainer.estimated_stepping_batches,
-                                no_decay_1d=True)
+        """The optimizer (with no_decay_1d, weight decay on ≥2-D weights only), its LR schedule per optimizer step."""
+        return optimizer_config(self.net, self.optimizer, self.lr_schedule, self.trainer.estimated_stepping_batches,
+                                self.hparams.no_decay_1d)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -12,7 +11,15 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from toponets_exp.lit.epoch_metrics import ResumableEpochMetrics
-from toponets_exp.lit.optim import optimizer_config
+from toponets_exp.lit.optim import OptimizerFactory, ScheduleFactory, optimizer_config
+
+
+def head_outputs(net: nn.Module) -> int:
+    """The class count of a classifier backbone: the outputs of its last Linear layer (its head)."""
+    heads = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not heads:
+        raise TypeError(f"{type(net).__name__} has no Linear head to read the class count from; pass num_classes")
+    return heads[-1].out_features
 
 
 class ImageClassifier(ResumableEpochMetrics):
@@ -20,11 +27,14 @@ class ImageClassifier(ResumableEpochMetrics):
 
     monitor, monitor_mode = "val/acc", "max"
 
-    def __init__(self, net: nn.Module, num_classes: int, optim: Mapping[str, Any],
+    def __init__(self, net: nn.Module, num_classes: int | None = None, *, optimizer: OptimizerFactory,
+                 lr_schedule: ScheduleFactory | None = None, no_decay_1d: bool = False,
                  label_smoothing: float = 0.0) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net"])
-        self.net = net
+        if num_classes is None:  # the backbone's own: its classifier head's outputs (saved as the hyperparameter)
+            num_classes = head_outputs(net)
+        self.save_hyperparameters(ignore=["net", "optimizer", "lr_schedule"])  # the run's config holds those
+        self.net, self.optimizer, self.lr_schedule = net, optimizer, lr_schedule
         self.accuracy = nn.ModuleDict({s: MulticlassAccuracy(num_classes, average="micro")
                                        for s in ("train_", "val_", "test_")})
         # Training-epoch aggregates live in checkpoints, so an epoch resumed mid-way reports the same values.
@@ -69,5 +79,7 @@ class ImageClassifier(ResumableEpochMetrics):
         self._step(batch, "test")
 
     def configure_optimizers(self) -> dict[str, Any]:
-        return optimizer_config(self.net, self.hparams.optim, self.trainer.estimated_stepping_batches,
-                                no_decay_1d=False)
+        """The optimizer over the backbone's parameters (biases and norm weights without weight decay with
+        no_decay_1d), its LR schedule stepped every optimizer step."""
+        return optimizer_config(self.net, self.optimizer, self.lr_schedule, self.trainer.estimated_stepping_batches,
+                                self.hparams.no_decay_1d)

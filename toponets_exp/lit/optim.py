@@ -1,81 +1,52 @@
-"""Optimizer and LR schedule from the plain `optim.*` config keys."""
+"""Optimizer and LR schedule: the config's partials (conf/optim/, conf/lr_schedule/) over a backbone's parameters."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import get_constant_schedule_with_warmup, get_cosine_with_min_lr_schedule_with_warmup
 
-from toponets_exp.errors import ConfigError
-
-OPTIMIZERS = ("sgd", "adamw")
-LR_SCHEDULES = ("cosine", "constant")
+OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]  # e.g. partial(torch.optim.AdamW, lr=...)
+ScheduleFactory = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]  # (optimizer, steps)
 
 
-def check_optim(optim: Mapping[str, Any], max_epochs: Any = None, max_steps: Any = None) -> None:
-    """The optimizer and LR schedule names, and a horizon for a schedule that needs one, checked before anything
-    runs (`max_epochs`, `max_steps`: the trainer's stop criteria; -1 and -1 is Lightning's "train forever")."""
-    name = str(optim.get("name", "sgd")).lower()
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"optim.name={name!r} is not supported; use one of {', '.join(OPTIMIZERS)}")
-    kind = str(optim.get("lr_schedule", "cosine"))
-    if kind not in LR_SCHEDULES:
-        raise ConfigError(f"optim.lr_schedule={kind!r} is not supported; use one of {', '.join(LR_SCHEDULES)}")
-    if kind == "cosine" and max_epochs == -1 and max_steps in (-1, None):
-        raise ConfigError("trainer.max_epochs=-1 (no end) leaves optim.lr_schedule=cosine without a horizon: set "
-                          "trainer.max_steps or a trainer.max_epochs, or use optim.lr_schedule=constant")
-
-
-def param_groups(module: nn.Module, weight_decay: float, no_decay_1d: bool) -> list[dict[str, Any]]:
-    """Parameter groups; with `no_decay_1d`, biases and norm/embedding-free 1-D params get no weight decay."""
+def param_groups(module: nn.Module, no_decay_1d: bool) -> list[dict[str, Any]]:
+    """The trainable parameters as optimizer groups; with `no_decay_1d`, biases and other 1-D parameters (norm
+    weights) in a group of their own without weight decay (the others keep the optimizer's)."""
     params = [p for p in module.parameters() if p.requires_grad]
     if not no_decay_1d:
-        return [{"params": params, "weight_decay": weight_decay}]
+        return [{"params": params}]
     decay = [p for p in params if p.ndim >= 2]
     no_decay = [p for p in params if p.ndim < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(groups: Iterable[dict[str, Any]], optim: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """SGD (momentum, nesterov) or AdamW (betas) over the given groups."""
-    name = str(optim.get("name", "sgd")).lower()
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=optim["lr"], momentum=optim.get("momentum", 0.9),
-                               nesterov=optim.get("nesterov", False))
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=optim["lr"], betas=tuple(optim.get("betas", (0.9, 0.999))),
-                                 eps=optim.get("eps", 1e-8))
-    raise ConfigError(f"optim.name={name!r} is not supported; use one of {', '.join(OPTIMIZERS)}")
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0,
+                  min_lr_ratio: float = 0.0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup_steps`, then a half cosine to `min_lr_ratio` × the peak at `total_steps`.
 
-
-def build_lr_schedule(optimizer: torch.optim.Optimizer, optim: Mapping[str, Any],
-                      total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over `optim.warmup_steps`, then cosine to `optim.min_lr_ratio` or constant; stepped per step.
-
-    transformers' schedules: the warm-up factor is step / warmup_steps (0 at the first step), the cosine runs from
+    transformers' schedule: the warm-up factor is step / warmup_steps (0 at the first step), the cosine runs from
     step warmup_steps to `total_steps` (at least warmup_steps + 1) and ends at the floor.
     """
-    kind = str(optim.get("lr_schedule", "cosine"))
-    if kind not in LR_SCHEDULES:
-        raise ConfigError(f"optim.lr_schedule={kind!r} is not supported; use one of {', '.join(LR_SCHEDULES)}")
-    warmup = int(optim.get("warmup_steps", 0))
-    if kind == "constant":
-        return get_constant_schedule_with_warmup(optimizer, num_warmup_steps=warmup)
-    return get_cosine_with_min_lr_schedule_with_warmup(optimizer, num_warmup_steps=warmup,
-                                                       num_training_steps=max(int(total_steps), warmup + 1),
-                                                       min_lr_rate=float(optim.get("min_lr_ratio", 0.0)))
+    return get_cosine_with_min_lr_schedule_with_warmup(optimizer, num_warmup_steps=int(warmup_steps),
+                                                       num_training_steps=max(int(total_steps), int(warmup_steps) + 1),
+                                                       min_lr_rate=float(min_lr_ratio))
 
 
-def optimizer_config(net: nn.Module, optim: Mapping[str, Any], total_steps: int,
-                     no_decay_1d: bool) -> dict[str, Any]:
-    """Lightning's configure_optimizers result: optimizer over `net`'s groups and the LR schedule stepped per step.
+def warmup_constant(optimizer: torch.optim.Optimizer, total_steps: int,
+                    warmup_steps: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup_steps`, then the peak LR (`total_steps` is not needed)."""
+    return get_constant_schedule_with_warmup(optimizer, num_warmup_steps=int(warmup_steps))
 
-    `no_decay_1d` is the default for `optim.no_decay_1d` when the config does not set it.
-    """
-    groups = param_groups(net, float(optim.get("weight_decay", 0.0)), bool(optim.get("no_decay_1d", no_decay_1d)))
-    optimizer = build_optimizer(groups, optim)
-    schedule = build_lr_schedule(optimizer, optim, total_steps)
-    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+def optimizer_config(net: nn.Module, optimizer: OptimizerFactory, lr_schedule: ScheduleFactory | None,
+                     total_steps: int, no_decay_1d: bool) -> dict[str, Any]:
+    """Lightning's configure_optimizers result: the optimizer over `net`'s groups, and the LR schedule (if any)
+    stepped every optimizer step."""
+    built = optimizer(param_groups(net, no_decay_1d))
+    if lr_schedule is None:
+        return {"optimizer": built}
+    return {"optimizer": built, "lr_scheduler": {"scheduler": lr_schedule(built, total_steps), "interval": "step"}}

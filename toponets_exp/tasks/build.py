@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.lit.optim import check_optim
 from toponets_exp.topo import TopoLayer, TopoLossCallback, select_layers
 from toponets_exp.topo.selection import LOSSES, as_number
 
@@ -67,13 +67,44 @@ def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
 SELECTION_KEYS = ("layers", "factor")  # what select_topo_layers reads; the callback receives the layers
 
 
+def _factory(cfg: DictConfig, key: str) -> Any:
+    """The partial of config group `key` (a `_target_` with `_partial_: true`), or a ConfigError naming it."""
+    node = cfg[key]
+    if not isinstance(node, DictConfig) or "_target_" not in node or not node.get("_partial_", False):
+        raise ConfigError(f"{key} must name a callable with _target_ and _partial_: true (conf/{key}/*.yaml)")
+    try:
+        return instantiate(node, _convert_="all")
+    except Exception as err:  # noqa: BLE001 - Hydra wraps import and argument errors alike
+        raise ConfigError(f"{key}._target_={node._target_!r} cannot be built: {err}") from None
+
+
+def build_optim(cfg: DictConfig) -> tuple[Callable[..., torch.optim.Optimizer], Callable[..., Any]]:
+    """The optimizer and LR schedule partials of `optim` and `lr_schedule`, tried on one parameter so that a bad
+    argument fails now, and a schedule that needs a horizon refused without one."""
+    optimizer, lr_schedule = _factory(cfg, "optim"), _factory(cfg, "lr_schedule")
+    probe = torch.nn.Parameter(torch.zeros(1))
+    try:
+        built = optimizer([{"params": [probe]}])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"optim ({cfg.optim._target_}): {err}") from None
+    try:
+        lr_schedule(built, 1)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"lr_schedule ({cfg.lr_schedule._target_}): {err}") from None
+    max_epochs, max_steps = cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps")
+    if cfg.lr_schedule._target_.endswith(".warmup_cosine") and max_epochs == -1 and max_steps in (-1, None):
+        raise ConfigError("trainer.max_epochs=-1 (no end) leaves lr_schedule=cosine without a horizon: set "
+                          "trainer.max_steps or a trainer.max_epochs, or use lr_schedule=constant")
+    return optimizer, lr_schedule
+
+
 def build_module(cfg: DictConfig) -> L.LightningModule:
-    """Backbone from `model.net`, wrapped in the LightningModule of `model.lit` with `optim`."""
-    check_optim(cfg.optim, cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps"))
+    """Backbone from `model.net`, wrapped in the LightningModule of `model.lit` with the optimizer and LR schedule."""
+    optimizer, lr_schedule = build_optim(cfg)
     net = instantiate(cfg.model.net, _convert_="all")
     if cfg.model.get("channels_last", False):
         net = net.to(memory_format=torch.channels_last)
-    return instantiate(cfg.model.lit, net=net, optim=_plain(cfg.optim), _convert_="all")
+    return instantiate(cfg.model.lit, net=net, optimizer=optimizer, lr_schedule=lr_schedule, _convert_="all")
 
 
 def select_topo_layers(cfg: DictConfig, net: nn.Module) -> list[TopoLayer]:
