@@ -13,6 +13,8 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.data.resumable import RestoreLoaderPosition
@@ -35,18 +37,21 @@ INTEGER_KEYS = ("max_epochs", "min_epochs", "max_steps", "min_steps", "num_nodes
 
 
 def _trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], out: Path) -> L.Trainer:
-    """lightning.Trainer from the `trainer.*` keys."""
-    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    """The lightning.Trainer of `trainer=`, with the run's callbacks, loggers and directory."""
     for key in INTEGER_KEYS:
-        value = kwargs.get(key)
+        value = cfg.trainer.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"trainer.{key}={value!r} must be an integer (or null)")
-    if Preemption.in_slurm_job():  # Preemption and submitit requeue; Lightning's own auto-requeue stays off
-        kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
+    # Preemption and submitit requeue a Slurm job; Lightning's own auto-requeue stays off
+    plugins = [SLURMEnvironment(auto_requeue=False)] if Preemption.in_slurm_job() else None
     try:
-        return L.Trainer(**kwargs, callbacks=callbacks, logger=loggers, default_root_dir=str(out))
-    except (TypeError, ValueError, MisconfigurationException) as err:  # Lightning's checks of its arguments
-        raise ConfigError(f"trainer: {err}") from err
+        return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=str(out),
+                           plugins=plugins, _convert_="all")
+    except InstantiationException as err:  # Lightning's checks of its arguments
+        cause = err.__cause__
+        if isinstance(cause, (TypeError, ValueError, MisconfigurationException)):
+            raise ConfigError(f"trainer: {cause}") from err
+        raise
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
