@@ -28,7 +28,7 @@ TRAIN = [  # (overrides, text the one error line must contain)
     (["data.batch_size=0"], "data.batch_size=0 must be an integer >= 1"),
     (["data.num_workers=-1"], "data.num_workers=-1 must be an integer >= 0"),
     (["data=imagenet", "data.root=/nonexistent/imagenet"], "data.root='/nonexistent/imagenet' has no train/ folder"),
-    (["checkpoint.every_n_train_steps=-1"], "checkpoint.every_n_train_steps must be an integer >= 0"),
+    (["checkpoint.every_n_train_steps=-1"], "checkpoint.every_n_train_steps=-1 must be an integer >= 0"),
     (["seed=1.5"], "seed=1.5 must be an integer"),
     (["optim._target_=torch.optim.Adamm"], "optim._target_='torch.optim.Adamm' cannot be built"),
     (["optim.lr=-1"], "optim (torch.optim.AdamW): Invalid learning rate: -1"),

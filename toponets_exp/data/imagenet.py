@@ -15,6 +15,7 @@ from toponets_exp.data.prepared import PreparedDataError, PreparedImages, read_m
 from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
 from toponets_exp.data.vision import (IMAGENET_MEAN, IMAGENET_STD, Transformed, check_image_size,
                                       imagenet_eval_transform, imagenet_train_transform)
+from toponets_exp.checks import integer
 from toponets_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,9 @@ def check_loader_and_crops(batch_size: Any, num_workers: Any, image_size: Any, e
 
 def check_prepared_options(max_side: Any, quality: Any, largest_crop: int) -> None:
     """data.prepared_max_side must be an integer >= the largest crop, data.prepared_quality one in 1-100."""
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < largest_crop:
-        raise ConfigError(f"data.prepared_max_side={max_side!r} must be an integer >= {largest_crop}, the largest "
-                          "crop (data.image_size, data.eval_image_size): smaller stored images would be upsampled")
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise ConfigError(f"data.prepared_quality={quality!r} must be an integer JPEG quality in 1-100")
+    integer("data.prepared_max_side", max_side, largest_crop, accepted=f"an integer >= {largest_crop}, the largest "
+            "crop (data.image_size, data.eval_image_size): smaller stored images would be upsampled")
+    integer("data.prepared_quality", quality, 1, 100, accepted="an integer JPEG quality in 1-100")
 
 
 def check_prepared_split(prepared_dir: str, split: str, max_side: int, quality: int) -> None:

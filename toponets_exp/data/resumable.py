@@ -19,7 +19,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
-from toponets_exp.errors import ConfigError
+from toponets_exp.checks import integer
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
@@ -108,9 +108,8 @@ class ResumableLoader(DataLoader):
 
 def check_loader_args(batch_size: Any, num_workers: Any) -> None:
     """data.batch_size must be a positive integer and data.num_workers a non-negative one."""
-    for key, value, low in (("data.batch_size", batch_size, 1), ("data.num_workers", num_workers, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(f"{key}={value!r} must be an integer >= {low}")
+    integer("data.batch_size", batch_size, 1)
+    integer("data.num_workers", num_workers, 0)
 
 
 def rank_share(datamodule: L.LightningDataModule) -> tuple[int, int]:

@@ -9,16 +9,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
 from toponets_exp.data.tokenizer import ByteTokenizer
+from toponets_exp.checks import integer
 from toponets_exp.errors import ConfigError
 
 
 def check_lm_sizes(vocab_size: int, block_size: int, tokenizer_size: int) -> None:
     """The model's vocabulary must hold every token id; the context must be positive."""
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ConfigError(f"data.block_size={block_size!r} must be a positive integer (the context length)")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < tokenizer_size:
-        raise ConfigError(f"data.vocab_size={vocab_size!r} must be an integer >= the tokenizer's {tokenizer_size} "
-                          "tokens (it sizes the model's embedding and output layers)")
+    integer("data.block_size", block_size, 1, accepted="a positive integer (the context length)")
+    integer("data.vocab_size", vocab_size, tokenizer_size, accepted=f"an integer >= the tokenizer's {tokenizer_size} "
+            "tokens (it sizes the model's embedding and output layers)")
 
 
 class BlockDataset(Dataset):

@@ -12,7 +12,7 @@ from torchvision import transforms
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from toponets_exp.errors import ConfigError
+from toponets_exp.checks import integer
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -21,8 +21,7 @@ EVAL_CROP_RATIO = 224 / 256  # resize the short side to size / ratio, then cente
 
 def check_image_size(key: str, size: int) -> None:
     """An image side length must be a positive integer."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
-        raise ConfigError(f"{key}={size!r} must be an integer >= 8 (pixels)")
+    integer(key, size, 8, accepted="an integer >= 8 (pixels)")
 
 
 def to_normalized_tensor(mean: tuple[float, ...], std: tuple[float, ...]) -> list[Any]:

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from toponets_exp.brain.activations import REDUCTIONS
 from toponets_exp.brain.gratings import PREFERENCES
 from toponets_exp.brain.smoothness import METHODS
+from toponets_exp.checks import boolean, choice, integer, is_int, is_number
 from toponets_exp.errors import ConfigError
 
 CHOICES: dict[str, Sequence[str]] = {
@@ -34,42 +35,25 @@ def _get(ev: dict[str, Any], key: str) -> Any:
     return node
 
 
-def _is_int(value: Any) -> bool:
-    """An integer that is not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    """An int or float that is not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _check_numbers(ev: dict[str, Any]) -> None:
     """Counts, rates and lists of eval.*."""
     for key in POSITIVE_INTS + OPTIONAL_POSITIVE_INTS:
-        value = _get(ev, key)
-        if value is None and key in OPTIONAL_POSITIVE_INTS:
-            continue
-        if not _is_int(value) or value < 1:
-            extra = " (or null)" if key in OPTIONAL_POSITIVE_INTS else ""
-            raise ConfigError(f"eval.{key}={value!r} must be a positive integer{extra}")
+        integer(f"eval.{key}", _get(ev, key), 1, optional=key in OPTIONAL_POSITIVE_INTS, accepted="a positive integer")
     cutoff = ev["tdann"]["distance_cutoff"]
-    if cutoff is not None and not (_is_number(cutoff) and cutoff > 0):
+    if cutoff is not None and not (is_number(cutoff) and cutoff > 0):
         raise ConfigError(f"eval.tdann.distance_cutoff={cutoff!r} must be a positive distance in sheet units (or null)")
-    if not _is_int(ev["cv_folds"]) or ev["cv_folds"] < 2:
-        raise ConfigError(f"eval.cv_folds={ev['cv_folds']!r} must be an integer >= 2")
-    if not _is_int(ev["image_size"]) or ev["image_size"] < 8:
-        raise ConfigError(f"eval.image_size={ev['image_size']!r} must be an integer >= 8 (pixels)")
-    if not _is_number(ev["selectivity_threshold"]):
+    integer("eval.cv_folds", ev["cv_folds"], 2)
+    integer("eval.image_size", ev["image_size"], 8, accepted="an integer >= 8 (pixels)")
+    if not is_number(ev["selectivity_threshold"]):
         raise ConfigError(f"eval.selectivity_threshold={ev['selectivity_threshold']!r} must be a number (a t value)")
-    if not (_is_number(ev["fdr_alpha"]) and 0 < ev["fdr_alpha"] < 1):
+    if not (is_number(ev["fdr_alpha"]) and 0 < ev["fdr_alpha"] < 1):
         raise ConfigError(f"eval.fdr_alpha={ev['fdr_alpha']!r} must be a false discovery rate in (0, 1)")
-    if not isinstance(ev["pruning"], list) or not all(_is_number(a) and 0 <= a <= 1 for a in ev["pruning"]):
+    if not isinstance(ev["pruning"], list) or not all(is_number(a) and 0 <= a <= 1 for a in ev["pruning"]):
         raise ConfigError(f"eval.pruning={ev['pruning']!r} must be a list of sparsities in [0, 1]")
-    if not isinstance(ev["downsampling"], list) or not all(_is_int(k) and k >= 1 for k in ev["downsampling"]):
+    if not isinstance(ev["downsampling"], list) or not all(is_int(k) and k >= 1 for k in ev["downsampling"]):
         raise ConfigError(f"eval.downsampling={ev['downsampling']!r} must be a list of positive integers (k x k)")
     distances = ev["integration_distances"]
-    if not isinstance(distances, list) or not distances or not all(_is_int(d) and d >= 0 for d in distances):
+    if not isinstance(distances, list) or not distances or not all(is_int(d) and d >= 0 for d in distances):
         raise ConfigError(f"eval.integration_distances={distances!r} must be a non-empty list of integers >= 0")
 
 
@@ -78,8 +62,7 @@ def eval_settings(cfg: DictConfig) -> dict[str, Any]:
     `seed` (subsampled pairs, TDANN's samples, TGI's pairs, cross-validation folds, non-words)."""
     ev = {**OmegaConf.to_container(cfg.eval, resolve=True), "seed": cfg.seed}
     for key, options in CHOICES.items():
-        if ev[key] not in options:
-            raise ConfigError(f"eval.{key}={ev[key]!r} is not supported; use one of {', '.join(options)}")
+        choice(f"eval.{key}", ev[key], options)
     _check_numbers(ev)
     if ev["device"] != "auto":
         try:
@@ -88,8 +71,7 @@ def eval_settings(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError(f"eval.device={ev['device']!r} is not a torch device ({err}); use auto, cpu, cuda, "
                               "cuda:0 ...") from None
     for key in ("efficiency", "gratings"):
-        if not isinstance(ev[key], bool):
-            raise ConfigError(f"eval.{key}={ev[key]!r} must be true or false")
+        boolean(f"eval.{key}", ev[key])
     for key in ("layers", "predictivity_layers"):
         if not isinstance(ev[key], list) or not all(isinstance(n, str) for n in ev[key]):
             raise ConfigError(f"eval.{key}={ev[key]!r} must be a list of module names")

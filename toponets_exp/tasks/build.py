@@ -14,9 +14,10 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from toponets_exp.checks import integer, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo import TopoLayer, TopoLossCallback, select_layers
-from toponets_exp.topo.selection import LOSSES, as_number
+from toponets_exp.topo.selection import LOSSES
 
 
 def _plain(node: Any) -> Any:
@@ -26,9 +27,7 @@ def _plain(node: Any) -> Any:
 
 def seed_and_check(cfg: DictConfig) -> int:
     """Validate `seed` and seed every RNG (python, numpy, torch, dataloader workers)."""
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
-        raise ConfigError(f"seed={cfg.seed!r} must be an integer")
-    return L.seed_everything(cfg.seed, workers=True, verbose=False)
+    return L.seed_everything(integer("seed", cfg.seed), workers=True, verbose=False)
 
 
 CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
@@ -114,7 +113,7 @@ def select_topo_layers(cfg: DictConfig, net: nn.Module) -> list[TopoLayer]:
     if topo.loss not in LOSSES:
         raise ConfigError(f"topo.loss={topo.loss!r} is not a topographic loss; use one of {', '.join(LOSSES)}")
     return select_layers(net, instantiate(topo.layers, _convert_="all"), _plain(topo.factor),
-                         as_number("topo.weight", topo.weight, 0.0), topo.loss)
+                         number("topo.weight", topo.weight, 0.0), topo.loss)
 
 
 def build_topo(cfg: DictConfig, layers: list[TopoLayer]) -> TopoLossCallback:

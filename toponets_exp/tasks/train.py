@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.data.resumable import RestoreLoaderPosition
+from toponets_exp.checks import integer
 from toponets_exp.errors import ConfigError
 from toponets_exp.io import write_json, write_text
 from toponets_exp.lit import ReleaseProcessGroup
@@ -39,9 +40,7 @@ INTEGER_KEYS = ("max_epochs", "min_epochs", "max_steps", "min_steps", "num_nodes
 def _trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], out: Path) -> L.Trainer:
     """The lightning.Trainer of `trainer=`, with the run's callbacks, loggers and directory."""
     for key in INTEGER_KEYS:
-        value = cfg.trainer.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"trainer.{key}={value!r} must be an integer (or null)")
+        integer(f"trainer.{key}", cfg.trainer.get(key), optional=True)
     # Preemption and submitit requeue a Slurm job; Lightning's own auto-requeue stays off
     plugins = [SLURMEnvironment(auto_requeue=False)] if Preemption.in_slurm_job() else None
     try:
@@ -70,10 +69,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = ModelCheckpoint(dirpath=out / "checkpoints", filename="best-epoch{epoch:03d}",
                                  auto_insert_metric_name=False, monitor=module.monitor, mode=module.monitor_mode,
                                  save_top_k=cfg.checkpoint.save_top_k, save_last=False)
-    try:
-        last = RunCheckpoint(out / "checkpoints", cfg.checkpoint.every_n_train_steps, out / "metrics.csv")
-    except ValueError as err:
-        raise ConfigError(f"checkpoint.{err}") from err
+    every = integer("checkpoint.every_n_train_steps", cfg.checkpoint.every_n_train_steps, 0)
+    last = RunCheckpoint(out / "checkpoints", every, out / "metrics.csv")
     loggers = build_loggers(cfg)
     callbacks = [topo, checkpoint, last, RNGState(), RestoreLoaderPosition(), Preemption(last),
                  LearningRateMonitor("step"), ReleaseProcessGroup(),

@@ -11,10 +11,11 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from toponets_exp.checks import boolean, choice, integer, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.overlap import ConcurrentTopoGrad
 from toponets_exp.topo.schedule import Constant, Schedule
-from toponets_exp.topo.selection import LOSSES, as_number, unique_layers
+from toponets_exp.topo.selection import LOSSES, unique_layers
 from toponets_exp.topo.spatial_hooks import SpatialCorrelation
 from toponets_exp.topo.step import backward_factor, check_exact_strategy, check_finite, scaler_skips_step
 from toponets_exp.topo.topoloss import TopoLayer, TopoLoss
@@ -52,16 +53,14 @@ class TopoLossCallback(Callback):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.weight = as_number("topo.weight", weight, 0.0)
-        if reduction not in ("mean", "sum"):
-            raise ConfigError(f"topo.reduction={reduction!r} is not supported; use 'mean' or 'sum'")
+        self.weight = number("topo.weight", weight, 0.0)
+        choice("topo.reduction", reduction, ("mean", "sum"))
         if loss not in LOSSES:
             raise ConfigError(f"topo.loss={loss!r} is not a topographic loss; use one of {', '.join(LOSSES)}")
-        if not isinstance(overlap, bool):
-            raise ConfigError(f"topo.overlap={overlap!r} must be true or false")
+        boolean("topo.overlap", overlap)
         self.default_loss, self.reduction = loss, reduction
         self.schedule = schedule if schedule is not None else Constant()
-        seed = int(as_number("seed", seed))
+        seed = integer("seed", seed)
         selected = list(layers)
         weights = [layer for layer in selected if layer.loss == "topoloss"]
         responses = [layer for layer in selected if layer.loss == "spatial_correlation"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -11,6 +10,7 @@ from typing import Any
 
 from torch import nn
 
+from toponets_exp.checks import number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.blur import check_factor
 from toponets_exp.topo.topoloss import TopoLayer
@@ -64,21 +64,6 @@ def output_unit_dim(module: nn.Module, param: nn.Parameter) -> int:
     return 1 if param.ndim >= 3 else -1
 
 
-def as_number(key: str, value: Any, minimum: float | None = None) -> float:
-    """A config value as a float, or a ConfigError naming the key and what is accepted."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ConfigError(f"{key}={value!r} is not a number")
-    try:
-        out = float(value)
-    except ValueError:
-        raise ConfigError(f"{key}={value!r} is not a number") from None
-    if not math.isfinite(out):
-        raise ConfigError(f"{key}={value!r} must be finite")
-    if minimum is not None and out < minimum:
-        raise ConfigError(f"{key}={value!r} must be >= {minimum:g}")
-    return out
-
-
 def _factor_pair(key: str, entry: Mapping[str, Any], default: Any) -> tuple[float, float]:
     """(φh, φw) from `factor_h`/`factor_w`, else `factor` (a number or a [h, w] pair), else the default."""
     factor = entry.get("factor", default)
@@ -90,7 +75,7 @@ def _factor_pair(key: str, entry: Mapping[str, Any], default: Any) -> tuple[floa
         fh = fw = factor
     fh = entry.get("factor_h", fh)
     fw = entry.get("factor_w", fw)
-    return as_number(f"{key}.factor_h", fh, 1.0), as_number(f"{key}.factor_w", fw, 1.0)
+    return number(f"{key}.factor_h", fh, 1.0), number(f"{key}.factor_w", fw, 1.0)
 
 
 ENTRY_KEYS = {"pattern", "factor", "factor_h", "factor_w", "weight", "param", "loss", "schedule"}
@@ -146,7 +131,7 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
         key = f"topo.layers[{i}]"
         pattern, param_name = str(entry["pattern"]), entry.get("param")
         fh, fw = _factor_pair(key, entry, factor)
-        tau = as_number(f"{key}.weight", entry["weight"], 0.0) if "weight" in entry else weight
+        tau = number(f"{key}.weight", entry["weight"], 0.0) if "weight" in entry else weight
         item_loss, schedule = _loss_and_schedule(key, entry, loss)
         names = [n for n in modules if n and _matches(pattern, n)]
         if not names:
