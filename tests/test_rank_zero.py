@@ -72,7 +72,8 @@ def test_other_ranks_log_warnings_only_and_say_which_rank(rank, monkeypatch) -> 
 
 def classifier_with_epoch_sums(loss: float, labels: list[int]) -> ImageClassifier:
     """A classifier whose training-epoch aggregates have seen one batch: mean loss `loss`, predictions 0, 1, ..."""
-    module = ImageClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 10)), 10, {})
+    module = ImageClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 10)), 10,
+                             optimizer=torch.optim.SGD)
     if labels:
         module.train_loss.update(torch.tensor(loss), len(labels))
         module.accuracy["train_"].update(torch.eye(10)[:len(labels)], torch.tensor(labels))

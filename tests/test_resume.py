@@ -9,7 +9,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from cli import RESUMABLE, checkpoint_step, net_params, read_csv, run_cli, start_cli, wait_for_writes
 from toponets_exp.data.resumable import ResumableLoader, item_seed
-from toponets_exp.resume import RNGState
+from toponets_exp.resume import RunState
 
 
 class NoisyItems(Dataset):
@@ -68,7 +68,7 @@ def test_ranks_share_an_epoch_without_overlap() -> None:
 def test_rng_state_round_trip() -> None:
     import random
 
-    callback = RNGState()
+    callback = RunState("unused", 0, "unused.csv")
     torch.manual_seed(5), np.random.seed(5), random.seed(5)
     state = callback.state_dict()
     expected = (torch.rand(3), np.random.rand(3), random.random())
@@ -138,3 +138,15 @@ def test_a_finished_run_is_not_overwritten_and_resume_refuses_another_config(uni
     assert "evaluate again with: python run.py task=eval ckpt_path=" in same.stdout
     changed = {p for p, content in files().items() if before.get(p) != content}
     assert changed == {uninterrupted / "run.log"}  # only that line, in the run's own log
+
+
+def test_a_checkpoint_of_the_former_layout_restores_its_rngs() -> None:
+    """Checkpoints written before RunState kept the RNGs under callbacks['RNGState']: resuming one restores them."""
+    from toponets_exp.resume.rng import rng_state
+
+    torch.manual_seed(5)
+    state = rng_state()
+    expected = torch.rand(3)
+    torch.manual_seed(9)
+    RunState("unused", 0, "unused.csv").on_load_checkpoint(None, None, {"callbacks": {"RNGState": state}})
+    assert torch.equal(torch.rand(3), expected)

@@ -16,7 +16,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 from toponets_exp.checks import integer
@@ -163,35 +162,3 @@ def whole_split(loader: DataLoader) -> DataLoader:
         return loader
     return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=False, num_workers=loader.num_workers,
                       pin_memory=loader.pin_memory, persistent_workers=loader.persistent_workers)
-
-
-class RestoreLoaderPosition(Callback):
-    """Hands the loader positions saved in a checkpoint to the training loaders before the first batch is drawn.
-
-    Lightning restores them itself only when the train loader is built after the checkpoint is loaded; a module
-    whose configure_optimizers asks for `trainer.estimated_stepping_batches` builds it earlier, and the saved
-    positions would be dropped.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._states: list[dict[str, int]] = []
-
-    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                           checkpoint: dict[str, Any]) -> None:
-        fit_state = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
-        self._states = list(fit_state.get("combined_loader", []))
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        loaders = trainer.train_dataloader
-        if isinstance(loaders, dict):
-            loaders = list(loaders.values())
-        elif not isinstance(loaders, (list, tuple)):
-            loaders = [loaders]
-        resumable = [dl for dl in loaders if isinstance(dl, ResumableLoader)]
-        if self._states and len(resumable) != len(self._states):
-            raise ValueError(f"the checkpoint holds {len(self._states)} training loader positions, the data has "
-                             f"{len(resumable)} resumable training loaders")
-        for loader, state in zip(resumable, self._states):
-            loader.load_state_dict(state)
-        self._states = []

@@ -1,7 +1,6 @@
-"""Runs that survive interruption: atomic run checkpoints, RNG state, preemption signals, resuming a run directory."""
+"""Runs that survive interruption: the run state in last.ckpt (one callback), Slurm, resuming a run directory."""
 
-from toponets_exp.resume.checkpoint import RNGState, RunCheckpoint
-from toponets_exp.resume.preemption import Preemption
 from toponets_exp.resume.run_dir import reset_metrics, resume_point
+from toponets_exp.resume.run_state import RunState
 
-__all__ = ["Preemption", "RNGState", "RunCheckpoint", "reset_metrics", "resume_point"]
+__all__ = ["RunState", "reset_metrics", "resume_point"]

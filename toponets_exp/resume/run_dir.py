@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -13,8 +11,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.io import write_csv
-from toponets_exp.resume.checkpoint import LAST, METRIC_ROWS
+from toponets_exp.resume.metric_rows import METRIC_ROWS, truncate_metrics
+from toponets_exp.resume.run_state import LAST
+from toponets_exp.resume.slurm import requeued
 
 log = logging.getLogger(__name__)
 RESOLVED = "config_resolved.yaml"
@@ -33,11 +32,6 @@ class ResumePoint(NamedTuple):
     step: int
     metric_rows: int = 0
     finished: bool = False
-
-
-def requeued() -> bool:
-    """Whether this process is a Slurm job started again after a requeue (preemption, time-out)."""
-    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -73,18 +67,6 @@ def _read_position(ckpt: Path) -> tuple[int, int]:
     except Exception as err:  # noqa: BLE001 - any unreadable file is the same user-facing problem
         raise ConfigError(f"{ckpt} is not a readable Lightning checkpoint ({type(err).__name__}: {err}); "
                           "delete it to start the run again") from err
-
-
-def truncate_metrics(metrics_csv: Path, rows: int) -> int:
-    """Keep the first `rows` rows of metrics.csv (those before the resumed checkpoint); returns how many went."""
-    if not metrics_csv.is_file():
-        return 0
-    with metrics_csv.open(newline="") as f:
-        reader = csv.DictReader(f)
-        fields, all_rows = reader.fieldnames or [], list(reader)
-    kept = all_rows[:rows]
-    write_csv(metrics_csv, fields, kept)
-    return len(all_rows) - len(kept)
 
 
 def _extends(cfg: DictConfig, summary: dict[str, Any]) -> bool:

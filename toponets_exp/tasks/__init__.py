@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from toponets_exp.console import quiet_third_party
 from toponets_exp.errors import CheckpointError, ConfigError
 from toponets_exp.resolvers import holds_more_than_hydra
+from toponets_exp.resume.slurm import submitit_job
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,6 @@ def config_error(err: BaseException) -> ConfigError | None:
         seen.add(id(err))
         err = err.__cause__ or err.__context__
     return None
-
-
-def submitit_job() -> str | None:
-    """'<job id> (log <stderr file>)' inside a submitit job (e.g. hardware=slurm), else None."""
-    if "SUBMITIT_EXECUTOR" not in os.environ:
-        return None
-    import submitit
-
-    env = submitit.JobEnvironment()
-    return f"{env.job_id} (log {env.paths.stderr})"
 
 
 def _single_run_dir() -> Path | None:

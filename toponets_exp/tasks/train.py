@@ -12,18 +12,17 @@ import lightning as L
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.plugins.environments import SLURMEnvironment
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from toponets_exp.data.resumable import RestoreLoaderPosition
 from toponets_exp.checks import integer
 from toponets_exp.errors import ConfigError
 from toponets_exp.io import write_json, write_text
 from toponets_exp.lit import ReleaseProcessGroup
 from toponets_exp.loggers import finish_wandb
-from toponets_exp.resume import Preemption, RNGState, RunCheckpoint, reset_metrics, resume_point
+from toponets_exp.resume import RunState, reset_metrics, resume_point
+from toponets_exp.resume.slurm import cluster_plugins
 from toponets_exp.resume.run_dir import RESOLVED, SUMMARY, ResumePoint
 from toponets_exp.tasks.build import (build_datamodule, build_loggers, build_module, build_topo, check_model_data,
                                       output_dir, overrides, seed_and_check, select_topo_layers)
@@ -41,11 +40,9 @@ def _trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Any], out: Pat
     """The lightning.Trainer of `trainer=`, with the run's callbacks, loggers and directory."""
     for key in INTEGER_KEYS:
         integer(f"trainer.{key}", cfg.trainer.get(key), optional=True)
-    # Preemption and submitit requeue a Slurm job; Lightning's own auto-requeue stays off
-    plugins = [SLURMEnvironment(auto_requeue=False)] if Preemption.in_slurm_job() else None
     try:
         return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=str(out),
-                           plugins=plugins, _convert_="all")
+                           plugins=cluster_plugins(), _convert_="all")
     except InstantiationException as err:  # Lightning's checks of its arguments
         cause = err.__cause__
         if isinstance(cause, (TypeError, ValueError, MisconfigurationException)):
@@ -70,9 +67,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                  auto_insert_metric_name=False, monitor=module.monitor, mode=module.monitor_mode,
                                  save_top_k=cfg.checkpoint.save_top_k, save_last=False)
     every = integer("checkpoint.every_n_train_steps", cfg.checkpoint.every_n_train_steps, 0)
-    last = RunCheckpoint(out / "checkpoints", every, out / "metrics.csv")
+    last = RunState(out / "checkpoints", every, out / "metrics.csv")
     loggers = build_loggers(cfg)
-    callbacks = [topo, checkpoint, last, RNGState(), RestoreLoaderPosition(), Preemption(last),
+    callbacks = [topo, checkpoint, last,
                  LearningRateMonitor("step"), ReleaseProcessGroup(),
                  *([TopoSheetImages(unique_layers(layers), cfg.logger.sheet_images_every_n_val)]
                    if any(isinstance(lg, WandbLogger) for lg in loggers) else [])]
