@@ -2,6 +2,6 @@
 
 from toponets_exp.evaluation.loading import LoadedModel, load_for_eval, task_data
 from toponets_exp.evaluation.report import Subject, evaluate
-from toponets_exp.evaluation.settings import eval_kind, eval_settings
+from toponets_exp.evaluation.settings import eval_plan, eval_settings
 
-__all__ = ["LoadedModel", "Subject", "eval_kind", "eval_settings", "evaluate", "load_for_eval", "task_data"]
+__all__ = ["LoadedModel", "Subject", "eval_plan", "eval_settings", "evaluate", "load_for_eval", "task_data"]

@@ -78,6 +78,14 @@ def eval_settings(cfg: DictConfig) -> dict[str, Any]:
     return ev
 
 
-def eval_kind(cfg: DictConfig, ev: dict[str, Any]) -> str:
-    """vision or language: eval.kind, or with auto the model's own (model.eval.kind, vision by default)."""
-    return ev["kind"] if ev["kind"] != "auto" else str(cfg.model.get("eval", {}).get("kind", "vision"))
+def eval_plan(cfg: DictConfig) -> tuple[dict[str, Any], str]:
+    """The checked eval settings and the kind of evaluation: eval.kind, or with auto the model's own
+    (model.eval.kind, vision by default). A vision evaluation's stimulus folder is read whole now, so a bad one
+    fails before anything is built or written."""
+    ev = eval_settings(cfg)
+    kind = ev["kind"] if ev["kind"] != "auto" else str(cfg.model.get("eval", {}).get("kind", "vision"))
+    if kind == "vision" and ev["stimuli"]:
+        from toponets_exp.evaluation.stimuli import check_stimuli
+
+        check_stimuli(ev["stimuli"])
+    return ev, kind

@@ -7,18 +7,14 @@ from typing import Any
 from omegaconf import DictConfig
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.evaluation import Subject, eval_kind, eval_settings, evaluate, load_for_eval, task_data
-from toponets_exp.evaluation.stimuli import check_stimuli
+from toponets_exp.evaluation import Subject, eval_plan, evaluate, load_for_eval, task_data
 from toponets_exp.tasks.build import build_loggers, output_dir, seed_and_check
 
 
 def run_eval(cfg: DictConfig) -> dict[str, Any]:
     """Load `ckpt_path` into `model=` and evaluate it on the task's data; report.json and figures/ in the run dir."""
     seed_and_check(cfg)
-    ev = eval_settings(cfg)
-    kind = eval_kind(cfg, ev)
-    if kind == "vision" and ev["stimuli"]:
-        check_stimuli(ev["stimuli"])  # a bad stimulus set fails before anything is built or written
+    ev, kind = eval_plan(cfg)
     if not cfg.ckpt_path:
         raise ConfigError("task=eval needs ckpt_path=<a .ckpt of ours, an official TopoNets file, or an HF folder>")
     loaded = load_for_eval(cfg, cfg.ckpt_path)

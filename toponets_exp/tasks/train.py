@@ -9,25 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.checks import integer
 from toponets_exp.errors import ConfigError
+from toponets_exp.evaluation import Subject, eval_plan, evaluate
 from toponets_exp.io import write_json, write_text
 from toponets_exp.lit import ReleaseProcessGroup
 from toponets_exp.loggers import finish_wandb
 from toponets_exp.resume import RunState, reset_metrics, resume_point
-from toponets_exp.resume.slurm import cluster_plugins
 from toponets_exp.resume.run_dir import RESOLVED, SUMMARY, ResumePoint
+from toponets_exp.resume.slurm import cluster_plugins
 from toponets_exp.tasks.build import (build_datamodule, build_loggers, build_module, build_topo, check_model_data,
                                       output_dir, overrides, seed_and_check, select_topo_layers)
-from toponets_exp.evaluation import Subject, eval_kind, eval_settings, evaluate
-from toponets_exp.evaluation.stimuli import check_stimuli
 from toponets_exp.topo import TopoLayer, TopoSheetImages
 from toponets_exp.topo.selection import unique_layers
 
@@ -118,10 +117,7 @@ def _evaluate(cfg: DictConfig, module: L.LightningModule, layers: list[TopoLayer
               datamodule: L.LightningDataModule, loggers: list[Any], checkpoint: str, out: Path) -> dict[str, Any]:
     """The evaluation of the trained backbone on its own data (toponets_exp.evaluation), from the run's seed."""
     seed_and_check(cfg)
-    ev = eval_settings(cfg)
-    kind = eval_kind(cfg, ev)
-    if kind == "vision" and ev["stimuli"]:
-        check_stimuli(ev["stimuli"])
+    ev, kind = eval_plan(cfg)
     subject = Subject(module.net, layers, cfg.model, checkpoint, {}, tau)
     return evaluate(subject, datamodule, None, ev, kind, out, loggers)
 
