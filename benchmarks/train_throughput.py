@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.input_bench import write_folders  # noqa: E402
 from toponets_exp.data.prepared import class_folder, prepare_split  # noqa: E402
-from toponets_exp.tasks.build import (build_datamodule, build_module, build_topo, seed_and_check,  # noqa: E402
+from toponets_exp.build import (build_datamodule, build_module, build_topo, seed_and_check,  # noqa: E402
                                       select_topo_layers)
 from toponets_exp.topo import TopoLossCallback  # noqa: E402
 

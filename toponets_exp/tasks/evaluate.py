@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation import Subject, eval_plan, evaluate, load_for_eval, task_data
-from toponets_exp.tasks.build import build_loggers, output_dir, seed_and_check
+from toponets_exp.build import build_loggers, output_dir, seed_and_check
 
 
 def run_eval(cfg: DictConfig) -> dict[str, Any]:

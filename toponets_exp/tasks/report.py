@@ -17,7 +17,7 @@ from toponets_exp.report import (aggregate, collect, markdown, plot_efficiency, 
                                  task_metric)
 from toponets_exp.report.runs import STATUSES
 from toponets_exp.sweep import sweep_group
-from toponets_exp.tasks.build import output_dir
+from toponets_exp.build import output_dir
 
 log = logging.getLogger(__name__)
 

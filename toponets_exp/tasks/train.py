@@ -25,7 +25,7 @@ from toponets_exp.loggers import finish_wandb
 from toponets_exp.resume import RunState, reset_metrics, resume_point
 from toponets_exp.resume.run_dir import RESOLVED, SUMMARY, ResumePoint
 from toponets_exp.resume.slurm import cluster_plugins
-from toponets_exp.tasks.build import (build_datamodule, build_loggers, build_module, build_topo, check_model_data,
+from toponets_exp.build import (build_datamodule, build_loggers, build_module, build_topo, check_model_data,
                                       output_dir, overrides, seed_and_check, select_topo_layers)
 from toponets_exp.topo import TopoLayer, TopoSheetImages
 from toponets_exp.topo.selection import unique_layers

@@ -30,7 +30,7 @@ def seed_and_check(cfg: DictConfig) -> int:
     return L.seed_everything(integer("seed", cfg.seed), workers=True, verbose=False)
 
 
-CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
+CONF_DATA = Path(__file__).resolve().parents[1] / "conf" / "data"
 PROVIDES = {"vision": ("num_classes", "labelled images"), "language": ("vocab_size", "token ids")}
 
 
