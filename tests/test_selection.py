@@ -95,3 +95,16 @@ def test_is_hf_conv1d_does_not_import_transformers_modules():
             "print(before, 'transformers.pytorch_utils' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_an_unknown_loss_is_named_by_its_key(net):
+    """topo.loss (the default of every item) and an item's own loss are checked by one rule, each naming its key."""
+    from toponets_exp.topo import TopoLossCallback
+
+    with pytest.raises(ConfigError, match=r"^topo.loss='weights' is not a topographic loss; use one of topoloss, "
+                                          r"spatial_correlation$"):
+        select_layers(net, ["layer1.0.conv1"], 2.0, 1.0, loss="weights")
+    with pytest.raises(ConfigError, match=r"^topo.layers\[0\].loss='x' is not a topographic loss"):
+        select_layers(net, [{"pattern": "layer1.0.conv1", "loss": "x"}], 2.0, 1.0)
+    with pytest.raises(ConfigError, match=r"^topo.loss='weights' is not a topographic loss"):
+        TopoLossCallback([], loss="weights")

@@ -17,7 +17,6 @@ from torch import nn
 from toponets_exp.checks import integer, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo import TopoLayer, TopoLossCallback, select_layers
-from toponets_exp.topo.selection import LOSSES
 
 
 def _plain(node: Any) -> Any:
@@ -110,8 +109,6 @@ def select_topo_layers(cfg: DictConfig, net: nn.Module) -> list[TopoLayer]:
     """The backbone's topo layers: `topo.layers` patterns with factor φ `topo.factor`, τ `topo.weight` and loss
     `topo.loss` unless an item sets its own (a bad selection is a ConfigError, before anything is trained)."""
     topo = cfg.topo
-    if topo.loss not in LOSSES:
-        raise ConfigError(f"topo.loss={topo.loss!r} is not a topographic loss; use one of {', '.join(LOSSES)}")
     return select_layers(net, instantiate(topo.layers, _convert_="all"), _plain(topo.factor),
                          number("topo.weight", topo.weight, 0.0), topo.loss)
 
@@ -139,8 +136,6 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
 
 def overrides() -> list[str]:
     """The command-line overrides of this run (empty outside a Hydra app)."""
-    from hydra.core.hydra_config import HydraConfig
-
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 

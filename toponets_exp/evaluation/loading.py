@@ -15,11 +15,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
+from toponets_exp.build import build_datamodule, select_topo_layers
 from toponets_exp.data.tokenizer import GPT2, ByteTokenizer, TextTokenizer, gpt2_tokenizer
 from toponets_exp.errors import CheckpointError, ConfigError
 from toponets_exp.models.checkpoints import load_weights, match_state, read_checkpoint
 from toponets_exp.models.nanogpt import padded_vocab
-from toponets_exp.build import build_datamodule, select_topo_layers
 from toponets_exp.topo import TopoLayer
 from toponets_exp.topo.selection import unique_layers
 

@@ -15,7 +15,7 @@ from toponets_exp.checks import boolean, choice, integer, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.overlap import ConcurrentTopoGrad
 from toponets_exp.topo.schedule import Constant, Schedule
-from toponets_exp.topo.selection import LOSSES, unique_layers
+from toponets_exp.topo.selection import check_loss, unique_layers
 from toponets_exp.topo.spatial_hooks import SpatialCorrelation
 from toponets_exp.topo.step import backward_factor, check_exact_strategy, check_finite, scaler_skips_step
 from toponets_exp.topo.topoloss import TopoLayer, TopoLoss
@@ -55,8 +55,7 @@ class TopoLossCallback(Callback):
         super().__init__()
         self.weight = number("topo.weight", weight, 0.0)
         choice("topo.reduction", reduction, ("mean", "sum"))
-        if loss not in LOSSES:
-            raise ConfigError(f"topo.loss={loss!r} is not a topographic loss; use one of {', '.join(LOSSES)}")
+        check_loss("topo.loss", loss)
         boolean("topo.overlap", overlap)
         self.default_loss, self.reduction = loss, reduction
         self.schedule = schedule if schedule is not None else Constant()

@@ -104,11 +104,16 @@ def _listing(names: list[str], limit: int = 60) -> str:
     return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def check_loss(key: str, name: Any) -> str:
+    """`name` if it names a topographic loss; else '<key>=<name> is not a topographic loss; use one of ...'."""
+    if name not in LOSSES:
+        raise ConfigError(f"{key}={name!r} is not a topographic loss; use one of {', '.join(LOSSES)}")
+    return name
+
+
 def _loss_and_schedule(key: str, entry: Mapping[str, Any], loss: str) -> tuple[str, Schedule | None]:
     """The item's loss (default `loss`) and its own τ schedule, if any, validated."""
-    name = entry.get("loss", loss)
-    if name not in LOSSES:
-        raise ConfigError(f"{key}.loss={name!r} is not a topographic loss; use one of {', '.join(LOSSES)}")
+    name = check_loss(f"{key}.loss", entry.get("loss", loss))
     schedule = entry.get("schedule")
     if schedule is not None and not isinstance(schedule, Schedule):
         raise ConfigError(f"{key}.schedule={schedule!r} is not a τ schedule; give a mapping with _target_ (e.g. "
@@ -120,8 +125,10 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
                   loss: str = "topoloss") -> list[TopoLayer]:
     """Resolve `topo.layers` patterns over `net.named_modules()` into validated TopoLayers.
 
-    An item's `loss` (default `loss`) names what acts on the layer; one layer may be selected once per loss.
+    An item's `loss` (default `loss`, i.e. topo.loss) names what acts on the layer; one layer may be selected once
+    per loss.
     """
+    check_loss("topo.loss", loss)
     if not layers:
         raise ConfigError("topo.layers is empty; give at least one module-name pattern (glob, or 're:' regex)")
     modules = dict(net.named_modules())
