@@ -58,7 +58,8 @@ def checkpointed_job(conf: str, run: Path, suffix: str = "", partition: str = "d
 def test_two_rank_jobs_requeued_or_preempted_end_equal_to_local_ddp(slurm_conf, local_ddp, tmp_path):
     """Three two-rank jobs of one sweep: job 0 runs through; job 1 is requeued from outside (`scontrol requeue`,
     TERM to both ranks); job 2 gets submitit's preemption signal (USR2). All three end equal to the local two-process
-    run; rank 0 alone truncates metrics.csv on resume; no validation logs a sync warning."""
+    run; rank 0 alone truncates metrics.csv on resume; rank 1's warnings reach run.log marked; no validation logs a
+    sync warning."""
     sweep = start_cli("-m", *TWO_RANKS, "checkpoint.every_n_train_steps=4,2,3", *RESUMABLE,
                       f"hydra.sweep.dir={tmp_path}", env=cli_env(SLURM_CONF=slurm_conf), log=tmp_path / "sweep.log")
     requeued = checkpointed_job(slurm_conf, tmp_path / "1", "_1")
@@ -79,8 +80,11 @@ def test_two_rank_jobs_requeued_or_preempted_end_equal_to_local_ddp(slurm_conf, 
         assert log.count("metric rows after it dropped") == 1, log  # rank 0's, once
         logs = job_logs(tmp_path, job)
         assert "global_rank=1(2)" in logs and SYNC_WARNING not in logs
-    assert "Caught SIGUSR2" in (tmp_path / "2" / "run.log").read_text()
-    assert "[rank 1]" in (tmp_path / "1" / "run.log").read_text()  # rank 1's warning on TERM, marked
+    preempted_log = (tmp_path / "2" / "run.log").read_text().splitlines()
+    assert any("Caught SIGUSR2" in line for line in preempted_log)
+    # rank 1's own warning, marked: it saves at the step both ranks stop at, before rank 0 requeues the job (on TERM
+    # Slurm may kill a rank before its Python handler runs, so no line of job 1 is certain to come from rank 1)
+    assert any(line.startswith("[rank 1]") and "after SIGUSR2" in line for line in preempted_log), preempted_log
 
 
 def test_two_node_job_requeued_ends_equal_to_local_ddp(slurm_conf, local_ddp, tmp_path):
