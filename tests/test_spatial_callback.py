@@ -11,7 +11,7 @@ from test_ddp import RANKS, dataset
 from topo_callbacks import topo_callback
 from toponets_exp.errors import ConfigError
 from toponets_exp.lit import ImageClassifier
-from toponets_exp.topo import LinearWarmup, TopoLossCallback, select_layers
+from toponets_exp.topo import LinearWarmup, TopoLoss, TopoLossCallback, select_layers
 from toponets_exp.topo.spatial_hooks import output_loss, step_neighbourhoods
 
 SPATIAL = {"neighbourhoods": 3, "radius": 1.0, "responses": "locations"}
@@ -83,8 +83,6 @@ def test_fp16_grad_scaler_scale_is_applied_to_the_spatial_gradient():
 
 def test_schedule_and_combination_with_topoloss():
     """TopoLoss on the convs plus the spatial loss on fc1 with its own τ and schedule, from one layer list."""
-    from test_callback import TopoInLoss
-
     layers = ["conv*", {"pattern": "fc1", "loss": "spatial_correlation", "weight": 4.0,
                         "schedule": LinearWarmup(steps=2)}]
     net_a, net_b = nets()
@@ -96,10 +94,7 @@ def test_schedule_and_combination_with_topoloss():
     class Both(SpatialInLoss):
         def __init__(self, net):
             super().__init__(net, [{"pattern": "fc1", "weight": 4.0}], schedule=LinearWarmup(steps=2))
-            self.topo = TopoInLoss(net, 5.0).topo
-            self.topo.layers = [l for l in self.topo.layers if l.name != "fc1"]
-            for l in self.topo.layers:
-                l.weight = 5.0
+            self.topo = TopoLoss(select_layers(net, ["conv*"], 2.0, 5.0))
 
         def training_step(self, batch, batch_idx):
             with torch.autocast("cpu", enabled=False):

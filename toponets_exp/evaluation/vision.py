@@ -58,7 +58,7 @@ def accuracy_on(loader: DataLoader, max_batches: int | None, device: torch.devic
 def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.ndarray, categories: Sequence[str],
                 meaning: Mapping[str, str], stimuli: str) -> Section:
     """Per layer and category: t / d′ maps, fraction selective, Moran's I, TDANN smoothness and TDANN's patches of
-    the t map; SSIM and Pearson between the category maps."""
+    the t map; SSIM (null on a sheet under 3×3, e.g. a 10-way head's 2×5) and Pearson between the category maps."""
     ev = ctx.ev
     named = np.asarray(categories)[labels]
     present = [c for c in categories if np.any(named == c)]
@@ -77,7 +77,7 @@ def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.nda
             for m, (value, bins) in zip(maps, tdann)}, "map_similarity": {
             "categories": names,
             "pearson": [[map_pearson(a.t, b.t) for b in maps] for a in maps],
-            "ssim": [[map_ssim(a.t, b.t) for b in maps] for a in maps]}}
+            "ssim": [[map_ssim(a.t, b.t) for b in maps] for a in maps] if min(layer.sheet) >= 3 else None}}
         plot_selectivity_maps(maps, ctx.figures / f"selectivity_{file_name(layer.name)}.png",
                               f"{layer.name}: category selectivity (t, one category vs the rest)", stimuli, meaning)
     warn_unresolved(ctx.layers, leading_bins, ev)

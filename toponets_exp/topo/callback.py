@@ -63,7 +63,7 @@ class TopoLossCallback(Callback):
         selected = list(layers)
         weights = [layer for layer in selected if layer.loss == "topoloss"]
         responses = [layer for layer in selected if layer.loss == "spatial_correlation"]
-        frozen = [layer.name for layer in weights if not layer.param.requires_grad]
+        frozen = [layer.key for layer in weights if not layer.param.requires_grad]
         if frozen:
             if len(frozen) == len(weights) and not responses:
                 raise ConfigError(f"topo.layers selects only frozen layers (requires_grad=False): {', '.join(frozen)}")
@@ -71,9 +71,9 @@ class TopoLossCallback(Callback):
                         len(frozen), ", ".join(frozen))
         weights = [layer for layer in weights if layer.param.requires_grad]
         self.loss = TopoLoss(weights, reduction) if weights else None
-        trained = {layer.name for layer in weights}
+        trained = {layer.key for layer in weights}
         extra = unique_layers([replace(layer, weight=0.0, loss="topoloss") for layer in responses
-                               if layer.name not in trained])
+                               if layer.key not in trained])
         self.measured = TopoLoss(weights + extra, reduction) if extra else self.loss
         self.spatial = SpatialCorrelation.from_config(responses, seed, spatial or {}) if responses else None
         self.concurrent = ConcurrentTopoGrad(self.loss) if overlap and self.loss is not None else None
@@ -103,7 +103,7 @@ class TopoLossCallback(Callback):
 
     def _weight_scales(self) -> dict[str, float]:
         """TopoLoss's τ multiplier per layer now."""
-        return {layer.name: self.multiplier(layer) for layer in self.loss.layers} if self.loss else {}
+        return {layer.key: self.multiplier(layer) for layer in self.loss.layers} if self.loss else {}
 
     def _spatial_coefficient(self, layer: TopoLayer) -> float:
         """m · τ of a spatial layer, over the layer count for the mean reduction."""
@@ -127,7 +127,7 @@ class TopoLossCallback(Callback):
         for kind, layers in (("TopoLoss", self.loss.layers if self.loss else []),
                              ("spatial correlation loss", self.spatial.layers if self.spatial else [])):
             if layers:
-                listing = ", ".join(f"{l.name} {l.sheet[0]}x{l.sheet[1]} τ={l.weight:g}" for l in layers)
+                listing = ", ".join(f"{l.key} {l.sheet[0]}x{l.sheet[1]} τ={l.weight:g}" for l in layers)
                 log.info("%s on %d layers (%s): %s", kind, len(layers), self.reduction, listing)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

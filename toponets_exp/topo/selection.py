@@ -6,11 +6,13 @@ import fnmatch
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+import torch
 from torch import nn
 
-from toponets_exp.checks import number
+from toponets_exp.checks import choice, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.blur import check_factor
 from toponets_exp.topo.topoloss import TopoLayer
@@ -78,8 +80,9 @@ def _factor_pair(key: str, entry: Mapping[str, Any], default: Any) -> tuple[floa
     return number(f"{key}.factor_h", fh, 1.0), number(f"{key}.factor_w", fw, 1.0)
 
 
-ENTRY_KEYS = {"pattern", "factor", "factor_h", "factor_w", "weight", "param", "loss", "schedule"}
+ENTRY_KEYS = {"pattern", "factor", "factor_h", "factor_w", "weight", "param", "loss", "schedule", "side"}
 LOSSES = ("topoloss", "spatial_correlation")
+SIDES = ("output", "input")
 
 
 def _entry(item: Any) -> dict[str, Any]:
@@ -94,7 +97,7 @@ def _entry(item: Any) -> dict[str, Any]:
         return dict(item)
     raise ConfigError(
         f"topo.layers item {item!r} must be a name pattern or a mapping with 'pattern' "
-        "(and optional factor, factor_h, factor_w, weight, param, loss, schedule)"
+        "(and optional factor, factor_h, factor_w, weight, param, side, loss, schedule)"
     )
 
 
@@ -121,6 +124,52 @@ def _loss_and_schedule(key: str, entry: Mapping[str, Any], loss: str) -> tuple[s
     return name, schedule
 
 
+def _item_sheet(key: str, entry: Mapping[str, Any], loss: str) -> tuple[str | None, str]:
+    """The item's `param` and `side`, checked together and against its loss."""
+    param_name, side = entry.get("param"), choice(f"{key}.side", entry.get("side", "output"), SIDES)
+    if param_name is not None and not isinstance(param_name, str):
+        raise ConfigError(f"{key}.param={param_name!r} must be the name of a parameter of the layer (e.g. bias)")
+    if side == "input" and param_name == "bias":
+        raise ConfigError(f"{key}: side=input and param=bias exclude each other (a bias has no input side)")
+    if loss != "topoloss" and (side == "input" or param_name == "bias"):
+        raise ConfigError(f"{key}: side=input and param=bias are TopoLoss sheets (loss: topoloss), not {loss}")
+    return param_name, side
+
+
+def _sheet_param(key: str, name: str, module: nn.Module, param_name: str | None, side: str) -> tuple[str, int]:
+    """(parameter, unit axis) of the sheet an item asks for on the module `name`, or a ConfigError saying why not.
+
+    As topoloss's LaplacianPyramidOnBias and LaplacianPyramidOnInput: a bias sheet and an input sheet are those of a
+    Linear (here also a transformers Conv1D, the same map stored transposed); an input sheet also of any matrix
+    named by `param`.
+    """
+    linear = isinstance(module, nn.Linear) or is_hf_conv1d(module)
+    kind = type(module).__name__
+    if param_name == "bias":
+        if not linear:
+            raise ConfigError(f"{key}: param=bias needs a Linear (or transformers Conv1D) layer; {name!r} is a {kind}")
+        if not isinstance(getattr(module, "bias", None), torch.Tensor):
+            raise ConfigError(f"{key}: param=bias, but {name!r} ({kind}) has no bias")
+        return "bias", 0
+    unit_dim = _unit_dim(module, param_name)
+    if unit_dim is None:
+        raise ConfigError(
+            f"{key} matches {name!r} of type {kind}, which has no sheet; supported: Linear, Conv1d/2d/3d, "
+            "transformers Conv1D, or any module with 'param' naming its weight attribute. Make the pattern more "
+            "specific."
+        )
+    pname = param_name or "weight"
+    param = getattr(module, pname, None)
+    if param is None or getattr(param, "ndim", 0) < 2:
+        raise ConfigError(f"{key}: {name!r} has no >=2-D parameter {pname!r}")
+    if side == "input":
+        if param.ndim != 2 or not (linear or param_name is not None):
+            raise ConfigError(f"{key}: side=input needs a matrix (a Linear, a transformers Conv1D, or 'param' naming "
+                              f"one); {name!r} ({kind}) has a {param.ndim}-D {pname}")
+        unit_dim = 1 - unit_dim
+    return pname, unit_dim
+
+
 def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: float,
                   loss: str = "topoloss") -> list[TopoLayer]:
     """Resolve `topo.layers` patterns over `net.named_modules()` into validated TopoLayers.
@@ -136,10 +185,11 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
     for i, item in enumerate(layers):
         entry = _entry(item)
         key = f"topo.layers[{i}]"
-        pattern, param_name = str(entry["pattern"]), entry.get("param")
+        pattern = str(entry["pattern"])
         fh, fw = _factor_pair(key, entry, factor)
         tau = number(f"{key}.weight", entry["weight"], 0.0) if "weight" in entry else weight
         item_loss, schedule = _loss_and_schedule(key, entry, loss)
+        param_name, side = _item_sheet(key, entry, item_loss)
         names = [n for n in modules if n and _matches(pattern, n)]
         if not names:
             candidates = [n for n, m in modules.items() if n and any(True for _ in m.parameters(recurse=False))]
@@ -149,35 +199,39 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
             )
         for name in names:
             module = modules[name]
-            unit_dim = _unit_dim(module, param_name)
-            if unit_dim is None:
-                raise ConfigError(
-                    f"{key}={pattern!r} matches {name!r} of type {type(module).__name__}, which has no sheet; "
-                    "supported: Linear, Conv1d/2d/3d, transformers Conv1D, or any module with 'param' naming "
-                    "its weight attribute. Make the pattern more specific."
-                )
-            pname = param_name or "weight"
-            param = getattr(module, pname, None)
-            if param is None or getattr(param, "ndim", 0) < 2:
-                raise ConfigError(f"{key}: {name!r} has no >=2-D parameter {pname!r}")
-            if (name, item_loss) in selected:
-                raise ConfigError(f"{key}={pattern!r} selects {name!r}, which an earlier topo.layers item selects "
-                                  f"for the same loss ({item_loss})")
-            sheet = sheet_shape(param.shape[unit_dim])
-            where = f" of layer {name!r} (sheet {sheet[0]}x{sheet[1]} for {param.shape[unit_dim]} units)"
+            pname, unit_dim = _sheet_param(f"{key}={pattern!r}", name, module, param_name, side)
+            units = getattr(module, pname).shape[unit_dim]
+            sheet = sheet_shape(units)
+            where = f" of layer {name!r} (sheet {sheet[0]}x{sheet[1]} for {units} units)"
             try:
                 fh_ok = check_factor(fh, sheet[0], "h", where)
                 fw_ok = check_factor(fw, sheet[1], "w", where)
             except ValueError as err:
                 raise ConfigError(f"topo.factor: {err}") from None
-            selected[(name, item_loss)] = TopoLayer(name, module, pname, unit_dim, fh_ok, fw_ok, tau, sheet, item_loss,
-                                                    schedule)
+            layer = TopoLayer(name, module, pname, unit_dim, fh_ok, fw_ok, tau, sheet, item_loss, schedule, side)
+            if (layer.key, item_loss) in selected:
+                raise ConfigError(f"{key}={pattern!r} selects {layer.key!r}, which an earlier topo.layers item "
+                                  f"selects for the same loss ({item_loss})")
+            selected[(layer.key, item_loss)] = layer
     return list(selected.values())
 
 
+def output_sheet(layer: TopoLayer) -> TopoLayer:
+    """The output sheet of the layer's module: the layer itself, or for an input or bias sheet its weight's units."""
+    if layer.key == layer.name:
+        return layer
+    unit_dim = _unit_dim(layer.module, None)
+    return replace(layer, param_name="weight", unit_dim=unit_dim, side="output",
+                   sheet=sheet_shape(layer.module.weight.shape[unit_dim]))
+
+
 def unique_layers(layers: Sequence[TopoLayer]) -> list[TopoLayer]:
-    """Each selected module once (the first item that selects it): the layers an evaluation maps."""
+    """Each selected module's output sheet once (of the first item that selects it): the layers an evaluation maps.
+
+    An input or bias sheet is trained and measured by TopoLoss; its module is mapped by its output units.
+    """
     first: dict[str, TopoLayer] = {}
     for layer in layers:
-        first.setdefault(layer.name, layer)
+        if layer.name not in first:
+            first[layer.name] = output_sheet(layer)
     return list(first.values())

@@ -16,42 +16,48 @@ from toponets_exp.topo.sheet import sheet_shape, unit_matrix
 COS_EPS = 1e-8  # F.cosine_similarity's default: a norm below it is clamped to it
 
 
-def cosine_terms(units: torch.Tensor, blurred: torch.Tensor) -> tuple[torch.Tensor, ...]:
+def cosine_terms(units: torch.Tensor, blurred: torch.Tensor, whole: bool = False) -> tuple[torch.Tensor, ...]:
     """Per unit: cos(u, b) and the gradient coefficients α = 1/(|u||b|), β = cos/|u|², γ = cos/|b|².
 
+    `whole`: one cosine between the whole sheet and its blur (cos of shape (1,)), its α, β, γ given to every unit.
     Norms are clamped at COS_EPS as in F.cosine_similarity (a clamped norm is a constant: its β or γ is 0).
     """
-    norm_u = torch.linalg.vector_norm(units, dim=1)
-    norm_b = torch.linalg.vector_norm(blurred, dim=1)
+    dims = (0, 1) if whole else 1
+    norm_u = torch.linalg.vector_norm(units, dim=dims).reshape(-1)
+    norm_b = torch.linalg.vector_norm(blurred, dim=dims).reshape(-1)
     denom_u, denom_b = norm_u.clamp_min(COS_EPS), norm_b.clamp_min(COS_EPS)
     alpha = (denom_u * denom_b).reciprocal()
-    cos = torch.linalg.vecdot(units, blurred) * alpha
+    dot = (units * blurred).sum().reshape(1) if whole else torch.linalg.vecdot(units, blurred)
+    cos = dot * alpha
     beta = torch.where(norm_u >= COS_EPS, cos / denom_u.square(), 0.0)
     gamma = torch.where(norm_b >= COS_EPS, cos / denom_b.square(), 0.0)
+    if whole:
+        alpha, beta, gamma = (c.expand(units.shape[0]) for c in (alpha, beta, gamma))
     return cos, alpha, beta, gamma
 
 
 class SheetCosineLoss(torch.autograd.Function):
-    """1 - mean_i cos(u_i, (A u)_i) for a sheet blur A, with the analytic backward of SheetBlur.add_grad.
+    """1 - mean_i cos(u_i, (A u)_i) for a sheet blur A (`whole`: 1 - cos(u, A u) over the whole sheet), with the
+    analytic backward of SheetBlur.add_grad.
 
     Forward keeps only the blurred sheet and per-unit scalars (O(weights) memory); no graph through the blur.
     """
 
     @staticmethod
-    def forward(ctx: FunctionCtx, units: torch.Tensor, blur: SheetBlur) -> torch.Tensor:
+    def forward(ctx: FunctionCtx, units: torch.Tensor, blur: SheetBlur, whole: bool = False) -> torch.Tensor:
         blurred = blur.blur(units)
-        cos, alpha, beta, gamma = cosine_terms(units, blurred)
-        ctx.blur = blur
+        cos, alpha, beta, gamma = cosine_terms(units, blurred, whole)
+        ctx.blur, ctx.cosines = blur, cos.numel()
         ctx.save_for_backward(units, blurred, alpha, beta, gamma)
         return 1.0 - cos.mean()
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx: FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         units, blurred, alpha, beta, gamma = ctx.saved_tensors
-        scale = grad * (-1.0 / units.shape[0])
+        scale = grad * (-1.0 / ctx.cosines)
         out = blurred.new_zeros(units.shape)
-        return ctx.blur.add_grad(out, units, blurred, alpha * scale, beta * scale, gamma * scale), None
+        return ctx.blur.add_grad(out, units, blurred, alpha * scale, beta * scale, gamma * scale), None, None
 
 
 def contiguous_units(units: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -79,12 +85,16 @@ Scale = float | Mapping[str, float]  # one τ multiplier for every layer, or one
 
 def layer_scale(scale: Scale, layer: TopoLayer) -> float:
     """The τ multiplier of `layer` in `scale`."""
-    return scale[layer.name] if isinstance(scale, Mapping) else scale
+    return scale[layer.key] if isinstance(scale, Mapping) else scale
 
 
 @dataclass
 class TopoLayer:
-    """One selected layer: which parameter, its sheet geometry, factors and strength τ."""
+    """One selected layer: which parameter, its sheet geometry, factors and strength τ.
+
+    The sheet's units are the parameter's output units (`side` output), or a matrix's input features (`side` input:
+    unit i's vector is column i); a 1-D parameter (a bias) is one number per unit, compared as a whole sheet.
+    """
 
     name: str
     module: nn.Module
@@ -96,11 +106,28 @@ class TopoLayer:
     sheet: tuple[int, int]
     loss: str = "topoloss"  # topoloss (on the weights) | spatial_correlation (on the responses)
     schedule: Any = None  # this layer's τ schedule (a Schedule), or None for the callback's
+    side: str = "output"  # output | input: which units of the parameter lie on the sheet
 
     @property
     def param(self) -> nn.Parameter:
         """The parameter whose units form the sheet (looked up live, so it follows device moves)."""
         return getattr(self.module, self.param_name)
+
+    @property
+    def whole(self) -> bool:
+        """Whether the sheet is compared as a whole (a 1-D parameter: one cosine between it and its blur)."""
+        return self.param.ndim == 1
+
+    @property
+    def key(self) -> str:
+        """The sheet's name in losses and logs: the module's name, with [input] or [<bias>] for those sheets."""
+        if self.side == "input":
+            return f"{self.name}[input]"
+        return f"{self.name}[{self.param_name}]" if self.whole else self.name
+
+    def unit_rows(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A tensor shaped like the parameter (its gradient, say) as (units, values per unit), a view where it can."""
+        return tensor.reshape(-1, 1) if tensor.ndim == 1 else unit_matrix(tensor, self.unit_dim)
 
 
 class TopoLoss:
@@ -122,14 +149,14 @@ class TopoLoss:
 
     def _units(self, layer: TopoLayer, dtype: torch.dtype | None) -> torch.Tensor:
         """The layer's (units, fan-in) matrix in `dtype` if given, row-major (copied only if it is not)."""
-        return contiguous_units(unit_matrix(layer.param, layer.unit_dim), dtype)
+        return contiguous_units(layer.unit_rows(layer.param), dtype)
 
     def layer_losses(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
         """Unweighted loss of every selected layer (computed in `dtype` if given)."""
         out = {}
         for layer in self.layers:
             units = self._units(layer, dtype)
-            out[layer.name] = SheetCosineLoss.apply(units, self._blur(layer, units))
+            out[layer.key] = SheetCosineLoss.apply(units, self._blur(layer, units), layer.whole)
         return out
 
     @torch.no_grad()
@@ -150,9 +177,9 @@ class TopoLoss:
             param, units = layer.param, self._units(layer, dtype)
             blur = self._blur(layer, units)
             blurred = blur.blur(units)
-            cos, alpha, beta, gamma = cosine_terms(units, blurred)
-            per_layer[layer.name] = 1.0 - cos.mean()
-            coef = -layer.weight * layer_scale(scale, layer) / (count * units.shape[0])
+            cos, alpha, beta, gamma = cosine_terms(units, blurred, layer.whole)
+            per_layer[layer.key] = 1.0 - cos.mean()
+            coef = -layer.weight * layer_scale(scale, layer) / (count * cos.numel())
             if coef == 0.0 or not param.requires_grad or (into is not None and into[i] is None):
                 continue  # a frozen parameter is never trained
             if into is not None:
@@ -161,7 +188,7 @@ class TopoLoss:
                 if param.grad is None:
                     param.grad = torch.zeros_like(param)
                 grad = param.grad
-            target = unit_matrix(grad, layer.unit_dim)
+            target = layer.unit_rows(grad)
             if target.dtype == units.dtype and target.is_contiguous() and _is_view_of(target, grad):
                 blur.add_grad(target, units, blurred, alpha * coef, beta * coef, gamma * coef)
             else:  # e.g. a channels_last gradient: its (units, fan-in) matrix is a copy, so add the update back
@@ -173,7 +200,7 @@ class TopoLoss:
 
     def total(self, per_layer: dict[str, torch.Tensor], scale: Scale = 1.0) -> torch.Tensor:
         """Reduce m_l · τ_l · loss_l over layers (mean or sum), m_l the schedule multiplier(s) `scale`."""
-        terms = [layer_scale(scale, layer) * layer.weight * per_layer[layer.name] for layer in self.layers]
+        terms = [layer_scale(scale, layer) * layer.weight * per_layer[layer.key] for layer in self.layers]
         total = torch.stack(terms).sum()
         if self.reduction == "mean":
             total = total / len(terms)
