@@ -15,21 +15,22 @@ from toponets_exp.topo import LinearWarmup, TopoLoss, TopoLossCallback, select_l
 from toponets_exp.topo.spatial_hooks import output_loss, step_neighbourhoods
 
 SPATIAL = {"neighbourhoods": 3, "radius": 1.0, "responses": "locations"}
+TOPOLM_FORMS = {**SPATIAL, "distance": "chebyshev", "scale": 1.0}  # the norm and scale options of the loss
 LAYERS = ["conv*", {"pattern": "fc1", "weight": 3.0}]  # conv1/conv2 4x4 sheets, fc1 3x4; radius 1: 3x3 windows
 SEED = 7
 
 
-def spatial_callback(net, **kwargs) -> TopoLossCallback:
-    return topo_callback(net, LAYERS, weight=2.0, factor=2.0, loss="spatial_correlation", spatial=SPATIAL, seed=SEED,
-                            **kwargs)
+def spatial_callback(net, spatial=SPATIAL, **kwargs) -> TopoLossCallback:
+    return topo_callback(net, LAYERS, weight=2.0, factor=2.0, loss="spatial_correlation", spatial=spatial, seed=SEED,
+                         **kwargs)
 
 
 class SpatialInLoss(ImageClassifier):
     """Reference: the same layers, neighbourhoods and τ, the spatial loss added to the task loss in training_step."""
 
-    def __init__(self, net, layer_cfg=LAYERS, weight: float = 2.0, schedule=None) -> None:
+    def __init__(self, net, layer_cfg=LAYERS, weight: float = 2.0, schedule=None, spatial=SPATIAL) -> None:
         super().__init__(net, 10, **OPTIM)
-        self.layer_cfg, self.weight, self.schedule = layer_cfg, weight, schedule
+        self.layer_cfg, self.weight, self.schedule, self.spatial = layer_cfg, weight, schedule, spatial
         self.outputs = {}
 
     def setup(self, stage: str) -> None:  # hooks made in each process (DDP spawn pickles the module)
@@ -44,21 +45,26 @@ class SpatialInLoss(ImageClassifier):
         for index, layer in enumerate(self.layers):
             hoods = step_neighbourhoods(layer, SEED, self.trainer.global_step, batch_idx, index,
                                         SPATIAL["neighbourhoods"], SPATIAL["radius"])
-            terms.append(multiplier * layer.weight * output_loss(self.outputs[layer.name], layer, hoods, "locations"))
+            value = output_loss(self.outputs[layer.name], layer, hoods, "locations", None,
+                                self.spatial.get("distance", "euclidean"), self.spatial.get("scale", 0.5))
+            terms.append(multiplier * layer.weight * value)
         return loss + torch.stack(terms).mean()
 
 
-@pytest.mark.parametrize("trainer_kwargs, steps, atol", [
-    ({}, 4, 1e-6),
-    ({"accumulate_grad_batches": 3}, 4, 1e-6),
+@pytest.mark.parametrize("trainer_kwargs, steps, atol, spatial", [
+    ({}, 4, 1e-6, SPATIAL),
+    ({"accumulate_grad_batches": 3}, 4, 1e-6, SPATIAL),
     # bf16 activations: the hook scales ∂L/∂output by τ/layers after the loss's backward, autograd before it, so a
     # few gradients round to the neighbouring bf16 value; the loss's correlations amplify that over later steps
-    ({"precision": "bf16-mixed"}, 1, 1e-3),
+    ({"precision": "bf16-mixed"}, 1, 1e-3, SPATIAL),
+    ({}, 4, 1e-6, TOPOLM_FORMS),
+    ({"accumulate_grad_batches": 3}, 4, 1e-6, TOPOLM_FORMS),
 ])
-def test_hooked_spatial_loss_equals_the_explicit_loss(trainer_kwargs, steps, atol):
+def test_hooked_spatial_loss_equals_the_explicit_loss(trainer_kwargs, steps, atol, spatial):
     net_a, net_b = nets()
-    ours = fit(ImageClassifier(net_a, 10, **OPTIM), [spatial_callback(net_a)], steps=steps, **trainer_kwargs)
-    ref = fit(SpatialInLoss(net_b), steps=steps, **trainer_kwargs)
+    ours = fit(ImageClassifier(net_a, 10, **OPTIM), [spatial_callback(net_a, spatial)], steps=steps,
+               **trainer_kwargs)
+    ref = fit(SpatialInLoss(net_b, spatial=spatial), steps=steps, **trainer_kwargs)
     assert_same(ours, ref, atol=atol)
     plain_a, _ = nets()
     plain = fit(ImageClassifier(plain_a, 10, **OPTIM), steps=steps, **trainer_kwargs)

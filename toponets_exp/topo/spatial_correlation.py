@@ -28,6 +28,13 @@ Where this follows the reference rather than the plain wording, or differs from 
   (`spatial_utils.py::place_conv`, channels scattered within one patch per location) and correlates across the
   batch's images. Here a unit is an output channel or feature, on the sheet TopoLoss uses for the weights, and a
   conv map's locations are extra samples (`conv="locations"`, the default) or averaged away (`conv="pooled"`).
+- TopoLM (Rathi et al. 2025, epflneuroailab/topolm @ 46b5653, `models/positions.py::local_spatial_loss` and
+  `spatial_loss_fn`) trains the same form: 0.5 · (1 − Corr(r, 1/(1 + d))) over the lower-triangle pairs, d the
+  Euclidean distance (`p_norm(positions, 2)`), averaged over `neighborhoods_per_batch` neighbourhoods per batch.
+  Its neighbourhoods are L∞ balls, `p_norm(.., 'inf') < radius` around units away from the edges: TopoLM's radius
+  R is the window of half-width R − 1 here. `distance` (euclidean | manhattan | chebyshev: the p-norm 2, 1, ∞ of d)
+  and `scale` (0.5; 1 for the unscaled 1 − Corr of TopoLM's NumPy guide and TDANN's paper) are options, and
+  `positions` places units off the grid (TopoLM shuffles them before training).
 - Constant units: TDANN's `corrcoef` sets a zero standard deviation to 1, so a unit whose centred responses are
   exactly zero correlates 0 with every unit, but its gradient through `pow(d, 0.5)` at 0 is NaN. Here a unit whose
   responses are all equal (e.g. a dead ReLU; tested by equality, so a constant nonzero unit whose computed mean is
@@ -46,6 +53,7 @@ from toponets_exp.errors import ConfigError
 
 Conv = Literal["locations", "pooled"]
 CONV_MODES: tuple[str, ...] = ("locations", "pooled")
+DISTANCES: tuple[str, ...] = ("euclidean", "manhattan", "chebyshev")  # the p-norms 2, 1 and ∞ of a position pair
 MIN_UNITS = 3  # fewest units whose pairs (3) can have a correlation with their distances
 
 
@@ -107,14 +115,36 @@ def sample_neighbourhoods(sheet: tuple[int, int], count: int, radius: float, gen
     return ((rows * w + cols)[:, None] + block).to(at if device is None else device)
 
 
-def spatial_correlation_loss(responses: torch.Tensor, sheet: tuple[int, int],
-                             neighbourhoods: torch.Tensor) -> torch.Tensor:
-    """Mean over neighbourhoods of (1 − Corr(r, D)) / 2 for responses (samples, units) on the H×W sheet.
+def pair_distances(first: torch.Tensor, second: torch.Tensor, distance: str = "euclidean") -> torch.Tensor:
+    """The `distance` (euclidean | manhattan | chebyshev) between positions (..., 2) `first` and `second`."""
+    diff = first - second
+    if distance == "euclidean":
+        return torch.hypot(diff[..., 0], diff[..., 1])
+    if distance == "manhattan":
+        return diff.abs().sum(dim=-1)
+    if distance == "chebyshev":
+        return diff.abs().amax(dim=-1)
+    raise ValueError(f"distance={distance!r} is not supported; accepted: {', '.join(DISTANCES)}")
+
+
+def grid_positions(sheet: tuple[int, int], device: torch.device | str | None = None,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(units, 2) (row, column) of every unit of an H×W sheet, row-major: unit i at (i // W, i % W)."""
+    h, w = _sheet(sheet)
+    rows, cols = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
+    return torch.stack([rows.reshape(-1), cols.reshape(-1)], dim=1).to(dtype)
+
+
+def spatial_correlation_loss(responses: torch.Tensor, sheet: tuple[int, int], neighbourhoods: torch.Tensor,
+                             distance: str = "euclidean", scale: float = 0.5,
+                             positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over neighbourhoods of scale · (1 − Corr(r, D)) for responses (samples, units) on the H×W sheet.
 
     `neighbourhoods` is a (count, k) integer tensor of distinct unit indices in [0, units), k >= 3 (e.g. from
-    `sample_neighbourhoods`). The result is a differentiable scalar in float32, or float64 for float64 responses.
-    All neighbourhoods are computed at once; a (units, units) covariance is formed only when it is no larger than
-    the neighbourhoods' own (count, k, k) ones.
+    `sample_neighbourhoods`). D = 1 / (1 + d), d the `distance` between the units' `positions` ((units, 2);
+    by default the sheet's grid, `grid_positions`). The result is a differentiable scalar in float32, or float64
+    for float64 responses. All neighbourhoods are computed at once; a (units, units) covariance is formed only
+    when it is no larger than the neighbourhoods' own (count, k, k) ones.
     """
     if not isinstance(responses, torch.Tensor) or responses.ndim != 2:
         shape = tuple(responses.shape) if isinstance(responses, torch.Tensor) else type(responses).__name__
@@ -138,17 +168,21 @@ def spatial_correlation_loss(responses: torch.Tensor, sheet: tuple[int, int],
     first, second = torch.triu_indices(k, k, 1, device=x.device)
     if units * units <= count * k * k:
         # a small layer: its full covariance matrix is no bigger than the neighbourhoods' (count, k, k) ones
-        covariance, scale = _covariance(x)
+        covariance, inv_std = _covariance(x)
         i, j = idx[:, first], idx[:, second]
-        r = covariance[i, j] * scale[i] * scale[j]
+        r = covariance[i, j] * inv_std[i] * inv_std[j]
     else:
-        covariance, scale = _covariance(x.index_select(1, idx.reshape(-1)).view(samples, count, k))
-        r = covariance[:, first, second] * scale[:, first] * scale[:, second]
+        covariance, inv_std = _covariance(x.index_select(1, idx.reshape(-1)).view(samples, count, k))
+        r = covariance[:, first, second] * inv_std[:, first] * inv_std[:, second]
     r = r.clamp(-1.0, 1.0)
-    rows, cols = idx // w, idx % w
-    distance = torch.hypot((rows[:, first] - rows[:, second]).to(dtype), (cols[:, first] - cols[:, second]).to(dtype))
-    alignment = (_standardised(r, dim=1) * _standardised(1.0 / (distance + 1.0), dim=1)).sum(dim=1)
-    return ((1.0 - alignment) / 2.0).mean()
+    if positions is None:
+        positions = grid_positions((h, w), x.device, dtype)
+    elif tuple(positions.shape) != (units, 2):
+        raise ValueError(f"positions must be (units, 2) = ({units}, 2), got {tuple(positions.shape)}")
+    at = positions.to(device=x.device, dtype=dtype)[idx]
+    d = pair_distances(at[:, first], at[:, second], distance)
+    alignment = (_standardised(r, dim=1) * _standardised(1.0 / (d + 1.0), dim=1)).sum(dim=1)
+    return (scale * (1.0 - alignment)).mean()
 
 
 def _sheet(sheet: tuple[int, int]) -> tuple[int, int]:

@@ -20,10 +20,11 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from toponets_exp.checks import choice, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.selection import output_unit_dim
-from toponets_exp.topo.spatial_correlation import (CONV_MODES, sample_neighbourhoods, spatial_correlation_loss,
-                                                   unit_responses)
+from toponets_exp.topo.spatial_correlation import (CONV_MODES, DISTANCES, sample_neighbourhoods,
+                                                   spatial_correlation_loss, unit_responses)
 from toponets_exp.topo.topoloss import TopoLayer
 
 
@@ -56,15 +57,16 @@ def output_unit_axis(output: object, layer: TopoLayer) -> int:
 
 
 def output_loss(output: torch.Tensor, layer: TopoLayer, neighbourhoods: torch.Tensor, responses: str,
-                unit_dim: int | None = None) -> torch.Tensor:
+                unit_dim: int | None = None, distance: str = "euclidean", scale: float = 0.5) -> torch.Tensor:
     """Spatial correlation loss of one layer's output (differentiable; float32 maths, autocast off); `unit_dim`
     if its output was checked already (output_unit_axis)."""
     unit_dim = output_unit_axis(output, layer) if unit_dim is None else unit_dim
     with torch.autocast(output.device.type, enabled=False):
-        return spatial_correlation_loss(unit_responses(output, unit_dim, responses), layer.sheet, neighbourhoods)
+        return spatial_correlation_loss(unit_responses(output, unit_dim, responses), layer.sheet, neighbourhoods,
+                                        distance, scale)
 
 
-SETTINGS = {"neighbourhoods", "radius", "responses"}
+SETTINGS = {"neighbourhoods", "radius", "responses", "distance", "scale"}
 
 
 @dataclass
@@ -75,6 +77,8 @@ class SpatialCorrelation:
     neighbourhoods: int = 20
     radius: float = 3.0
     responses: str = "locations"
+    distance: str = "euclidean"
+    scale: float = 0.5
     seed: int = 0
     values: dict[str, torch.Tensor] = field(default_factory=dict)
     _handles: list[RemovableHandle] = field(default_factory=list)
@@ -83,6 +87,8 @@ class SpatialCorrelation:
         if self.responses not in CONV_MODES:
             raise ConfigError(f"topo.spatial.responses={self.responses!r} is not supported; use one of "
                               f"{', '.join(CONV_MODES)}")
+        choice("topo.spatial.distance", self.distance, DISTANCES)
+        self.scale = number("topo.spatial.scale", self.scale, 0.0)
         for index, layer in enumerate(self.layers):  # a radius or count that does not fit fails now
             try:
                 step_neighbourhoods(layer, self.seed, 0, 0, index, self.neighbourhoods, self.radius)
@@ -120,7 +126,7 @@ class SpatialCorrelation:
                 return  # no backward will run through this output
             with torch.enable_grad():
                 leaf = output.detach().requires_grad_(True)
-                value = output_loss(leaf, layer, hoods, self.responses, unit_dim)
+                value = output_loss(leaf, layer, hoods, self.responses, unit_dim, self.distance, self.scale)
                 (grad,) = torch.autograd.grad(value, leaf)
             self.values[layer.name] = value.detach()
             output.register_hook(lambda incoming: incoming + (grad * (coef * backward_factor())).to(incoming.dtype))
