@@ -17,10 +17,12 @@ from toponets_exp.topo import LinearWarmup, TopoLoss, select_layers
 from topo_callbacks import topo_callback
 
 # output sheets of the convs and fc1; fc1's input sheet (16 features: 4x4) and head's bias sheet (10: 2x5), as the
-# official topoloss package's LaplacianPyramidOnInput and LaplacianPyramidOnBias
+# official topoloss package's LaplacianPyramidOnInput and LaplacianPyramidOnBias; the wiring cost of conv2 (inputs
+# on conv1's sheet) and fc1 (inputs on conv2's)
 LAYERS = ["conv*", {"pattern": "fc1", "factor": [1.5, 2.0], "weight": 3.0},
           {"pattern": "fc1", "side": "input", "factor": 2.0, "weight": 2.0},
-          {"pattern": "head", "param": "bias", "factor": [1.0, 2.5]}]
+          {"pattern": "head", "param": "bias", "factor": [1.0, 2.5]},
+          {"pattern": "conv*", "loss": "wiring", "weight": 20.0}, {"pattern": "fc1", "loss": "wiring"}]
 OPTIM = {"optimizer": partial(torch.optim.SGD, lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4)}
 
 
@@ -178,9 +180,10 @@ def test_logs_per_layer_and_total_every_n_steps(tmp_path):
     rows = [r for r in csv.DictReader(open(tmp_path / "metrics.csv")) if r.get("topo/total")]
     assert [int(r["step"]) for r in rows] == [0, 2, 4]
     for r in rows:
-        per_layer = [float(r[f"topo/{n}"]) for n in ("conv1", "conv2", "fc1", "fc1[input]", "head[bias]")]
-        taus = (5.0, 5.0, 3.0, 2.0, 5.0)
-        expected = sum(t * v for t, v in zip(taus, per_layer)) / 5  # mean of τ_l · loss_l
+        names = ("conv1", "conv2", "fc1", "fc1[input]", "head[bias]", "conv2[wiring]", "fc1[wiring]")
+        per_layer = [float(r[f"topo/{n}"]) for n in names]
+        taus = (5.0, 5.0, 3.0, 2.0, 5.0, 20.0, 5.0)
+        expected = sum(t * v for t, v in zip(taus, per_layer)) / 7  # mean of τ_l · loss_l
         assert float(r["topo/total"]) == pytest.approx(expected, rel=1e-5)
 
 
@@ -224,14 +227,14 @@ def test_frozen_layers_are_skipped_with_one_warning(caplog):
         cb = topo_callback(net_a, LAYERS, weight=5.0, factor=2.0)
         ours = fit(ImageClassifier(net_a, 10, **OPTIM), [cb])
     assert [r.message for r in caplog.records if "frozen" in r.message] == [
-        "TopoLoss skips 1 frozen layer(s) (requires_grad=False), left out of its mean: conv2"]
-    assert [layer.key for layer in cb.loss.layers] == ["conv1", "fc1", "fc1[input]", "head[bias]"]
+        "TopoLoss skips 2 frozen layer(s) (requires_grad=False), left out of its mean: conv2, conv2[wiring]"]
+    assert [layer.key for layer in cb.loss.layers] == ["conv1", "fc1", "fc1[input]", "head[bias]", "fc1[wiring]"]
     assert net_a.conv2.weight.grad is None
 
     class Reference(TopoInLoss):  # TopoLoss of the trainable layers only, in the loss
         def __init__(self, net):
             super().__init__(net, 5.0)
-            self.topo = TopoLoss(select_layers(net, ["conv1", *LAYERS[1:]], 2.0, 5.0))
+            self.topo = TopoLoss([l for l in select_layers(net, LAYERS, 2.0, 5.0) if l.param.requires_grad])
 
     assert_same(ours, fit(Reference(net_b)), atol=1e-6)
 
@@ -243,7 +246,8 @@ def test_topoloss_never_trains_a_frozen_parameter_whatever_the_entry_point():
     net.conv2.requires_grad_(False)
     loss = TopoLoss(select_layers(net, LAYERS, 2.0, 5.0))
     total, per_layer = loss.accumulate_grad()
-    assert net.conv2.weight.grad is None and set(per_layer) == {"conv1", "conv2", "fc1", "fc1[input]", "head[bias]"}
+    assert net.conv2.weight.grad is None
+    assert set(per_layer) == {"conv1", "conv2", "fc1", "fc1[input]", "head[bias]", "conv2[wiring]", "fc1[wiring]"}
     buffers = [torch.zeros_like(layer.param) for layer in loss.layers]
     loss.accumulate_grad(into=buffers)
     assert not buffers[1].any() and buffers[0].any()
@@ -269,7 +273,7 @@ def test_non_finite_weights_stop_training_naming_layer_and_step():
                 with torch.no_grad():
                     pl_module.net.fc1.weight[0, 0] = float("nan")
 
-    nan = r"TopoLoss is nan at optimizer step 2: layer\(s\) fc1, fc1\[input\] have"  # both sheets of fc1
+    nan = r"TopoLoss is nan at optimizer step 2: layer\(s\) fc1, fc1\[input\], fc1\[wiring\] have"  # all of fc1
     with pytest.raises(FloatingPointError, match=nan):
         fit(ScaledTask(net, 0.0), [PoisonAtStep2(), topo_callback(net, LAYERS, weight=5.0, factor=2.0)])
 

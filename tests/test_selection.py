@@ -102,7 +102,7 @@ def test_an_unknown_loss_is_named_by_its_key(net):
     from toponets_exp.topo import TopoLossCallback
 
     with pytest.raises(ConfigError, match=r"^topo.loss='weights' is not a topographic loss; use one of topoloss, "
-                                          r"spatial_correlation$"):
+                                          r"spatial_correlation, wiring$"):
         select_layers(net, ["layer1.0.conv1"], 2.0, 1.0, loss="weights")
     with pytest.raises(ConfigError, match=r"^topo.layers\[0\].loss='x' is not a topographic loss"):
         select_layers(net, [{"pattern": "layer1.0.conv1", "loss": "x"}], 2.0, 1.0)

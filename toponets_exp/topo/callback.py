@@ -15,7 +15,7 @@ from toponets_exp.checks import boolean, choice, integer, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.overlap import ConcurrentTopoGrad
 from toponets_exp.topo.schedule import Constant, Schedule
-from toponets_exp.topo.selection import check_loss, unique_layers
+from toponets_exp.topo.selection import WEIGHT_LOSSES, check_loss, unique_layers
 from toponets_exp.topo.spatial_hooks import SpatialCorrelation
 from toponets_exp.topo.step import backward_factor, check_exact_strategy, check_finite, scaler_skips_step
 from toponets_exp.topo.topoloss import TopoLayer, TopoLoss
@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 class TopoLossCallback(Callback):
     """Topographic losses in training: TopoLoss on weights and TDANN's spatial correlation loss on responses.
 
-    The callback receives the selected layers (`select_layers`), each with its loss and τ. TopoLoss: τ·∂TopoLoss/∂W
-    is added to the gradients once per optimizer step, after backward (so after the DDP all-reduce and gradient
+    The callback receives the selected layers (`select_layers`), each with its loss and τ. TopoLoss, and the wiring
+    cost of layers with loss=wiring (toponets_exp.topo.wiring), act on the weights: τ·∂loss/∂W is added to the gradients once per optimizer step, after backward (so after the DDP all-reduce and gradient
     accumulation), after AMP unscaling and before gradient clipping, so training minimises `task_loss + TopoLoss`
     exactly. It is computed in float32 on the float32 master weights with autocast off. With `overlap`, it is
     computed concurrently with the step's forward/backward (a side CUDA stream, or a CPU worker thread) and only
@@ -61,7 +61,7 @@ class TopoLossCallback(Callback):
         self.schedule = schedule if schedule is not None else Constant()
         seed = integer("seed", seed)
         selected = list(layers)
-        weights = [layer for layer in selected if layer.loss == "topoloss"]
+        weights = [layer for layer in selected if layer.loss in WEIGHT_LOSSES]
         responses = [layer for layer in selected if layer.loss == "spatial_correlation"]
         frozen = [layer.key for layer in weights if not layer.param.requires_grad]
         if frozen:
@@ -72,8 +72,9 @@ class TopoLossCallback(Callback):
         weights = [layer for layer in weights if layer.param.requires_grad]
         self.loss = TopoLoss(weights, reduction) if weights else None
         trained = {layer.key for layer in weights}
-        extra = unique_layers([replace(layer, weight=0.0, loss="topoloss") for layer in responses
-                               if layer.key not in trained])
+        others = [replace(layer, weight=0.0, loss="topoloss", in_sheet=None) for layer in selected
+                  if layer.loss != "topoloss"]  # TopoLoss measured on the output sheets of the other losses' layers
+        extra = [layer for layer in unique_layers(others) if layer.key not in trained]
         self.measured = TopoLoss(weights + extra, reduction) if extra else self.loss
         self.spatial = SpatialCorrelation.from_config(responses, seed, spatial or {}) if responses else None
         self.concurrent = ConcurrentTopoGrad(self.loss) if overlap and self.loss is not None else None
@@ -84,7 +85,8 @@ class TopoLossCallback(Callback):
 
     @property
     def layers(self) -> list[TopoLayer]:
-        """Every layer measured: TopoLoss's trained ones, then the response-trained ones with τ 0 (not frozen ones)."""
+        """Every layer measured: the weight losses' trained ones, then the TopoLoss (τ 0) of the output sheets the
+        other losses train (not frozen ones)."""
         return self.measured.layers if self.measured is not None else []
 
     @property
@@ -191,12 +193,18 @@ class TopoLossCallback(Callback):
 
     @torch.no_grad()
     def summary(self) -> dict[str, Any]:
-        """Unweighted TopoLoss of every measured layer now, TopoLoss's τ-weighted total, and the settings."""
+        """Unweighted loss of every measured layer now, the weight losses' τ-weighted total, the mean TopoLoss of
+        the measured sheets, and the settings."""
         per_layer = self.measured.layer_losses(dtype=torch.float32) if self.measured is not None else {}
         total = self.loss.total(per_layer) if self.loss is not None else torch.zeros(())
-        mean = torch.stack(list(per_layer.values())).mean() if per_layer else torch.full((), float("nan"))
+        mean = self._mean_topoloss(per_layer)
         return {"weight": self.weight, "loss": self.default_loss, "reduction": self.reduction, "total": float(total),
                 "mean_unweighted": float(mean), "per_layer": {name: float(v) for name, v in per_layer.items()}}
+
+    def _mean_topoloss(self, per_layer: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The mean TopoLoss over the measured sheets (not the wiring costs); NaN if none is measured."""
+        values = [per_layer[l.key] for l in self.layers if l.loss == "topoloss"]
+        return torch.stack(values).mean() if values else torch.full((), float("nan"))
 
     def _log(self, trainer: L.Trainer, total: torch.Tensor | None, per_layer: dict[str, torch.Tensor],
              spatial: torch.Tensor | None, multiplier: float) -> None:
@@ -222,7 +230,7 @@ class TopoLossCallback(Callback):
         with torch.no_grad():
             per_layer = self.measured.layer_losses(dtype=torch.float32)
         values = {f"val_topo/{name}": value for name, value in per_layer.items()}
-        values["val_topo/mean"] = torch.stack(list(per_layer.values())).mean()
+        values["val_topo/mean"] = self._mean_topoloss(per_layer)
         for key, value in values.items():
             pl_module.log(key, value, on_epoch=True, sync_dist=True, reduce_fx="max")
 

@@ -81,7 +81,8 @@ def _factor_pair(key: str, entry: Mapping[str, Any], default: Any) -> tuple[floa
 
 
 ENTRY_KEYS = {"pattern", "factor", "factor_h", "factor_w", "weight", "param", "loss", "schedule", "side"}
-LOSSES = ("topoloss", "spatial_correlation")
+LOSSES = ("topoloss", "spatial_correlation", "wiring")
+WEIGHT_LOSSES = ("topoloss", "wiring")  # the losses on the weights (TopoLoss); spatial_correlation is on responses
 SIDES = ("output", "input")
 
 
@@ -131,7 +132,7 @@ def _item_sheet(key: str, entry: Mapping[str, Any], loss: str) -> tuple[str | No
         raise ConfigError(f"{key}.param={param_name!r} must be the name of a parameter of the layer (e.g. bias)")
     if side == "input" and param_name == "bias":
         raise ConfigError(f"{key}: side=input and param=bias exclude each other (a bias has no input side)")
-    if loss != "topoloss" and (side == "input" or param_name == "bias"):
+    if loss != "topoloss" and (side == "input" or param_name == "bias"):  # a wiring layer's units are its outputs
         raise ConfigError(f"{key}: side=input and param=bias are TopoLoss sheets (loss: topoloss), not {loss}")
     return param_name, side
 
@@ -175,7 +176,7 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
     """Resolve `topo.layers` patterns over `net.named_modules()` into validated TopoLayers.
 
     An item's `loss` (default `loss`, i.e. topo.loss) names what acts on the layer; one layer may be selected once
-    per loss.
+    per loss. The layers of loss=wiring are consecutive: the first places the second's inputs, and is not returned.
     """
     check_loss("topo.loss", loss)
     if not layers:
@@ -213,7 +214,33 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
                 raise ConfigError(f"{key}={pattern!r} selects {layer.key!r}, which an earlier topo.layers item "
                                   f"selects for the same loss ({item_loss})")
             selected[(layer.key, item_loss)] = layer
-    return list(selected.values())
+    return _wire(list(selected.values()))
+
+
+def _in_channels(layer: TopoLayer) -> int:
+    """How many input channels the layer's units read (the fan-in axis of its weight, kernel taps aside)."""
+    return layer.param.shape[1 - layer.unit_dim]
+
+
+def _wire(layers: list[TopoLayer]) -> list[TopoLayer]:
+    """Place each wiring layer's inputs on the previous wiring layer's sheet; the first one only places them.
+
+    The wiring layers, in selection order, must each read the previous one's units (input channels = its units).
+    """
+    wiring = [layer for layer in layers if layer.loss == "wiring"]
+    if not wiring:
+        return layers
+    if len(wiring) < 2:
+        raise ConfigError(f"loss=wiring selects only {wiring[0].name!r}; the wiring cost needs consecutive layers "
+                          "(the first places the inputs of the second on its sheet)")
+    placed = {}
+    for previous, layer in zip(wiring, wiring[1:]):
+        units, channels = previous.sheet[0] * previous.sheet[1], _in_channels(layer)
+        if channels != units:
+            raise ConfigError(f"loss=wiring: {layer.name!r} reads {channels} input channels, but the layer selected "
+                              f"before it, {previous.name!r}, has {units} units; select consecutive layers")
+        placed[id(layer)] = replace(layer, in_sheet=previous.sheet)
+    return [placed.get(id(layer), layer) for layer in layers if layer is not wiring[0]]
 
 
 def output_sheet(layer: TopoLayer) -> TopoLayer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 from toponets_exp.topo.blur import SheetBlur
 from toponets_exp.topo.sheet import sheet_shape, unit_matrix
+from toponets_exp.topo.wiring import wiring_cost, wiring_distances, wiring_grad
 
 COS_EPS = 1e-8  # F.cosine_similarity's default: a norm below it is clamped to it
 
@@ -81,6 +82,7 @@ def layer_loss(weight: torch.Tensor, factor_h: float, factor_w: float, unit_dim:
 
 
 Scale = float | Mapping[str, float]  # one τ multiplier for every layer, or one per layer name
+Update = Callable[[torch.Tensor, float, int], torch.Tensor]  # adds (c / count) · ∂loss/∂units into a tensor
 
 
 def layer_scale(scale: Scale, layer: TopoLayer) -> float:
@@ -104,9 +106,10 @@ class TopoLayer:
     factor_w: float
     weight: float
     sheet: tuple[int, int]
-    loss: str = "topoloss"  # topoloss (on the weights) | spatial_correlation (on the responses)
+    loss: str = "topoloss"  # topoloss, wiring (on the weights) | spatial_correlation (on the responses)
     schedule: Any = None  # this layer's τ schedule (a Schedule), or None for the callback's
     side: str = "output"  # output | input: which units of the parameter lie on the sheet
+    in_sheet: tuple[int, int] | None = None  # wiring: the sheet its input channels lie on (the previous layer's)
 
     @property
     def param(self) -> nn.Parameter:
@@ -121,6 +124,8 @@ class TopoLayer:
     @property
     def key(self) -> str:
         """The sheet's name in losses and logs: the module's name, with [input] or [<bias>] for those sheets."""
+        if self.loss == "wiring":
+            return f"{self.name}[wiring]"
         if self.side == "input":
             return f"{self.name}[input]"
         return f"{self.name}[{self.param_name}]" if self.whole else self.name
@@ -131,7 +136,10 @@ class TopoLayer:
 
 
 class TopoLoss:
-    """Model-level TopoLoss: reduction over layers of τ_l · loss_l, plus the unweighted per-layer values."""
+    """Model-level loss on the weights: reduction over layers of τ_l · loss_l, plus the unweighted per-layer values.
+
+    loss_l is TopoLoss, or for a layer with loss="wiring" its wiring cost (toponets_exp.topo.wiring).
+    """
 
     def __init__(self, layers: list[TopoLayer], reduction: str = "mean") -> None:
         if reduction not in ("mean", "sum"):
@@ -139,6 +147,7 @@ class TopoLoss:
         self.layers = layers
         self.reduction = reduction
         self._blurs: dict[tuple, SheetBlur] = {}
+        self._distances: dict[tuple, torch.Tensor] = {}
 
     def _blur(self, layer: TopoLayer, like: torch.Tensor) -> SheetBlur:
         """Cached blur for this layer's sheet and factors, on `like`'s dtype and device."""
@@ -146,6 +155,13 @@ class TopoLoss:
         if key not in self._blurs:
             self._blurs[key] = SheetBlur.for_sheet(layer.sheet, layer.factor_h, layer.factor_w, like.dtype, like.device)
         return self._blurs[key]
+
+    def _wiring(self, layer: TopoLayer, like: torch.Tensor) -> torch.Tensor:
+        """Cached (units, in channels) wiring distances of this layer, on `like`'s dtype and device."""
+        key = (layer.sheet, layer.in_sheet, like.dtype, like.device)
+        if key not in self._distances:
+            self._distances[key] = wiring_distances(layer.sheet, layer.in_sheet, like.dtype, like.device)
+        return self._distances[key]
 
     def _units(self, layer: TopoLayer, dtype: torch.dtype | None) -> torch.Tensor:
         """The layer's (units, fan-in) matrix in `dtype` if given, row-major (copied only if it is not)."""
@@ -156,8 +172,25 @@ class TopoLoss:
         out = {}
         for layer in self.layers:
             units = self._units(layer, dtype)
-            out[layer.key] = SheetCosineLoss.apply(units, self._blur(layer, units), layer.whole)
+            if layer.loss == "wiring":
+                out[layer.key] = wiring_cost(units, self._wiring(layer, units))
+            else:
+                out[layer.key] = SheetCosineLoss.apply(units, self._blur(layer, units), layer.whole)
         return out
+
+    def _value_and_update(self, layer: TopoLayer, units: torch.Tensor) -> tuple[torch.Tensor, Update]:
+        """The layer's loss, and a function adding (c / count) · ∂loss/∂units into a (units, fan-in) tensor in place."""
+        if layer.loss == "wiring":
+            distances = self._wiring(layer, units)
+            return wiring_cost(units, distances), lambda out, c, n: out.add_(wiring_grad(units, distances, c / n))
+        blur = self._blur(layer, units)
+        blurred = blur.blur(units)
+        cos, alpha, beta, gamma = cosine_terms(units, blurred, layer.whole)
+
+        def update(out: torch.Tensor, c: float, count: int) -> torch.Tensor:
+            k = -c / (count * cos.numel())  # loss = 1 - mean cos
+            return blur.add_grad(out, units, blurred, alpha * k, beta * k, gamma * k)
+        return 1.0 - cos.mean(), update
 
     @torch.no_grad()
     def accumulate_grad(self, scale: Scale = 1.0, dtype: torch.dtype | None = None,
@@ -175,11 +208,8 @@ class TopoLoss:
         count = len(self.layers) if self.reduction == "mean" else 1
         for i, layer in enumerate(self.layers):
             param, units = layer.param, self._units(layer, dtype)
-            blur = self._blur(layer, units)
-            blurred = blur.blur(units)
-            cos, alpha, beta, gamma = cosine_terms(units, blurred, layer.whole)
-            per_layer[layer.key] = 1.0 - cos.mean()
-            coef = -layer.weight * layer_scale(scale, layer) / (count * cos.numel())
+            per_layer[layer.key], add = self._value_and_update(layer, units)
+            coef = layer.weight * layer_scale(scale, layer)
             if coef == 0.0 or not param.requires_grad or (into is not None and into[i] is None):
                 continue  # a frozen parameter is never trained
             if into is not None:
@@ -190,10 +220,9 @@ class TopoLoss:
                 grad = param.grad
             target = layer.unit_rows(grad)
             if target.dtype == units.dtype and target.is_contiguous() and _is_view_of(target, grad):
-                blur.add_grad(target, units, blurred, alpha * coef, beta * coef, gamma * coef)
+                add(target, coef, count)
             else:  # e.g. a channels_last gradient: its (units, fan-in) matrix is a copy, so add the update back
-                delta = blur.add_grad(torch.zeros_like(blurred), units, blurred, alpha * coef, beta * coef,
-                                      gamma * coef)
+                delta = add(torch.zeros_like(units), coef, count)
                 moved = grad.movedim(layer.unit_dim, 0)
                 grad.add_(delta.reshape(moved.shape).movedim(0, layer.unit_dim))
         return self.total(per_layer, scale), per_layer

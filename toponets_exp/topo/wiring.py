@@ -1,0 +1,44 @@
+"""The wiring cost of a layer's weights: Σ |w_ij| · d_ij between units placed on sheets (Blauch et al. 2022's ITN,
+Achterberg et al. 2023's spatially embedded RNNs), for a layer whose inputs are the previous selected layer's units.
+
+Placement: an H×W sheet is laid over the unit square, unit i at the centre of its cell, ((row + ½) / H,
+(column + ½) / W). Layer l's output units sit on its own sheet; its input channels are layer l − 1's output units,
+at their places on layer l − 1's sheet, rescaled to the same square. d_ij is the Euclidean distance between output
+unit i and input channel j. A conv weight (out, in, kh, kw) has one distance per (i, j), shared by its kernel taps.
+
+The loss of a layer is the mean over its weights of |w| · d (Σ |w_ij| d_ij divided by the weight count, so one τ
+fits layers of any size); its gradient is sign(w) · d / count (0 at w = 0).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def cell_centres(sheet: tuple[int, int], dtype: torch.dtype = torch.float32,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    """(units, 2) places of an H×W sheet's units in the unit square, row-major: the centres of its cells."""
+    h, w = sheet
+    rows = (torch.arange(h, dtype=torch.float64, device=device) + 0.5) / h
+    cols = (torch.arange(w, dtype=torch.float64, device=device) + 0.5) / w
+    grid = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)
+    return grid.reshape(-1, 2).to(dtype)
+
+
+def wiring_distances(sheet: tuple[int, int], in_sheet: tuple[int, int], dtype: torch.dtype = torch.float32,
+                     device: torch.device | str | None = None) -> torch.Tensor:
+    """(out units, in channels) distances between a layer's units and its inputs' places on the previous sheet."""
+    return torch.cdist(cell_centres(sheet, torch.float64, device), cell_centres(in_sheet, torch.float64, device)
+                       ).to(dtype)
+
+
+def wiring_cost(units: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+    """Mean over the weights of |w| · d for a (units, in channels · taps) matrix and (units, in channels) d."""
+    weights = units.reshape(*distances.shape, -1)
+    return (weights.abs() * distances[:, :, None]).sum() / weights.numel()
+
+
+def wiring_grad(units: torch.Tensor, distances: torch.Tensor, coef: float) -> torch.Tensor:
+    """coef · ∂wiring_cost/∂units = coef · sign(w) · d / count, shaped like `units`."""
+    weights = units.reshape(*distances.shape, -1)
+    return (weights.sign() * (distances[:, :, None] * (coef / weights.numel()))).reshape(units.shape)
