@@ -24,8 +24,11 @@ RECIPES = {  # name -> (model builder, data module, paper τ sweep)
     "paper_trends_digits": ("toponets_exp.models.resnet18", "DigitsDataModule", [0, 0.5, 1, 5, 10, 20, 50]),
     "compare_topo_digits": ("toponets_exp.models.resnet18", "DigitsDataModule", [0, 5, 50]),
     "compare_topo_resnet18_imagenet": ("toponets_exp.models.resnet18", "ImageNetDataModule", [0, 5, 50]),
+    "compare_topo_nanogpt_embedded": ("toponets_exp.models.gpt", "EmbeddedTextDataModule", [0, 3, 30]),
 }
-COMPARED = "topoloss,spatial_correlation"  # the losses a compare_topo_* recipe sweeps
+COMPARED = {"compare_topo_digits": "topoloss,spatial_correlation,wiring",  # the losses a compare_topo_* sweeps
+            "compare_topo_resnet18_imagenet": "topoloss,spatial_correlation,wiring",
+            "compare_topo_nanogpt_embedded": "topoloss,topolm"}
 
 
 def composed(name: str, *overrides: str) -> DictConfig:
@@ -53,13 +56,14 @@ def test_recipe_composes_and_resolves(name: str) -> None:
     swept = [float(v) for v in str(cfg.hydra.sweeper.params["topo.weight"]).split(",")]
     assert swept == sweep
     if name.startswith("compare_topo_"):
-        assert str(cfg.hydra.sweeper.params["topo"]) == COMPARED
+        assert str(cfg.hydra.sweeper.params["topo"]) == COMPARED[name]
     if datamodule == "DigitsDataModule":  # the embedded default's τ × seed sweep, everything else the default run
         seeds = "0,1" if name.startswith("compare_topo_") else "0,1,2"
         assert str(cfg.hydra.sweeper.params["seed"]) == seeds
         assert plain["model"]["net"]["num_classes"] == plain["data"]["num_classes"] == 10
         assert plain["trainer"]["max_epochs"] == 8 and plain["optim"]["_target_"] == "torch.optim.AdamW"
     elif datamodule != "ImageNetDataModule":  # language: the net is sized by the data
+        assert str(cfg.hydra.sweeper.params.get("seed", "0,1")) == "0,1"
         assert plain["model"]["lit"]["_target_"] == "toponets_exp.lit.CausalLM"
         assert plain["optim"]["_target_"] == "torch.optim.AdamW" and plain["model"]["lit"]["no_decay_1d"] is True
         assert plain["model"]["net"]["vocab_size"] == plain["data"]["vocab_size"]

@@ -1,4 +1,4 @@
-"""The wiring cost Σ |w_ij| d_ij (mean over the weights) against a NumPy derivation written from its definition:
+"""The wiring cost Σ |w_ij| d_ij (per unit of the layer) against a NumPy derivation written from its definition:
 units at their cells' centres in the unit square, a layer's inputs at the previous selected layer's units."""
 
 import numpy as np
@@ -24,7 +24,7 @@ def numpy_wiring(weight: np.ndarray, sheet: tuple[int, int], in_sheet: tuple[int
             d = np.linalg.norm(place(sheet, i) - place(in_sheet, j))
             cost += np.abs(weight[i, j]).sum() * d
             grad[i, j] = np.sign(weight[i, j]) * d
-    return cost / weight.size, grad / weight.size
+    return cost / weight.shape[0], grad / weight.shape[0]
 
 
 class Chain(nn.Module):
@@ -67,8 +67,8 @@ def test_unit_square_placement_makes_sheets_of_any_size_share_one_space():
             layer.param.fill_(1.0)
     per_layer = TopoLoss(layers).layer_losses()
     centre_to_corners = np.linalg.norm([0.25, 0.25])  # 1 unit at (½, ½), a 2x2 sheet's units at (¼|¾, ¼|¾)
-    assert float(per_layer["1[wiring]"]) == pytest.approx(centre_to_corners)
-    off_diagonal = (4 * 0.5 + 4 * 0.5 + 4 * np.sqrt(0.5)) / 16  # a 2x2 sheet to itself: 0 on the diagonal
+    assert float(per_layer["1[wiring]"]) == pytest.approx(centre_to_corners)  # each of 4 units, 1 input
+    off_diagonal = (8 * 0.5 + 4 * np.sqrt(0.5)) / 4  # a 2x2 sheet to itself, per unit: 0 on the diagonal
     assert float(per_layer["2[wiring]"]) == pytest.approx(off_diagonal)
 
 

@@ -6,8 +6,9 @@ Placement: an H×W sheet is laid over the unit square, unit i at the centre of i
 at their places on layer l − 1's sheet, rescaled to the same square. d_ij is the Euclidean distance between output
 unit i and input channel j. A conv weight (out, in, kh, kw) has one distance per (i, j), shared by its kernel taps.
 
-The loss of a layer is the mean over its weights of |w| · d (Σ |w_ij| d_ij divided by the weight count, so one τ
-fits layers of any size); its gradient is sign(w) · d / count (0 at w = 0).
+The loss of a layer is its units' mean wiring length: Σ_ij |w_ij| d_ij over the layer's weights divided by its
+number of units, as TopoLoss is a mean over units (so one τ acts with a similar strength per weight); its gradient
+is sign(w) · d / units (0 at w = 0).
 """
 
 from __future__ import annotations
@@ -33,12 +34,12 @@ def wiring_distances(sheet: tuple[int, int], in_sheet: tuple[int, int], dtype: t
 
 
 def wiring_cost(units: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
-    """Mean over the weights of |w| · d for a (units, in channels · taps) matrix and (units, in channels) d."""
+    """Σ |w| · d over a (units, in channels · taps) matrix, divided by its units; d is (units, in channels)."""
     weights = units.reshape(*distances.shape, -1)
-    return (weights.abs() * distances[:, :, None]).sum() / weights.numel()
+    return (weights.abs() * distances[:, :, None]).sum() / units.shape[0]
 
 
 def wiring_grad(units: torch.Tensor, distances: torch.Tensor, coef: float) -> torch.Tensor:
-    """coef · ∂wiring_cost/∂units = coef · sign(w) · d / count, shaped like `units`."""
+    """coef · ∂wiring_cost/∂units = coef · sign(w) · d / units, shaped like `units`."""
     weights = units.reshape(*distances.shape, -1)
-    return (weights.sign() * (distances[:, :, None] * (coef / weights.numel()))).reshape(units.shape)
+    return (weights.sign() * (distances[:, :, None] * (coef / units.shape[0]))).reshape(units.shape)
