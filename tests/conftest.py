@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import toponets_exp  # noqa: F401  registers trainer=lightning, which a test that composes the config needs
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 torch.set_num_threads(min(torch.get_num_threads(), 2))
