@@ -12,7 +12,7 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 from toponets_exp.topo.blur import SheetBlur
 from toponets_exp.topo.sheet import sheet_shape, unit_matrix
-from toponets_exp.topo.wiring import wiring_cost, wiring_distances, wiring_grad
+from toponets_exp.topo.wiring import add_wiring_grad, wiring_cost, wiring_distances
 
 COS_EPS = 1e-8  # F.cosine_similarity's default: a norm below it is clamped to it
 
@@ -182,7 +182,7 @@ class TopoLoss:
         """The layer's loss, and a function adding (c / count) · ∂loss/∂units into a (units, fan-in) tensor in place."""
         if layer.loss == "wiring":
             distances = self._wiring(layer, units)
-            return wiring_cost(units, distances), lambda out, c, n: out.add_(wiring_grad(units, distances, c / n))
+            return wiring_cost(units, distances), lambda out, c, n: add_wiring_grad(out, units, distances, c / n)
         blur = self._blur(layer, units)
         blurred = blur.blur(units)
         cos, alpha, beta, gamma = cosine_terms(units, blurred, layer.whole)

@@ -35,11 +35,12 @@ def wiring_distances(sheet: tuple[int, int], in_sheet: tuple[int, int], dtype: t
 
 def wiring_cost(units: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
     """Σ |w| · d over a (units, in channels · taps) matrix, divided by its units; d is (units, in channels)."""
-    weights = units.reshape(*distances.shape, -1)
-    return (weights.abs() * distances[:, :, None]).sum() / units.shape[0]
+    per_pair = units.reshape(*distances.shape, -1).abs().sum(dim=-1)  # a channel pair's taps share its distance
+    return (per_pair * distances).sum() / units.shape[0]
 
 
-def wiring_grad(units: torch.Tensor, distances: torch.Tensor, coef: float) -> torch.Tensor:
-    """coef · ∂wiring_cost/∂units = coef · sign(w) · d / units, shaped like `units`."""
-    weights = units.reshape(*distances.shape, -1)
-    return (weights.sign() * (distances[:, :, None] * (coef / units.shape[0]))).reshape(units.shape)
+def add_wiring_grad(out: torch.Tensor, units: torch.Tensor, distances: torch.Tensor, coef: float) -> torch.Tensor:
+    """out += coef · ∂wiring_cost/∂units = coef · sign(w) · d / units, in place (out contiguous, shaped like units)."""
+    pairs = (*distances.shape, -1)
+    out.view(pairs).addcmul_(units.reshape(pairs).sign(), distances[:, :, None], value=coef / units.shape[0])
+    return out
