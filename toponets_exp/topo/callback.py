@@ -27,11 +27,11 @@ class TopoLossCallback(Callback):
     """Topographic losses in training: TopoLoss on weights and TDANN's spatial correlation loss on responses.
 
     The callback receives the selected layers (`select_layers`), each with its loss and τ. TopoLoss, and the wiring
-    cost of layers with loss=wiring (toponets_exp.topo.wiring), act on the weights: τ·∂loss/∂W is added to the gradients once per optimizer step, after backward (so after the DDP all-reduce and gradient
-    accumulation), after AMP unscaling and before gradient clipping, so training minimises `task_loss + TopoLoss`
-    exactly. It is computed in float32 on the float32 master weights with autocast off. With `overlap`, it is
-    computed concurrently with the step's forward/backward (a side CUDA stream, or a CPU worker thread) and only
-    added in the hook.
+    cost of layers with loss=wiring (toponets_exp.topo.wiring), act on the weights: τ·∂loss/∂W is added to the
+    gradients once per optimizer step, after backward (so after the DDP all-reduce and gradient accumulation), after
+    AMP unscaling and before gradient clipping, so training minimises `task_loss + τ·loss` exactly. It is computed
+    in float32 on the float32 master weights with autocast off. With `overlap`, it is computed concurrently with the
+    step's forward/backward (a side CUDA stream, or a CPU worker thread) and only added in the hook.
 
     Spatial correlation (layers with loss=spatial_correlation): forward hooks, during training batches only, join
     the loss of each layer's responses to the same backward (toponets_exp.topo.spatial_hooks).
