@@ -145,6 +145,14 @@ def test_the_trained_tau_comes_from_the_file_or_is_unknown(tmp_path):
         "layer4.0.conv1", "layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"]
     assert OmegaConf.to_yaml(cfg) == before
 
+    order = torch.randperm(512)  # a checkpoint of ours places layer4.0.conv1's units: its layers are read so
+    net = {f"net.{k}": v for k, v in resnet18(num_classes=7, small_input=True).state_dict().items()}
+    placed = {"state_dict": net, "callbacks": {"TopoLossCallback": {
+        "weight": 5.0, "schedule": {}, "placements": {"layer4.0.conv1": order.tolist()}}}}
+    torch.save(placed, tmp_path / "placed.ckpt")
+    layers = load_for_eval(cfg, str(tmp_path / "placed.ckpt")).layers
+    assert torch.equal(layers[0].order, order) and all(layer.order is None for layer in layers[1:])
+
 
 def test_task_eval_needs_a_checkpoint(tmp_path):
     proc = run_cli("task=eval", f"hydra.run.dir={tmp_path}")

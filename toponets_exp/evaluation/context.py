@@ -53,6 +53,12 @@ def check_layers(net: nn.Module, names: Sequence[str]) -> None:
                           f"{type(net).__name__}" + (f"; closest: {', '.join(close)}" if close else ""))
 
 
+def on_sheets(layers: Sequence[TopoLayer], acts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Recorded responses (..., units) with each topo layer's units in sheet order (a placed layer's reordered)."""
+    by_name = {layer.name: layer for layer in layers}
+    return {name: by_name[name].on_sheet(a, dim=-1) if name in by_name else a for name, a in acts.items()}
+
+
 def phase(what: str, *args: Any) -> None:
     """One progress line as an evaluation phase starts."""
     log.info("Evaluation: " + what, *args)

@@ -25,7 +25,7 @@ def downsample_pairs(net: nn.Module, layers: Sequence[TopoLayer],
     pairs = []
     for layer in layers:
         prefix, _, leaf = layer.name.rpartition(".")
-        if not prefix or leaf not in downsample:
+        if not prefix or leaf not in downsample or layer.order is not None:  # merges units of neighbouring indices
             continue
         nxt, norm = f"{prefix}.{downsample[leaf]['next']}", downsample[leaf].get("norm")
         if nxt in modules and plain(modules[layer.name]) and plain(modules[nxt]):

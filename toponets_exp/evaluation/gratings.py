@@ -16,7 +16,7 @@ from toponets_exp.brain.pinwheels import count_pinwheels
 from toponets_exp.brain.plots import plot_orientation_maps
 from toponets_exp.data.vision import IMAGENET_MEAN, IMAGENET_STD
 from toponets_exp.evaluation.aggregate import finite_mean
-from toponets_exp.evaluation.context import EvalContext, Section, phase
+from toponets_exp.evaluation.context import EvalContext, Section, on_sheets, phase
 from toponets_exp.evaluation.maps import map_tdann_smoothness
 
 
@@ -44,8 +44,8 @@ def orientation_analysis(ctx: EvalContext) -> tuple[Section, dict[str, Any]]:
     phase("orientation tuning of %d topo layers to %d sine gratings (%dx%d pixels)", len(ctx.layers),
           len(images), size, size)
     batches = (images[i:i + ev["batch_size"]] for i in range(0, len(images), ev["batch_size"]))
-    acts = record_activations(ctx.net, [layer.name for layer in ctx.layers], batches, reduce="mean",
-                              device=ctx.device, progress=False, rectify=True)
+    acts = on_sheets(ctx.layers, record_activations(ctx.net, [layer.name for layer in ctx.layers], batches,
+                                                    reduce="mean", device=ctx.device, progress=False, rectify=True))
     maps, notes, marks, out = {}, {}, {}, {}
     for layer in ctx.layers:
         tuning = grating_tuning(acts[layer.name], gratings, ev["orientation_preference"])

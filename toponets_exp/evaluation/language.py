@@ -19,7 +19,7 @@ from toponets_exp.brain.integration import integration_windows
 from toponets_exp.brain.language import embedded_sentences, language_selectivity, make_nonwords
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
-from toponets_exp.evaluation.context import EvalContext, Section, check_layers, file_name, phase
+from toponets_exp.evaluation.context import EvalContext, Section, check_layers, file_name, on_sheets, phase
 from toponets_exp.evaluation.efficiency import efficiency
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
 from toponets_exp.lit.causal_lm import logits_of
@@ -79,8 +79,10 @@ def language_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict
     topo = [layer.name for layer in ctx.layers]
     names = topo + [n for n in ev["layers"] if n not in topo]
     phase("recording %d layers' responses to %d sentences and their non-word versions", len(names), len(texts))
-    sent = layer_responses(net, names, texts, encode, ev["token_reduce"], ev["batch_size"], device)
-    non = layer_responses(net, names, nonwords, encode, ev["token_reduce"], ev["batch_size"], device)
+    sent = on_sheets(ctx.layers, layer_responses(net, names, texts, encode, ev["token_reduce"], ev["batch_size"],
+                                                 device))
+    non = on_sheets(ctx.layers, layer_responses(net, names, nonwords, encode, ev["token_reduce"], ev["batch_size"],
+                                                device))
     phase("smoothness, effective dimensionality and language selectivity of %d topo layers", len(ctx.layers))
     per_layer = response_maps(ctx.layers, sent, ev, weights, ctx.figures)
     leading_bins = {}
@@ -138,8 +140,8 @@ def integration(ctx: EvalContext, texts: Sequence[str], encode: Callable[[str], 
         raise ConfigError(f"eval.integration_layer={name!r} is not a topo layer; use one of "
                           f"{', '.join(l.name for l in layers)}")
     result = integration_windows(
-        lambda batch: layer_responses(ctx.net, [name], batch, encode, "last", ev["batch_size"], ctx.device,
-                                      False)[name],
+        lambda batch: layer.on_sheet(layer_responses(ctx.net, [name], batch, encode, "last", ev["batch_size"],
+                                                     ctx.device, False)[name], dim=-1),
         texts, ev["integration_distances"], seed=ev["seed"])
     h, w = layer.sheet
     reach = int(result.distances.max())

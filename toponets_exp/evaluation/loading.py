@@ -21,6 +21,7 @@ from toponets_exp.errors import CheckpointError, ConfigError
 from toponets_exp.models.checkpoints import load_weights, match_state, read_checkpoint
 from toponets_exp.models.nanogpt import padded_vocab
 from toponets_exp.topo import TopoLayer
+from toponets_exp.topo.positions import Placements, place
 from toponets_exp.topo.selection import unique_layers
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,17 @@ def read_architecture(cfg: DictConfig, path: Path, state: dict[str, Any], extra:
                               "has; does model= name the architecture the file was saved from?") from None
 
 
+def callback_state(extra: dict[str, Any]) -> dict[str, Any]:
+    """The TopoLossCallback state our checkpoints hold ({} in other files)."""
+    state = extra.get("callbacks", {}).get("TopoLossCallback") if isinstance(extra.get("callbacks"), dict) else None
+    return state if isinstance(state, dict) else {}
+
+
 def trained_topo_weight(path: Path, extra: dict[str, Any]) -> float | None:
     """τ as the file records it: our checkpoints' TopoLossCallback state, or the TopoNets file names
     (`all_topo_tau_10.0.pt`); None when the file does not say."""
-    state = extra.get("callbacks", {}).get("TopoLossCallback") if isinstance(extra.get("callbacks"), dict) else None
-    if isinstance(state, dict) and "weight" in state:
+    state = callback_state(extra)
+    if "weight" in state:
         return float(state["weight"])
     match = OFFICIAL_TAU.fullmatch(path.name)
     return float(match.group(1)) if match else None
@@ -67,6 +74,7 @@ def load_for_eval(cfg: DictConfig, path: str) -> LoadedModel:
     location = Path(path).expanduser()
     read: dict[str, Any] = {}
     model_cfg = copy.deepcopy(cfg)
+    placements = Placements()
     if location.is_dir():  # a Hugging Face directory brings its own config
         net = load_weights(instantiate(cfg.model.net, _convert_="all"), location)
         tau = None
@@ -83,7 +91,9 @@ def load_for_eval(cfg: DictConfig, path: str) -> LoadedModel:
         match_state(net, state, f"checkpoint {str(location)!r} (format {fmt})")
         log.info("loaded %d tensors into %s from %s (format %s)", len(state), type(net).__name__, location, fmt)
         tau = trained_topo_weight(location, extra)
+        placements.load_state_dict(callback_state(extra).get("placements", {}))  # where training put the units
     layers = unique_layers(select_topo_layers(cfg, net))
+    place(layers, placements.by_module)
     return LoadedModel(net, layers, model_cfg.model, read, tau)
 
 

@@ -55,7 +55,7 @@ def weight_maps(layers: Sequence[TopoLayer], ev: Mapping[str, Any], figures: Pat
     """Per topo layer: weight-sheet smoothness with its full c(d) curve, and the sheet's image."""
     out: Section = {}
     for layer in layers:
-        vectors = unit_matrix(layer.param.detach().float().cpu(), layer.unit_dim).numpy()
+        vectors = layer.on_sheet(unit_matrix(layer.param.detach().float().cpu(), layer.unit_dim)).numpy()
         result = smoothness(vectors, layer.sheet, ev["smoothness"], ev["max_pairs"], ev["seed"])
         out[layer.name] = {"sheet": list(layer.sheet), "weight_smoothness": result.value,
                            "weight_similarity_curve": result.curve}

@@ -15,7 +15,8 @@ from toponets_exp.brain import map_pearson, map_ssim, plot_selectivity_maps, rid
 from toponets_exp.brain.activations import evaluating, record_activations
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
-from toponets_exp.evaluation.context import EvalContext, Section, check_layers, file_name, merge_layers, phase
+from toponets_exp.evaluation.context import (EvalContext, Section, check_layers, file_name, merge_layers, on_sheets,
+                                             phase)
 from toponets_exp.evaluation.efficiency import efficiency
 from toponets_exp.evaluation.gratings import orientation_analysis
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
@@ -118,6 +119,7 @@ def vision_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict[s
     check_layers(ctx.net, ev["layers"] + ev["predictivity_layers"])
     phase("recording %d layers' responses to the stimuli (%s)", len(names), ev["stimuli"] or "data test split")
     acts, labels = record_with_labels(ctx.net, names, loader, ctx.device)
+    acts = on_sheets(ctx.layers, acts)
     features = None
     if ev["ed_features"] == "unpooled":  # TDANN's convention: ED of every C·H·W value, one more pass
         features = record_activations(ctx.net, [l.name for l in ctx.layers], (x for x, _ in loader),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import lightning as L
@@ -14,8 +13,9 @@ from lightning.pytorch.callbacks import Callback
 from toponets_exp.checks import boolean, choice, integer, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.overlap import ConcurrentTopoGrad
+from toponets_exp.topo.positions import Placements, place
 from toponets_exp.topo.schedule import Constant, Schedule
-from toponets_exp.topo.selection import WEIGHT_LOSSES, check_loss, unique_layers
+from toponets_exp.topo.selection import WEIGHT_LOSSES, check_loss, measured_sheets
 from toponets_exp.topo.spatial_hooks import SpatialCorrelation
 from toponets_exp.topo.step import backward_factor, check_exact_strategy, check_finite, scaler_skips_step
 from toponets_exp.topo.topoloss import TopoLayer, TopoLoss
@@ -51,6 +51,8 @@ class TopoLossCallback(Callback):
         overlap: bool = False,
         spatial: Mapping[str, Any] | None = None,
         seed: int = 0,
+        positions: str = "identity",
+        swapopt: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.weight = number("topo.weight", weight, 0.0)
@@ -71,13 +73,11 @@ class TopoLossCallback(Callback):
                         len(frozen), ", ".join(frozen))
         weights = [layer for layer in weights if layer.param.requires_grad]
         self.loss = TopoLoss(weights, reduction) if weights else None
-        trained = {layer.key for layer in weights}
-        others = [replace(layer, weight=0.0, loss="topoloss", in_sheet=None) for layer in selected
-                  if layer.loss != "topoloss"]  # TopoLoss measured on the output sheets of the other losses' layers
-        extra = [layer for layer in unique_layers(others) if layer.key not in trained]
+        extra = measured_sheets(selected, {layer.key for layer in weights})
         self.measured = TopoLoss(weights + extra, reduction) if extra else self.loss
         self.spatial = SpatialCorrelation.from_config(responses, seed, spatial or {}) if responses else None
         self.concurrent = ConcurrentTopoGrad(self.loss) if overlap and self.loss is not None else None
+        self.placements = Placements.from_config(positions, swapopt or {}, seed, selected)
 
     @property
     def state_key(self) -> str:
@@ -98,6 +98,11 @@ class TopoLossCallback(Callback):
     def _trained_layers(self) -> list[TopoLayer]:
         """The layers either loss trains."""
         return (self.loss.layers if self.loss else []) + (self.spatial.layers if self.spatial else [])
+
+    def _held_layers(self) -> list[TopoLayer]:
+        """Every layer object the callback's losses hold (each once)."""
+        held = self.layers + (self.spatial.layers if self.spatial else [])
+        return list({id(layer): layer for layer in held}.values())
 
     def multiplier(self, layer: TopoLayer) -> float:
         """The current τ multiplier of `layer` (its own schedule, else the callback's)."""
@@ -138,8 +143,11 @@ class TopoLossCallback(Callback):
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        """Hook the spatial layers for this batch; with overlap, start the step's TopoLoss gradient (the weights
-        are fixed from now to the optimizer step)."""
+        """Place the units (once, before the first step); hook the spatial layers for this batch; with overlap, start
+        the step's TopoLoss gradient (the weights are fixed from now to the optimizer step)."""
+        if self.placements.pending:
+            self.placements.make(pl_module, batch[0], self._held_layers(), trainer.strategy)
+            place(self._held_layers(), self.placements.by_module)
         if self.spatial is not None:
             self.spatial.attach(trainer.global_step, batch_idx, self._spatial_coefficient,
                                 lambda: backward_factor(trainer))
@@ -236,10 +244,13 @@ class TopoLossCallback(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"schedule": self.schedule.state_dict(), "weight": self.weight,
-                "layer_schedules": [s.state_dict() for s in self.schedules[1:]]}
+                "layer_schedules": [s.state_dict() for s in self.schedules[1:]],
+                "placements": self.placements.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.schedule.load_state_dict(state_dict["schedule"])
+        self.placements.load_state_dict(state_dict.get("placements", {}))
+        place(self._held_layers(), self.placements.by_module)
         own = self.schedules[1:]
         saved = state_dict.get("layer_schedules", [])
         if len(saved) != len(own):

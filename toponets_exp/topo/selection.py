@@ -16,6 +16,7 @@ from toponets_exp.checks import choice, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.blur import check_factor
 from toponets_exp.topo.topoloss import TopoLayer
+from toponets_exp.topo.wiring import wire_layers
 from toponets_exp.topo.schedule import Schedule
 from toponets_exp.topo.sheet import sheet_shape
 
@@ -214,33 +215,7 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
                 raise ConfigError(f"{key}={pattern!r} selects {layer.key!r}, which an earlier topo.layers item "
                                   f"selects for the same loss ({item_loss})")
             selected[(layer.key, item_loss)] = layer
-    return _wire(list(selected.values()))
-
-
-def _in_channels(layer: TopoLayer) -> int:
-    """How many input channels the layer's units read (the fan-in axis of its weight, kernel taps aside)."""
-    return layer.param.shape[1 - layer.unit_dim]
-
-
-def _wire(layers: list[TopoLayer]) -> list[TopoLayer]:
-    """Place each wiring layer's inputs on the previous wiring layer's sheet; the first one only places them.
-
-    The wiring layers, in selection order, must each read the previous one's units (input channels = its units).
-    """
-    wiring = [layer for layer in layers if layer.loss == "wiring"]
-    if not wiring:
-        return layers
-    if len(wiring) < 2:
-        raise ConfigError(f"loss=wiring selects only {wiring[0].name!r}; the wiring cost needs consecutive layers "
-                          "(the first places the inputs of the second on its sheet)")
-    placed = {}
-    for previous, layer in zip(wiring, wiring[1:]):
-        units, channels = previous.sheet[0] * previous.sheet[1], _in_channels(layer)
-        if channels != units:
-            raise ConfigError(f"loss=wiring: {layer.name!r} reads {channels} input channels, but the layer selected "
-                              f"before it, {previous.name!r}, has {units} units; select consecutive layers")
-        placed[id(layer)] = replace(layer, in_sheet=previous.sheet)
-    return [placed.get(id(layer), layer) for layer in layers if layer is not wiring[0]]
+    return wire_layers(list(selected.values()))
 
 
 def output_sheet(layer: TopoLayer) -> TopoLayer:
@@ -250,6 +225,13 @@ def output_sheet(layer: TopoLayer) -> TopoLayer:
     unit_dim = _unit_dim(layer.module, None)
     return replace(layer, param_name="weight", unit_dim=unit_dim, side="output",
                    sheet=sheet_shape(layer.module.weight.shape[unit_dim]))
+
+
+def measured_sheets(selected: Sequence[TopoLayer], trained: set[str]) -> list[TopoLayer]:
+    """TopoLoss (τ 0) of the output sheets that other losses train and TopoLoss does not: measured, not trained."""
+    others = [replace(layer, weight=0.0, loss="topoloss", in_sheet=None) for layer in selected
+              if layer.loss != "topoloss"]
+    return [layer for layer in unique_layers(others) if layer.key not in trained]
 
 
 def unique_layers(layers: Sequence[TopoLayer]) -> list[TopoLayer]:

@@ -36,7 +36,7 @@ class TopoSheetImages(Callback):
             return
         images: dict[str, Any] = {}
         for layer in self.layers:
-            vectors = unit_matrix(layer.param.detach().float().cpu(), layer.unit_dim).numpy()
+            vectors = layer.on_sheet(unit_matrix(layer.param.detach().float().cpu(), layer.unit_dim)).numpy()
             images[layer.name] = sheet_image(vectors, layer.sheet)
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):

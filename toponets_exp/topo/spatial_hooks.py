@@ -58,12 +58,12 @@ def output_unit_axis(output: object, layer: TopoLayer) -> int:
 
 def output_loss(output: torch.Tensor, layer: TopoLayer, neighbourhoods: torch.Tensor, responses: str,
                 unit_dim: int | None = None, distance: str = "euclidean", scale: float = 0.5) -> torch.Tensor:
-    """Spatial correlation loss of one layer's output (differentiable; float32 maths, autocast off); `unit_dim`
-    if its output was checked already (output_unit_axis)."""
+    """Spatial correlation loss of one layer's output (differentiable; float32 maths, autocast off), its units in
+    sheet order; `unit_dim` if its output was checked already (output_unit_axis)."""
     unit_dim = output_unit_axis(output, layer) if unit_dim is None else unit_dim
     with torch.autocast(output.device.type, enabled=False):
-        return spatial_correlation_loss(unit_responses(output, unit_dim, responses), layer.sheet, neighbourhoods,
-                                        distance, scale)
+        on_sheet = layer.on_sheet(unit_responses(output, unit_dim, responses), dim=1)
+        return spatial_correlation_loss(on_sheet, layer.sheet, neighbourhoods, distance, scale)
 
 
 SETTINGS = {"neighbourhoods", "radius", "responses", "distance", "scale"}

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.autograd.function import FunctionCtx, once_differentiable
@@ -110,6 +111,7 @@ class TopoLayer:
     schedule: Any = None  # this layer's τ schedule (a Schedule), or None for the callback's
     side: str = "output"  # output | input: which units of the parameter lie on the sheet
     in_sheet: tuple[int, int] | None = None  # wiring: the sheet its input channels lie on (the previous layer's)
+    order: torch.Tensor | None = None  # the unit at each sheet cell (row-major), or None: unit i at cell i
 
     @property
     def param(self) -> nn.Parameter:
@@ -133,6 +135,15 @@ class TopoLayer:
     def unit_rows(self, tensor: torch.Tensor) -> torch.Tensor:
         """A tensor shaped like the parameter (its gradient, say) as (units, values per unit), a view where it can."""
         return tensor.reshape(-1, 1) if tensor.ndim == 1 else unit_matrix(tensor, self.unit_dim)
+
+    def on_sheet(self, values: Any, dim: int = 0) -> Any:
+        """Per-unit values (a tensor or an array) along `dim` in sheet order, cell by cell (toponets_exp.topo.
+        positions): reordered by the layer's placement, if it has one."""
+        if self.order is None:
+            return values
+        if isinstance(values, torch.Tensor):
+            return values.index_select(dim, self.order.to(values.device))
+        return np.take(values, self.order.numpy(), axis=dim)
 
 
 class TopoLoss:
@@ -164,8 +175,9 @@ class TopoLoss:
         return self._distances[key]
 
     def _units(self, layer: TopoLayer, dtype: torch.dtype | None) -> torch.Tensor:
-        """The layer's (units, fan-in) matrix in `dtype` if given, row-major (copied only if it is not)."""
-        return contiguous_units(layer.unit_rows(layer.param), dtype)
+        """The layer's (units, fan-in) matrix in `dtype` if given, row-major (copied only if it is not), its rows in
+        sheet order."""
+        return layer.on_sheet(contiguous_units(layer.unit_rows(layer.param), dtype))
 
     def layer_losses(self, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
         """Unweighted loss of every selected layer (computed in `dtype` if given)."""
@@ -219,10 +231,13 @@ class TopoLoss:
                     param.grad = torch.zeros_like(param)
                 grad = param.grad
             target = layer.unit_rows(grad)
-            if target.dtype == units.dtype and target.is_contiguous() and _is_view_of(target, grad):
+            if layer.order is None and target.dtype == units.dtype and target.is_contiguous() \
+                    and _is_view_of(target, grad):
                 add(target, coef, count)
             else:  # e.g. a channels_last gradient: its (units, fan-in) matrix is a copy, so add the update back
                 delta = add(torch.zeros_like(units), coef, count)
+                if layer.order is not None:  # sheet rows back to unit rows
+                    delta = torch.empty_like(delta).index_copy_(0, layer.order.to(delta.device), delta)
                 moved = grad.movedim(layer.unit_dim, 0)
                 grad.add_(delta.reshape(moved.shape).movedim(0, layer.unit_dim))
         return self.total(per_layer, scale), per_layer

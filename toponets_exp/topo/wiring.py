@@ -13,7 +13,15 @@ is sign(w) · d / units (0 at w = 0).
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
 import torch
+
+from toponets_exp.errors import ConfigError
+
+if TYPE_CHECKING:  # topoloss imports this module
+    from toponets_exp.topo.topoloss import TopoLayer
 
 
 def cell_centres(sheet: tuple[int, int], dtype: torch.dtype = torch.float32,
@@ -44,3 +52,29 @@ def add_wiring_grad(out: torch.Tensor, units: torch.Tensor, distances: torch.Ten
     pairs = (*distances.shape, -1)
     out.view(pairs).addcmul_(units.reshape(pairs).sign(), distances[:, :, None], value=coef / units.shape[0])
     return out
+
+
+def in_channels(layer: TopoLayer) -> int:
+    """How many input channels the layer's units read (the fan-in axis of its weight, kernel taps aside)."""
+    return layer.param.shape[1 - layer.unit_dim]
+
+
+def wire_layers(layers: list[TopoLayer]) -> list[TopoLayer]:
+    """Place each wiring layer's inputs on the previous wiring layer's sheet; the first one only places them.
+
+    The wiring layers, in selection order, must each read the previous one's units (input channels = its units).
+    """
+    wiring = [layer for layer in layers if layer.loss == "wiring"]
+    if not wiring:
+        return layers
+    if len(wiring) < 2:
+        raise ConfigError(f"loss=wiring selects only {wiring[0].name!r}; the wiring cost needs consecutive layers "
+                          "(the first places the inputs of the second on its sheet)")
+    placed = {}
+    for previous, layer in zip(wiring, wiring[1:]):
+        units, channels = previous.sheet[0] * previous.sheet[1], in_channels(layer)
+        if channels != units:
+            raise ConfigError(f"loss=wiring: {layer.name!r} reads {channels} input channels, but the layer selected "
+                              f"before it, {previous.name!r}, has {units} units; select consecutive layers")
+        placed[id(layer)] = replace(layer, in_sheet=previous.sheet)
+    return [placed.get(id(layer), layer) for layer in layers if layer is not wiring[0]]
