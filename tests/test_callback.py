@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from toponets_exp.errors import ConfigError
 from toponets_exp.lit import ImageClassifier, ReleaseProcessGroup
 from toponets_exp.topo import LinearWarmup, TopoLoss, select_layers
+from toponets_exp.topo.selection import weight_layers
 
 from topo_callbacks import topo_callback
 
@@ -46,7 +47,7 @@ class TopoInLoss(ImageClassifier):
 
     def __init__(self, net: nn.Module, weight: float, task_scale: float = 1.0) -> None:
         super().__init__(net, 10, **OPTIM)
-        self.topo = TopoLoss(select_layers(net, LAYERS, 2.0, weight))
+        self.topo = TopoLoss(weight_layers(select_layers(net, LAYERS, 2.0, weight)))
         self.task_scale = task_scale
 
     def training_step(self, batch, batch_idx):
@@ -234,7 +235,8 @@ def test_frozen_layers_are_skipped_with_one_warning(caplog):
     class Reference(TopoInLoss):  # TopoLoss of the trainable layers only, in the loss
         def __init__(self, net):
             super().__init__(net, 5.0)
-            self.topo = TopoLoss([l for l in select_layers(net, LAYERS, 2.0, 5.0) if l.param.requires_grad])
+            self.topo = TopoLoss([l for l in weight_layers(select_layers(net, LAYERS, 2.0, 5.0))
+                                  if l.param.requires_grad])
 
     assert_same(ours, fit(Reference(net_b)), atol=1e-6)
 
@@ -244,14 +246,14 @@ def test_topoloss_never_trains_a_frozen_parameter_whatever_the_entry_point():
     into buffers, and gives the trainable layers the gradient they get with the frozen one unselected."""
     net, ref = nets()
     net.conv2.requires_grad_(False)
-    loss = TopoLoss(select_layers(net, LAYERS, 2.0, 5.0))
+    loss = TopoLoss(weight_layers(select_layers(net, LAYERS, 2.0, 5.0)))
     total, per_layer = loss.accumulate_grad()
     assert net.conv2.weight.grad is None
     assert set(per_layer) == {"conv1", "conv2", "fc1", "fc1[input]", "head[bias]", "conv2[wiring]", "fc1[wiring]"}
     buffers = [torch.zeros_like(layer.param) for layer in loss.layers]
     loss.accumulate_grad(into=buffers)
     assert not buffers[1].any() and buffers[0].any()
-    TopoLoss(select_layers(ref, LAYERS, 2.0, 5.0)).accumulate_grad()
+    TopoLoss(weight_layers(select_layers(ref, LAYERS, 2.0, 5.0))).accumulate_grad()
     for name in ("conv1.weight", "fc1.weight", "head.bias"):
         assert torch.equal(net.get_parameter(name).grad, ref.get_parameter(name).grad)
 

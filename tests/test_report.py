@@ -97,19 +97,21 @@ def test_paper_trends_experiment_sweeps_and_reports_in_one_command(tmp_path) -> 
 
 
 @pytest.mark.slow
-def test_compare_experiment_reports_both_losses_in_one_table(tmp_path) -> None:
-    """topo=topoloss,spatial_correlation × τ in one multirun: one report, a row per (loss, τ); the τ = 0 runs of the
-    two losses train identically; TopoLoss is measured on the spatial runs' layers too."""
+def test_compare_experiment_reports_every_loss_in_one_table(tmp_path) -> None:
+    """topo=topoloss,spatial_correlation,wiring × τ in one multirun: one report, a row per (loss, τ); the τ = 0 runs
+    of the losses train identically; TopoLoss is measured on the other losses' layers too."""
     proc = run_cli("-m", "experiment=compare_topo_digits", "topo.weight=0,5", "seed=0", *TINY,
                    f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert list(OmegaConf.load(tmp_path / "sweep.yaml").varying) == ["topo", "topo.weight"]
     with open(tmp_path / "report" / "report.csv", newline="") as f:
         table = list(csv.DictReader(f))
+    losses = ("topoloss", "spatial_correlation", "wiring")
     assert [(r["topo"], r["topo.weight"], r["status"]) for r in table] == [
-        ("topoloss", "0", "finished"), ("topoloss", "5", "finished"),
-        ("spatial_correlation", "0", "finished"), ("spatial_correlation", "5", "finished")]
-    base_topo, _, base_spatial, spatial = table
-    assert base_topo["test_acc"] == base_spatial["test_acc"] and base_topo["topo_loss"] == base_spatial["topo_loss"]
-    assert spatial["topo_loss"] and spatial["topo_loss"] != base_spatial["topo_loss"]
+        (loss, tau, "finished") for loss in losses for tau in ("0", "5")]
+    base_topo, _, base_spatial, spatial, base_wiring, wiring = table
+    for base in (base_spatial, base_wiring):
+        assert base_topo["test_acc"] == base["test_acc"] and base_topo["topo_loss"] == base["topo_loss"]
+    for trained, base in ((spatial, base_spatial), (wiring, base_wiring)):
+        assert trained["topo_loss"] and trained["topo_loss"] != base["topo_loss"]
     assert "| topo | topo.weight | n |" in (tmp_path / "report" / "report.md").read_text()

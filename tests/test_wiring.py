@@ -8,6 +8,7 @@ from torch import nn
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo import TopoLoss, select_layers
+from toponets_exp.topo.selection import weight_layers
 
 
 def place(sheet: tuple[int, int], unit: int) -> np.ndarray:
@@ -41,9 +42,11 @@ def test_cost_and_gradient_equal_the_numpy_derivation():
     with torch.no_grad():
         net.b.weight[0, 0, 0, 0] = 0.0  # |w| at 0: no gradient
     layers = select_layers(net, ["a", "b", "fc"], 1.0, 1.0, "wiring")
-    assert [(l.key, l.sheet, l.in_sheet) for l in layers] == [("b[wiring]", (2, 5), (3, 4)),
+    assert [(l.key, l.sheet, l.in_sheet) for l in layers] == [("a[wiring]", (3, 4), None),  # places b's inputs
+                                                              ("b[wiring]", (2, 5), (3, 4)),
                                                               ("fc[wiring]", (2, 3), (2, 5))]
-    loss = TopoLoss(layers, reduction="sum")
+    assert weight_layers(layers) == layers[1:]
+    loss = TopoLoss(weight_layers(layers), reduction="sum")
     total, per_layer = loss()
     expected = {"b[wiring]": numpy_wiring(net.b.weight.detach().numpy(), (2, 5), (3, 4)),
                 "fc[wiring]": numpy_wiring(net.fc.weight.detach().numpy(), (2, 3), (2, 5))}
@@ -65,7 +68,7 @@ def test_unit_square_placement_makes_sheets_of_any_size_share_one_space():
     with torch.no_grad():
         for layer in layers:
             layer.param.fill_(1.0)
-    per_layer = TopoLoss(layers).layer_losses()
+    per_layer = TopoLoss(weight_layers(layers)).layer_losses()
     centre_to_corners = np.linalg.norm([0.25, 0.25])  # 1 unit at (½, ½), a 2x2 sheet's units at (¼|¾, ¼|¾)
     assert float(per_layer["1[wiring]"]) == pytest.approx(centre_to_corners)  # each of 4 units, 1 input
     off_diagonal = (8 * 0.5 + 4 * np.sqrt(0.5)) / 4  # a 2x2 sheet to itself, per unit: 0 on the diagonal

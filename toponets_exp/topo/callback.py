@@ -15,7 +15,7 @@ from toponets_exp.errors import ConfigError
 from toponets_exp.topo.overlap import ConcurrentTopoGrad
 from toponets_exp.topo.positions import Placements, place
 from toponets_exp.topo.schedule import Constant, Schedule
-from toponets_exp.topo.selection import WEIGHT_LOSSES, check_loss, measured_sheets
+from toponets_exp.topo.selection import check_loss, measured_sheets, weight_layers
 from toponets_exp.topo.spatial_hooks import SpatialCorrelation
 from toponets_exp.topo.step import backward_factor, check_exact_strategy, check_finite, scaler_skips_step
 from toponets_exp.topo.topoloss import TopoLayer, TopoLoss
@@ -63,7 +63,7 @@ class TopoLossCallback(Callback):
         self.schedule = schedule if schedule is not None else Constant()
         seed = integer("seed", seed)
         selected = list(layers)
-        weights = [layer for layer in selected if layer.loss in WEIGHT_LOSSES]
+        weights = weight_layers(selected)
         responses = [layer for layer in selected if layer.loss == "spatial_correlation"]
         frozen = [layer.key for layer in weights if not layer.param.requires_grad]
         if frozen:

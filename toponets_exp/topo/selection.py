@@ -16,7 +16,7 @@ from toponets_exp.checks import choice, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.blur import check_factor
 from toponets_exp.topo.topoloss import TopoLayer
-from toponets_exp.topo.wiring import wire_layers
+from toponets_exp.topo.wiring import has_wiring_cost, wire_layers
 from toponets_exp.topo.schedule import Schedule
 from toponets_exp.topo.sheet import sheet_shape
 
@@ -83,7 +83,6 @@ def _factor_pair(key: str, entry: Mapping[str, Any], default: Any) -> tuple[floa
 
 ENTRY_KEYS = {"pattern", "factor", "factor_h", "factor_w", "weight", "param", "loss", "schedule", "side"}
 LOSSES = ("topoloss", "spatial_correlation", "wiring")
-WEIGHT_LOSSES = ("topoloss", "wiring")  # the losses on the weights (TopoLoss); spatial_correlation is on responses
 SIDES = ("output", "input")
 
 
@@ -177,7 +176,7 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
     """Resolve `topo.layers` patterns over `net.named_modules()` into validated TopoLayers.
 
     An item's `loss` (default `loss`, i.e. topo.loss) names what acts on the layer; one layer may be selected once
-    per loss. The layers of loss=wiring are consecutive: the first places the second's inputs, and is not returned.
+    per loss. The layers of loss=wiring are consecutive: the first places the second's inputs (`wire_layers`).
     """
     check_loss("topo.loss", loss)
     if not layers:
@@ -225,6 +224,11 @@ def output_sheet(layer: TopoLayer) -> TopoLayer:
     unit_dim = _unit_dim(layer.module, None)
     return replace(layer, param_name="weight", unit_dim=unit_dim, side="output",
                    sheet=sheet_shape(layer.module.weight.shape[unit_dim]))
+
+
+def weight_layers(selected: Sequence[TopoLayer]) -> list[TopoLayer]:
+    """The layers a loss on the weights trains: TopoLoss's, and those with a wiring cost."""
+    return [layer for layer in selected if layer.loss == "topoloss" or has_wiring_cost(layer)]
 
 
 def measured_sheets(selected: Sequence[TopoLayer], trained: set[str]) -> list[TopoLayer]:

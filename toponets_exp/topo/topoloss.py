@@ -155,6 +155,10 @@ class TopoLoss:
     def __init__(self, layers: list[TopoLayer], reduction: str = "mean") -> None:
         if reduction not in ("mean", "sum"):
             raise ValueError(f"reduction={reduction!r} is not supported; use 'mean' or 'sum'")
+        unplaced = [layer.name for layer in layers if layer.loss == "wiring" and layer.in_sheet is None]
+        if unplaced:
+            raise ValueError(f"wiring layer(s) {', '.join(unplaced)} have no placed inputs (in_sheet), hence no wiring "
+                             "cost: pass the selection through toponets_exp.topo.selection.weight_layers")
         self.layers = layers
         self.reduction = reduction
         self._blurs: dict[tuple, SheetBlur] = {}

@@ -60,7 +60,8 @@ def in_channels(layer: TopoLayer) -> int:
 
 
 def wire_layers(layers: list[TopoLayer]) -> list[TopoLayer]:
-    """Place each wiring layer's inputs on the previous wiring layer's sheet; the first one only places them.
+    """Place each wiring layer's inputs on the previous wiring layer's sheet (its `in_sheet`); the first one only
+    places the second's inputs (it keeps no `in_sheet`: it has no wiring cost, and is measured and mapped only).
 
     The wiring layers, in selection order, must each read the previous one's units (input channels = its units).
     """
@@ -77,4 +78,9 @@ def wire_layers(layers: list[TopoLayer]) -> list[TopoLayer]:
             raise ConfigError(f"loss=wiring: {layer.name!r} reads {channels} input channels, but the layer selected "
                               f"before it, {previous.name!r}, has {units} units; select consecutive layers")
         placed[id(layer)] = replace(layer, in_sheet=previous.sheet)
-    return [placed.get(id(layer), layer) for layer in layers if layer is not wiring[0]]
+    return [placed.get(id(layer), layer) for layer in layers]
+
+
+def has_wiring_cost(layer: TopoLayer) -> bool:
+    """Whether the layer has a wiring cost: a wiring layer whose inputs are placed (not the first one)."""
+    return layer.loss == "wiring" and layer.in_sheet is not None
