@@ -32,6 +32,7 @@ from toponets_exp.topo.topoloss import TopoLayer
 log = logging.getLogger(__name__)
 POSITIONS = ("identity", "shuffled", "swapopt")
 SWAPOPT_KEYS = {"neighbourhoods", "steps", "radius"}
+SWAPOPT_SAMPLES = 4096  # response samples per layer the swaps are judged on (a conv map's locations add up fast)
 
 
 def generator(seed: int, index: int) -> torch.Generator:
@@ -85,14 +86,19 @@ def place(layers: Iterable[TopoLayer], placements: Mapping[str, torch.Tensor]) -
             layer.order = placements[layer.name]
 
 
-def module_responses(pl_module: torch.nn.Module, inputs: torch.Tensor, layers: list[TopoLayer]) -> dict[str, Any]:
+def module_responses(pl_module: torch.nn.Module, inputs: torch.Tensor, layers: list[TopoLayer],
+                     max_samples: int = SWAPOPT_SAMPLES) -> dict[str, Any]:
     """Each layer's (samples, units) responses to `inputs` (the spatial loss's samples: a conv map's locations
-    too), recorded without gradients, in eval mode and without touching the RNGs, the module's mode restored."""
+    too, every k-th kept so at most `max_samples` remain), recorded without gradients, in eval mode and without
+    touching the RNGs, the module's mode restored."""
     recorded: dict[str, torch.Tensor] = {}
-    handles = [layer.module.register_forward_hook(
-        lambda module, args, output, layer=layer: recorded.__setitem__(layer.name, unit_responses(
-            output.detach(), output_unit_dim(layer.module, layer.param), "locations").float().cpu()))
-        for layer in layers]
+
+    def keep(layer: TopoLayer, output: torch.Tensor) -> None:
+        samples = unit_responses(output.detach(), output_unit_dim(layer.module, layer.param), "locations")
+        recorded[layer.name] = samples[::-(-len(samples) // max_samples)].float().cpu()
+
+    handles = [layer.module.register_forward_hook(lambda module, args, output, layer=layer: keep(layer, output))
+               for layer in layers]
     training = pl_module.training
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[inputs.device] if inputs.is_cuda else []):
