@@ -75,6 +75,21 @@ def test_unit_square_placement_makes_sheets_of_any_size_share_one_space():
     assert float(per_layer["2[wiring]"]) == pytest.approx(off_diagonal)
 
 
+def test_wiring_layers_are_mapped_by_their_own_units():
+    """The evaluation's layers of a wiring run are its layers, also those a custom `param` addresses (a wrapper)."""
+    from toponets_exp.topo.selection import unique_layers
+
+    class Wrapper(nn.Module):  # e.g. BlurPool around a conv: no sheet type, its `weight` named by `param`
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(10, 12, 3, 3))
+
+    net = Chain()
+    net.b = Wrapper()
+    layers = select_layers(net, ["a", {"pattern": "b", "param": "weight"}], 1.0, 1.0, "wiring")
+    assert [(l.name, l.sheet, l.unit_dim) for l in unique_layers(layers)] == [("a", (3, 4), 0), ("b", (2, 5), 0)]
+
+
 @pytest.mark.parametrize("layers, message", [
     (["a"], "loss=wiring selects only 'a'; the wiring cost needs consecutive layers"),
     (["a", "fc"], "'fc' reads 10 input channels, but the layer selected before it, 'a', has 12 units"),

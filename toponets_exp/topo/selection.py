@@ -219,7 +219,7 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
 
 def output_sheet(layer: TopoLayer) -> TopoLayer:
     """The output sheet of the layer's module: the layer itself, or for an input or bias sheet its weight's units."""
-    if layer.key == layer.name:
+    if layer.side == "output" and not layer.whole:
         return layer
     unit_dim = _unit_dim(layer.module, None)
     return replace(layer, param_name="weight", unit_dim=unit_dim, side="output",
