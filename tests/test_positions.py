@@ -165,3 +165,12 @@ def test_swap_optimised_placements_are_rank_zeros_on_every_rank():
     placements = Placements("swapopt", 0, neighbourhoods=2, steps=3, radius=1.0)
     placements.make(net, torch.randn(20, 8), layers, strategy)
     assert placements.by_module is rank_zeros
+
+
+def test_a_swap_window_larger_than_a_sheet_fails_when_the_run_is_built():
+    from topo_callbacks import topo_callback
+    from toponets_exp.errors import ConfigError
+
+    net = nn.Sequential(nn.Linear(8, 12), nn.Tanh(), nn.Linear(12, 16))
+    with pytest.raises(ConfigError, match=r"topo.swapopt \(layer '0', sheet 3x4\): radius=3.0 needs a 7x7 window"):
+        topo_callback(net, ["0", "2"], weight=1.0, factor=1.0, positions="swapopt")

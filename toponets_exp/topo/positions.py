@@ -46,27 +46,26 @@ def shuffled(units: int, rng: torch.Generator) -> torch.Tensor:
     return torch.randperm(units, generator=rng)
 
 
-def window_loss(responses: torch.Tensor, order: torch.Tensor, window: torch.Tensor, cells: torch.Tensor,
-                distance: str, scale: float) -> float:
-    """The spatial correlation loss of one window of cells: the responses of the units placed there."""
+def window_loss(responses: torch.Tensor, order: torch.Tensor, window: torch.Tensor, cells: torch.Tensor) -> float:
+    """The spatial correlation loss (Euclidean distances, as TDANN's and TopoLM's) of one window of cells: the
+    responses of the units placed there."""
     units = responses.index_select(1, order[window])
     hood = torch.arange(len(window))[None]
-    return float(spatial_correlation_loss(units, (1, len(window)), hood, distance, scale, positions=cells[window]))
+    return float(spatial_correlation_loss(units, (1, len(window)), hood, positions=cells[window]))
 
 
 def swap_optimise(responses: torch.Tensor, sheet: tuple[int, int], order: torch.Tensor, neighbourhoods: int,
-                  steps: int, radius: float, rng: torch.Generator, distance: str = "euclidean",
-                  scale: float = 0.5) -> tuple[torch.Tensor, int]:
+                  steps: int, radius: float, rng: torch.Generator) -> tuple[torch.Tensor, int]:
     """(the optimised placement, swaps kept) from `order`, on responses (samples, units) of the layer's units."""
     order = order.clone()
     cells = grid_positions(sheet, dtype=responses.dtype)
     kept = 0
     for window in sample_neighbourhoods(sheet, neighbourhoods, radius, rng, "cpu"):
-        current = window_loss(responses, order, window, cells, distance, scale)
+        current = window_loss(responses, order, window, cells)
         for _ in range(steps):
             pair = window[torch.randperm(len(window), generator=rng)[:2]]
             order[pair] = order[pair.flip(0)]
-            loss = window_loss(responses, order, window, cells, distance, scale)
+            loss = window_loss(responses, order, window, cells)
             if loss < current:
                 current, kept = loss, kept + 1
             else:
@@ -134,9 +133,17 @@ class Placements:
         if kind != "identity" and any(layer.loss == "wiring" for layer in layers):
             raise ConfigError(f"topo.positions={kind} places units of TopoLoss and the spatial loss; the wiring cost "
                               "keeps the identity layout (use topo.positions=identity with loss=wiring)")
-        return cls(kind, seed, integer("topo.swapopt.neighbourhoods", swapopt.get("neighbourhoods", 100), 1),
+        made = cls(kind, seed, integer("topo.swapopt.neighbourhoods", swapopt.get("neighbourhoods", 100), 1),
                    integer("topo.swapopt.steps", swapopt.get("steps", 50), 0),
                    number("topo.swapopt.radius", swapopt.get("radius", 3.0), 1.0))
+        for layer in layers if kind == "swapopt" else []:  # a window that does not fit fails now, not at step 0
+            if placed(layer):
+                try:
+                    sample_neighbourhoods(layer.sheet, 1, made.radius, torch.Generator())
+                except ConfigError as err:
+                    raise ConfigError(f"topo.swapopt (layer {layer.name!r}, sheet {layer.sheet[0]}x"
+                                      f"{layer.sheet[1]}): {err}") from None
+        return made
 
     @property
     def pending(self) -> bool:
