@@ -15,7 +15,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
-from toponets_exp.build import build_datamodule, select_topo_layers
 from toponets_exp.data.tokenizer import GPT2, ByteTokenizer, TextTokenizer, gpt2_tokenizer
 from toponets_exp.errors import CheckpointError, ConfigError
 from toponets_exp.models.checkpoints import load_weights, match_state, read_checkpoint
@@ -92,6 +91,8 @@ def load_for_eval(cfg: DictConfig, path: str) -> LoadedModel:
         log.info("loaded %d tensors into %s from %s (format %s)", len(state), type(net).__name__, location, fmt)
         tau = trained_topo_weight(location, extra)
         placements.load_state_dict(callback_state(extra).get("placements", {}))  # where training put the units
+    from toponets_exp.build.topo import select_topo_layers
+
     layers = unique_layers(select_topo_layers(cfg, net))
     place(layers, placements.by_module)
     return LoadedModel(net, layers, model_cfg.model, read, tau)
@@ -117,7 +118,7 @@ def data_misfit(cfg: DictConfig, model: DictConfig, kind: str, datamodule: L.Lig
 
 def task_data(cfg: DictConfig, model: DictConfig, kind: str) -> tuple[L.LightningDataModule | None, str | None]:
     """The task's data module if it fits the model (`model`: its model.* config), else (None, why not)."""
-    datamodule = build_datamodule(cfg)
+    datamodule = instantiate(cfg.data, _convert_="all")
     misfit = data_misfit(cfg, model, kind, datamodule)
     if misfit:
         log.info("The task's data does not fit the model (%s): the analyses that need it are skipped", misfit)
