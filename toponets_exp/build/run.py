@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.build.data import build_datamodule, check_model_data
-from toponets_exp.build.loggers import build_loggers
+from toponets_exp.build.loggers import build_loggers, check_loggers
 from toponets_exp.build.module import build_module
 from toponets_exp.build.topo import build_topo, select_topo_layers
 from toponets_exp.build.trainer import build_trainer, check_trainer, checkpoints, run_callbacks, sheet_images
@@ -28,8 +28,8 @@ from toponets_exp.topo.selection import unique_layers
 
 
 def seed_and_check(cfg: DictConfig) -> int:
-    """Validate `seed` and seed every RNG (python, numpy, torch, dataloader workers)."""
-    return L.seed_everything(integer("seed", cfg.seed), workers=True, verbose=False)
+    """Validate `seed` (NumPy's range) and seed every RNG (python, numpy, torch, dataloader workers)."""
+    return L.seed_everything(integer("seed", cfg.seed, 0, 2**32 - 1), workers=True, verbose=False)
 
 
 def overrides() -> list[str]:
@@ -56,11 +56,12 @@ class Plan:
 
 
 def plan_run(cfg: DictConfig) -> Plan:
-    """Check every setting that needs no built object (seed, model and data, trainer, evaluation) and read the run
-    directory; RNGs seeded. A refused setting or resume leaves the run directory as it was."""
+    """Check every setting that needs no built object (seed, model and data, trainer, loggers, evaluation) and read
+    the run directory; RNGs seeded. A refused setting or resume leaves the run directory as it was."""
     seed_and_check(cfg)
     check_model_data(cfg)
     check_trainer(cfg)
+    check_loggers(cfg)
     evaluation = eval_plan(cfg) if boolean("eval.after_train", cfg.eval.after_train) else None
     out = output_dir(cfg)
     resume = resume_point(cfg, out)

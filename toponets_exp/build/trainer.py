@@ -44,8 +44,7 @@ def sheet_images(cfg: DictConfig, layers: list[TopoLayer], loggers: list[Logger]
     """The weight-sheet images for W&B, when a W&B logger is among `loggers`."""
     if not any(isinstance(lg, WandbLogger) for lg in loggers):
         return []
-    every = integer("logger.sheet_images_every_n_val", cfg.logger.sheet_images_every_n_val, 0)
-    return [TopoSheetImages(layers, every)]
+    return [TopoSheetImages(layers, cfg.logger.sheet_images_every_n_val)]
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Logger], out: Path) -> L.Trainer:
