@@ -1,12 +1,14 @@
 """Every group's settings are checked when the run is built: a bad one is one ConfigError naming it, raised before
 the first training step, with nothing written in the run directory."""
 
+import logging
+
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
 from cli import ROOT, TINY
-from toponets_exp.build import build_run, plan_run
+from toponets_exp.build import build_optim, build_run, plan_run
 from toponets_exp.tasks import config_error
 
 BAD = {  # group: (overrides, text the error must contain)
@@ -42,3 +44,20 @@ def test_a_bad_setting_of_every_group_is_refused_before_training(group, tmp_path
     err = config_error(raised.value)  # what the task layer prints as one line
     assert err is not None and message in str(err) and "\n" not in str(err), raised.value
     assert not started and not list(tmp_path.iterdir())  # no step taken, nothing written
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_an_optimizer_is_given_only_what_it_takes_and_named_with_its_arguments(caplog):
+    with pytest.raises(Exception) as raised:  # noqa: PT011
+        build_optim(composed("optim._target_=torch.optim.Adagrad"))
+    assert str(config_error(raised.value)) == (
+        "optim._target_=torch.optim.Adagrad takes no betas: drop it with ~optim.betas (it takes lr, lr_decay, "
+        "weight_decay, initial_accumulator_value, eps, foreach, maximize, differentiable, fused)")
+    with caplog.at_level(logging.INFO, logger="toponets_exp.build.module"):
+        optimizer, _ = build_optim(composed("optim._target_=torch.optim.RAdam"))
+    assert "optim: torch.optim.RAdam(lr=0.002, betas=[0.9, 0.999], weight_decay=0.05)" in caplog.messages
+    assert isinstance(optimizer([{"params": [torch.nn.Parameter(torch.zeros(1))]}]), torch.optim.RAdam)

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
+import pydoc
 from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _check_arguments(key: str, node: DictConfig, target: Callable[..., Any]) -> None:
+    """Every argument `key` sets is one its `_target_` takes: else one line naming those it does not take, how to
+    drop them, and what it takes."""
+    try:
+        parameters = inspect.signature(target).parameters
+    except (TypeError, ValueError):  # a callable without a readable signature: it checks its own arguments
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = [name for name in node if not str(name).startswith("_") and name not in parameters]
+    if unknown:
+        drop = " ".join(f"~{key}.{name}" for name in unknown)
+        takes = ", ".join(name for name in parameters if name not in ("self", "params", "optimizer"))
+        raise ConfigError(f"{key}._target_={node._target_} takes no {', '.join(unknown)}: drop it with {drop} "
+                          f"(it takes {takes})")
 
 
 def _factory(cfg: DictConfig, key: str) -> Any:
@@ -18,10 +40,13 @@ def _factory(cfg: DictConfig, key: str) -> Any:
     node = cfg[key]
     if not isinstance(node, DictConfig) or "_target_" not in node or not node.get("_partial_", False):
         raise ConfigError(f"{key} must name a callable with _target_ and _partial_: true (conf/{key}/*.yaml)")
-    try:
-        return instantiate(node, _convert_="all")
-    except Exception as err:  # noqa: BLE001 - Hydra wraps import and argument errors alike
-        raise ConfigError(f"{key}._target_={node._target_!r} cannot be built: {err}") from None
+    target = pydoc.locate(str(node._target_))  # Hydra's own lookup logs an error line of its own
+    if not callable(target):
+        raise ConfigError(f"{key}._target_={node._target_!r} cannot be built: it names no importable callable")
+    _check_arguments(key, node, target)
+    arguments = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
+    log.info("%s: %s(%s)", key, node._target_, ", ".join(f"{k}={v}" for k, v in arguments.items()))
+    return instantiate(node, _convert_="all")
 
 
 def build_optim(cfg: DictConfig) -> tuple[Callable[..., torch.optim.Optimizer], Callable[..., Any]]:
