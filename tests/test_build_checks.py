@@ -7,8 +7,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from lightning.pytorch.utilities.model_summary import ModelSummary
+
 from cli import ROOT, TINY
 from toponets_exp.build import build_optim, build_run, plan_run
+from toponets_exp.build.module import example_input
 from toponets_exp.tasks import config_error
 
 BAD = {  # group: (overrides, text the error must contain)
@@ -61,3 +64,12 @@ def test_an_optimizer_is_given_only_what_it_takes_and_named_with_its_arguments(c
         optimizer, _ = build_optim(composed("optim._target_=torch.optim.RAdam"))
     assert "optim: torch.optim.RAdam(lr=0.002, betas=[0.9, 0.999], weight_decay=0.05)" in caplog.messages
     assert isinstance(optimizer([{"params": [torch.nn.Parameter(torch.zeros(1))]}]), torch.optim.RAdam)
+
+
+def test_the_model_summary_counts_flops_on_an_input_of_the_data(tmp_path):
+    cfg = composed(f"paths.output_dir={tmp_path}")
+    run = build_run(cfg, plan_run(cfg))
+    assert run.module.example_input_array.shape == (1, 3, 16, 16)
+    assert ModelSummary(run.module).total_flops > 0
+    lm = composed("experiment=nanogpt_embedded", f"paths.output_dir={tmp_path / 'lm'}")
+    assert example_input(lm, None).shape == (1, 128) and example_input(lm, None).dtype == torch.long

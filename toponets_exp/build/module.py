@@ -77,3 +77,12 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
     if cfg.model.get("channels_last", False):
         net = net.to(memory_format=torch.channels_last)
     return instantiate(cfg.model.lit, net=net, optimizer=optimizer, lr_schedule=lr_schedule, _convert_="all")
+
+
+def example_input(cfg: DictConfig, datamodule: L.LightningDataModule) -> torch.Tensor | None:
+    """One input of the model's shape, for the model summary's FLOPs and layer sizes: an image of the data's size, or
+    a context of tokens (model.eval.context); None when neither is known."""
+    if hasattr(datamodule, "input_size"):
+        return torch.zeros(1, 3, datamodule.input_size, datamodule.input_size)
+    context = cfg.model.get("eval", {}).get("context")
+    return torch.zeros(1, int(context), dtype=torch.long) if context else None

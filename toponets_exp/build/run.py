@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.build.data import build_datamodule, check_model_data
 from toponets_exp.build.loggers import build_loggers, check_loggers
-from toponets_exp.build.module import build_module
+from toponets_exp.build.module import build_module, example_input
 from toponets_exp.build.topo import build_topo, select_topo_layers
 from toponets_exp.build.trainer import build_trainer, check_trainer, checkpoints, run_callbacks, sheet_images
 from toponets_exp.checks import boolean, integer
@@ -88,6 +88,7 @@ def build_run(cfg: DictConfig, plan: Plan) -> Run:
     directory prepared by global rank 0: metrics.csv cut to the resumed checkpoint, the resolved config written."""
     datamodule = build_datamodule(cfg)
     module = build_module(cfg)
+    module.example_input_array = example_input(cfg, datamodule)
     selected = select_topo_layers(cfg, module.net)
     topo = build_topo(cfg, selected)
     best, state = checkpoints(cfg, module, plan.out)
