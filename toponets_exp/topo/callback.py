@@ -12,13 +12,14 @@ from lightning.pytorch.callbacks import Callback
 
 from toponets_exp.checks import boolean, choice, integer, number
 from toponets_exp.errors import ConfigError
+from toponets_exp.topo.layer import TopoLayer
 from toponets_exp.topo.overlap import ConcurrentTopoGrad
 from toponets_exp.topo.positions import Placements, place
 from toponets_exp.topo.schedule import Constant, Schedule
 from toponets_exp.topo.selection import check_loss, measured_sheets, weight_layers
 from toponets_exp.topo.spatial_hooks import SpatialCorrelation
 from toponets_exp.topo.step import backward_factor, check_exact_strategy, check_finite, scaler_skips_step
-from toponets_exp.topo.topoloss import TopoLayer, TopoLoss
+from toponets_exp.topo.topoloss import TopoLoss
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ import torch
 
 from toponets_exp.checks import choice, integer, number
 from toponets_exp.errors import ConfigError
+from toponets_exp.topo.layer import TopoLayer
 from toponets_exp.topo.selection import output_unit_dim
 from toponets_exp.topo.spatial_correlation import (grid_positions, sample_neighbourhoods, spatial_correlation_loss,
                                                    unit_responses)
-from toponets_exp.topo.topoloss import TopoLayer
 
 log = logging.getLogger(__name__)
 POSITIONS = ("identity", "shuffled", "swapopt")

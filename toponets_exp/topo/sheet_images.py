@@ -10,7 +10,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
 from toponets_exp.brain.plots import sheet_principal_components, sheet_rgb
-from toponets_exp.topo.topoloss import TopoLayer
+from toponets_exp.topo.layer import TopoLayer
 from toponets_exp.topo.sheet import unit_matrix
 
 
