@@ -84,9 +84,7 @@ class SpatialCorrelation:
     _handles: list[RemovableHandle] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.responses not in CONV_MODES:
-            raise ConfigError(f"topo.spatial.responses={self.responses!r} is not supported; use one of "
-                              f"{', '.join(CONV_MODES)}")
+        choice("topo.spatial.responses", self.responses, CONV_MODES)
         choice("topo.spatial.distance", self.distance, DISTANCES)
         self.scale = number("topo.spatial.scale", self.scale, 0.0)
         for index, layer in enumerate(self.layers):  # a radius or count that does not fit fails now
