@@ -22,8 +22,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.timing import Timing  # noqa: E402
-from toponets_exp.topo import TopoLoss, TopoLossCallback, select_layers, unit_matrix  # noqa: E402
-from toponets_exp.topo.topoloss import TopoLayer  # noqa: E402
+from toponets_exp.topo import TopoLayer, TopoLoss, TopoLossCallback, select_layers, unit_matrix  # noqa: E402
 
 log = logging.getLogger("topoloss_bench")
 FACTOR = 3.0
