@@ -152,7 +152,7 @@ def training_overhead(name: str, build: Callable[[], nn.Module], batch: Callable
     for key, (tau, overlap) in VARIANTS.items():
         torch.manual_seed(0)
         net = build().to(device)
-        callback = TopoLossCallback(select_layers(net, [pattern], FACTOR, tau), weight=tau, overlap=overlap)
+        callback = TopoLossCallback(select_layers(net, [pattern], FACTOR, tau), overlap=overlap)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
         trainer = SimpleNamespace(global_step=0, log_every_n_steps=10, loggers=[_Recorder()],
                                   precision_plugin=SimpleNamespace())  # fp32: no scaler

@@ -36,7 +36,7 @@ def select_topo_layers(cfg: DictConfig, net: nn.Module) -> list[TopoLayer]:
 def build_topo(cfg: DictConfig, layers: list[TopoLayer]) -> TopoLossCallback:
     """The callback that trains the selected layers, configured by the rest of `topo`, seeded with `seed`."""
     topo = cfg.topo
-    return TopoLossCallback(layers, weight=topo.weight, loss=topo.loss, reduction=topo.reduction,
+    return TopoLossCallback(layers, reduction=topo.reduction,
                             schedule=instantiate(topo.schedule, _convert_="all"), overlap=topo.overlap,
                             spatial=_plain(topo.spatial), seed=cfg.seed, positions=topo.positions,
                             swapopt=_plain(topo.swapopt))

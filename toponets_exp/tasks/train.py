@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from toponets_exp.build import Run, build_run, overrides, plan_run, seed_and_check
+from toponets_exp.checks import number
 from toponets_exp.evaluation import Subject, evaluate
 from toponets_exp.io import write_json
 from toponets_exp.loggers import finish_wandb
@@ -35,7 +36,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_checkpoint": best,
         "best_score": float(run.best.best_model_score) if run.best.best_model_score is not None else None,
         "last_checkpoint": str(run.state.path), "resumed_from_step": plan.resume.step if plan.resume else None,
-        "topo": run.topo.summary(), "wall_time_s": round(time.perf_counter() - start, 1),
+        "topo": {"weight": number("topo.weight", cfg.topo.weight), "loss": cfg.topo.loss, **run.topo.summary()},
+        "wall_time_s": round(time.perf_counter() - start, 1),
     }
     if run.trainer.is_global_zero:
         if plan.evaluation is not None:
