@@ -58,3 +58,15 @@ def test_the_first_validation_and_the_batches_trained():
     assert first_validation_batch(20, 1, 20) == 20 and first_validation_batch(5, 3, 20) == 45
     assert trained_batches(20, -1, 10, 2) == 40 and trained_batches(-1, 3, 10, 1) == 30
     assert trained_batches(-1, -1, 10, 1) == float("inf")
+
+
+def test_the_progress_bar_counts_epochs_of_an_endless_run_without_a_last_one():
+    from types import SimpleNamespace
+
+    from toponets_exp.lit import RunProgressBar
+
+    bar = RunProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=-1)
+    assert bar._get_train_description(1).strip() == "Epoch 1"
+    bar._trainer = SimpleNamespace(max_epochs=8)
+    assert bar._get_train_description(1).strip() == "Epoch 1/7"

@@ -94,7 +94,7 @@ def build_run(cfg: DictConfig, plan: Plan) -> Run:
     best, state = checkpoints(cfg, module, plan.out)
     loggers = build_loggers(cfg)
     layers = unique_layers(selected)
-    callbacks = run_callbacks(topo, best, state, sheet_images(cfg, layers, loggers))
+    callbacks = run_callbacks(cfg, topo, best, state, sheet_images(cfg, layers, loggers))
     trainer = build_trainer(cfg, callbacks, loggers, plan.out)  # knows this process's global rank
     if trainer.is_global_zero:  # the one writer of the run directory
         reset_metrics(plan.out, plan.resume)
