@@ -70,3 +70,16 @@ def test_the_progress_bar_counts_epochs_of_an_endless_run_without_a_last_one():
     assert bar._get_train_description(1).strip() == "Epoch 1"
     bar._trainer = SimpleNamespace(max_epochs=8)
     assert bar._get_train_description(1).strip() == "Epoch 1/7"
+
+
+def test_a_resumed_runs_checkpoint_directory_is_no_warning():
+    import warnings
+
+    from toponets_exp.console import quiet_third_party
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_third_party()
+        warnings.warn("Checkpoint directory /runs/a/checkpoints exists and is not empty.", UserWarning)
+        warnings.warn("another notice", UserWarning)
+    assert [str(w.message) for w in seen] == ["another notice"]

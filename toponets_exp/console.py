@@ -41,7 +41,9 @@ class NoTips(logging.Filter):
 
 def quiet_third_party() -> None:
     """Hide warnings no user of this project can act on: deprecation notices libraries raise about each other's
-    code (Lightning's use of torch's `LeafSpec`), and Lightning's hint to launch with `srun` on a machine with
-    Slurm (jobs are launched with hardware=slurm)."""
+    code (Lightning's use of torch's `LeafSpec`), Lightning's hint to launch with `srun` on a machine with Slurm
+    (jobs are launched with hardware=slurm), and its notice that a resumed run's checkpoint directory is not empty
+    (a fresh run is refused a directory that holds a run before Lightning starts)."""
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
