@@ -1,5 +1,5 @@
-"""A short run says, before its first step, what it changes silently: a warm-up it never completes, and a training
-that ends before the first validation."""
+"""What a run tells its user: before its first step, what a short run changes silently (a warm-up it never
+completes, a training that ends before the first validation); epochs counted right; no notice nobody can act on."""
 
 import functools
 import logging
