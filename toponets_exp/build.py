@@ -17,6 +17,7 @@ from torch import nn
 from toponets_exp.checks import integer, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo import TopoLayer, TopoLossCallback, select_layers
+from toponets_exp.topo.selection import select_configured
 
 
 def _plain(node: Any) -> Any:
@@ -108,9 +109,7 @@ def build_module(cfg: DictConfig) -> L.LightningModule:
 def select_topo_layers(cfg: DictConfig, net: nn.Module) -> list[TopoLayer]:
     """The backbone's topo layers: `topo.layers` patterns with factor φ `topo.factor`, τ `topo.weight` and loss
     `topo.loss` unless an item sets its own (a bad selection is a ConfigError, before anything is trained)."""
-    topo = cfg.topo
-    return select_layers(net, instantiate(topo.layers, _convert_="all"), _plain(topo.factor),
-                         number("topo.weight", topo.weight, 0.0), topo.loss)
+    return select_configured(cfg.topo, net)
 
 
 def build_topo(cfg: DictConfig, layers: list[TopoLayer]) -> TopoLossCallback:

@@ -15,14 +15,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
-from toponets_exp.build import build_datamodule, select_topo_layers
 from toponets_exp.data.tokenizer import GPT2, ByteTokenizer, TextTokenizer, gpt2_tokenizer
 from toponets_exp.errors import CheckpointError, ConfigError
 from toponets_exp.models.checkpoints import load_weights, match_state, read_checkpoint
 from toponets_exp.models.nanogpt import padded_vocab
 from toponets_exp.topo import TopoLayer
 from toponets_exp.topo.positions import Placements, place
-from toponets_exp.topo.selection import unique_layers
+from toponets_exp.topo.selection import select_configured, unique_layers
 
 log = logging.getLogger(__name__)
 GPT2_VOCAB = 50257
@@ -92,7 +91,7 @@ def load_for_eval(cfg: DictConfig, path: str) -> LoadedModel:
         log.info("loaded %d tensors into %s from %s (format %s)", len(state), type(net).__name__, location, fmt)
         tau = trained_topo_weight(location, extra)
         placements.load_state_dict(callback_state(extra).get("placements", {}))  # where training put the units
-    layers = unique_layers(select_topo_layers(cfg, net))
+    layers = unique_layers(select_configured(cfg.topo, net))
     place(layers, placements.by_module)
     return LoadedModel(net, layers, model_cfg.model, read, tau)
 
@@ -117,7 +116,7 @@ def data_misfit(cfg: DictConfig, model: DictConfig, kind: str, datamodule: L.Lig
 
 def task_data(cfg: DictConfig, model: DictConfig, kind: str) -> tuple[L.LightningDataModule | None, str | None]:
     """The task's data module if it fits the model (`model`: its model.* config), else (None, why not)."""
-    datamodule = build_datamodule(cfg)
+    datamodule = instantiate(cfg.data, _convert_="all")
     misfit = data_misfit(cfg, model, kind, datamodule)
     if misfit:
         log.info("The task's data does not fit the model (%s): the analyses that need it are skipped", misfit)
