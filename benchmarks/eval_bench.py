@@ -7,10 +7,11 @@ Backbone: torchvision ResNet-18 (random init, seed 0, 10 classes), recorded at `
 sheet 16×32). Stimuli: `categories` × `per-category` synthetic images (a fixed random image per category plus
 unit Gaussian noise), labels in order, served by a DataLoader with the evaluation's batch size. Settings: the
 evaluation's defaults, conf/eval/auto.yaml checked by evaluation.settings.eval_settings. Each part calls the library
-function the evaluation calls (evaluation.vision.vision_analyses, evaluation.maps.response_maps / weight_maps,
-evaluation.vision.selectivity) with the same arguments:
+function the evaluation calls (evaluation.vision_analyses.vision_analyses, evaluation.maps.response_maps /
+weight_maps, evaluation.vision_analyses.selectivity) with the same arguments:
 
-- record: evaluation.vision.record_with_labels (brain.activations.record_activations, spatial mean per channel);
+- record: evaluation.vision_analyses.record_with_labels (brain.activations.record_activations, spatial mean per
+  channel);
 - smoothness: brain.smoothness.smoothness (eval.smoothness, eval.max_pairs) of the layer's weights and of its
   response profiles, and TDANN's smoothness (brain.tdann via evaluation.maps.map_tdann_smoothness, eval.tdann)
   of every category's t map;
@@ -49,7 +50,7 @@ from toponets_exp.brain import (effective_dimensionality, map_pearson, map_ssim,
                                 selectivity_map, smoothness)
 from toponets_exp.evaluation.maps import map_tdann_smoothness  # noqa: E402
 from toponets_exp.evaluation.settings import eval_settings  # noqa: E402
-from toponets_exp.evaluation.vision import STD_DDOF, record_with_labels  # noqa: E402
+from toponets_exp.evaluation.vision_analyses import STD_DDOF, record_with_labels  # noqa: E402
 from toponets_exp.topo import TopoLayer, select_layers, unit_matrix  # noqa: E402
 
 log = logging.getLogger("eval_bench")

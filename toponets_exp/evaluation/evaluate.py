@@ -90,9 +90,9 @@ def evaluate(subject: Subject, data: L.LightningDataModule | None, misfit: str |
     ctx = EvalContext(subject.net, subject.layers, data, misfit, ev, model_eval, figures, device, tokenizer)
     per_layer = weight_maps(subject.layers, ev, figures)
     if kind == "vision":
-        from toponets_exp.evaluation.vision import vision_analyses as analyses
+        from toponets_exp.evaluation.vision_analyses import vision_analyses as analyses
     else:
-        from toponets_exp.evaluation.language import language_analyses as analyses
+        from toponets_exp.evaluation.language_analyses import language_analyses as analyses
     measured, model_level = analyses(ctx, per_layer)
     merge_layers(per_layer, measured)
     report = jsonable({

@@ -20,7 +20,7 @@ from toponets_exp.brain.language import embedded_sentences, language_selectivity
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation.context import EvalContext, Section, check_layers, file_name, on_sheets, phase
-from toponets_exp.evaluation.efficiency import efficiency
+from toponets_exp.evaluation.efficiency_analyses import efficiency
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
 from toponets_exp.lit.causal_lm import logits_of
 

@@ -17,8 +17,8 @@ from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation.context import (EvalContext, Section, check_layers, file_name, merge_layers, on_sheets,
                                              phase)
-from toponets_exp.evaluation.efficiency import efficiency
-from toponets_exp.evaluation.gratings import orientation_analysis
+from toponets_exp.evaluation.efficiency_analyses import efficiency
+from toponets_exp.evaluation.gratings_analyses import orientation_analysis
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
 from toponets_exp.evaluation.stimuli import stimulus_loader
 
