@@ -4,7 +4,7 @@ language selectivity, integration windows, efficiency under pruning and sheet do
 from toponets_exp.brain.activations import record_activations, text_responses
 from toponets_exp.brain.blimp import blimp_accuracy, load_blimp, sequence_log_prob
 from toponets_exp.brain.dimensionality import effective_dimensionality
-from toponets_exp.brain.efficiency import downsample_pair, downsampling_curve, prune_l1, pruning_curve
+from toponets_exp.brain.efficiency import block_pool
 from toponets_exp.brain.integration import IntegrationResult, integration_windows
 from toponets_exp.brain.language import LanguageSelectivity, embedded_sentences, language_selectivity, make_nonwords
 from toponets_exp.brain.plots import (plot_bar, plot_curves, plot_selectivity_maps, plot_sheet_map,

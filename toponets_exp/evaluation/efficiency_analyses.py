@@ -9,8 +9,10 @@ from typing import Any
 from torch import nn
 
 from toponets_exp.brain import plot_curves
-from toponets_exp.brain.efficiency import DOWNSAMPLING_AXIS, PRUNING_AXIS, downsampling_curve, pruning_curve
+from toponets_exp.brain.efficiency import DOWNSAMPLING_AXIS, PRUNING_AXIS
 from toponets_exp.evaluation.context import phase
+from toponets_exp.evaluation.downsampling import downsampling_curve
+from toponets_exp.evaluation.pruning import pruning_curve
 from toponets_exp.topo import TopoLayer
 from toponets_exp.topo.selection import is_hf_conv1d
 
