@@ -2,7 +2,7 @@
 language selectivity, integration windows, efficiency under pruning and sheet downsampling, BLiMP."""
 
 from toponets_exp.brain.activations import record_activations, text_responses
-from toponets_exp.brain.blimp import blimp_accuracy, load_blimp, sequence_log_prob
+from toponets_exp.brain.blimp import blimp_accuracy, load_blimp
 from toponets_exp.brain.dimensionality import effective_dimensionality
 from toponets_exp.brain.efficiency import block_pool
 from toponets_exp.brain.integration import IntegrationResult, integration_windows
