@@ -10,7 +10,7 @@ evaluation's defaults, conf/eval/auto.yaml checked by evaluation.settings.eval_s
 function the evaluation calls (evaluation.vision_analyses.vision_analyses, evaluation.maps.response_maps /
 weight_maps, evaluation.vision_analyses.selectivity) with the same arguments:
 
-- record: evaluation.vision_analyses.record_with_labels (brain.activations.record_activations, spatial mean per
+- record: evaluation.vision_analyses.record_with_labels (evaluation.recording.record_activations, spatial mean per
   channel);
 - smoothness: brain.smoothness.smoothness (eval.smoothness, eval.max_pairs) of the layer's weights and of its
   response profiles, and TDANN's smoothness (brain.tdann via evaluation.maps.map_tdann_smoothness, eval.tdann)

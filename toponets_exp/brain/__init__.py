@@ -1,7 +1,7 @@
-"""Brain-likeness analyses of model layers: dimensionality, topographic smoothness, selectivity, predictivity,
-language selectivity, integration windows, efficiency under pruning and sheet downsampling, BLiMP."""
+"""Brain-likeness measures, each a function of arrays (responses, weights, maps on the sheet): dimensionality,
+topographic smoothness, selectivity, predictivity, language selectivity, integration windows, sheet block pooling,
+BLiMP accuracy; and their plots."""
 
-from toponets_exp.brain.activations import record_activations, text_responses
 from toponets_exp.brain.blimp import blimp_accuracy, load_blimp
 from toponets_exp.brain.dimensionality import effective_dimensionality
 from toponets_exp.brain.efficiency import block_pool

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from toponets_exp.brain.activations import evaluating, model_device, text_batches
+from toponets_exp.evaluation.recording import evaluating, model_device, text_batches
 from toponets_exp.models.outputs import logits_of
 
 

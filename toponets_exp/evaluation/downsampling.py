@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from toponets_exp.brain.activations import resolve_modules
 from toponets_exp.brain.efficiency import block_pool
+from toponets_exp.evaluation.recording import resolve_modules
 from toponets_exp.topo.selection import is_hf_conv1d
 from toponets_exp.topo.sheet import sheet_shape
 

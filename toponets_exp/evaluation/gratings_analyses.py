@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from toponets_exp.brain.activations import record_activations
 from toponets_exp.brain.gratings import (COLOURS, ORIENTATIONS, PHASES, TDANN_CYCLES, Tuning, grating_tuning,
                                          make_gratings)
 from toponets_exp.brain.orientation_maps import (cluster_radii, orientation_bins, radial_power_profile,
@@ -18,6 +17,7 @@ from toponets_exp.data.vision import IMAGENET_MEAN, IMAGENET_STD
 from toponets_exp.evaluation.aggregate import finite_mean
 from toponets_exp.evaluation.context import EvalContext, Section, on_sheets, phase
 from toponets_exp.evaluation.maps import map_tdann_smoothness
+from toponets_exp.evaluation.recording import record_activations
 
 
 def grating_input(ctx: EvalContext) -> tuple[int, tuple[float, ...], tuple[float, ...], str]:

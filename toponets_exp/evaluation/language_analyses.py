@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from toponets_exp.brain import plot_sheet_map
-from toponets_exp.brain.activations import evaluating, record_activations, text_batches
 from toponets_exp.brain.blimp import blimp_accuracy, load_blimp
 from toponets_exp.brain.integration import integration_windows
 from toponets_exp.brain.language import embedded_sentences, language_selectivity, make_nonwords
@@ -23,6 +22,7 @@ from toponets_exp.evaluation.blimp_scoring import sequence_log_prob
 from toponets_exp.evaluation.context import EvalContext, Section, check_layers, file_name, on_sheets, phase
 from toponets_exp.evaluation.efficiency_analyses import efficiency
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
+from toponets_exp.evaluation.recording import evaluating, record_activations, text_batches
 from toponets_exp.lit.causal_lm import logits_of
 
 

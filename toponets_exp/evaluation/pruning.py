@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from toponets_exp.brain.activations import resolve_modules
+from toponets_exp.evaluation.recording import resolve_modules
 
 log = logging.getLogger(__name__)
 Evaluate = Callable[[nn.Module], float]

@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from toponets_exp.brain.activations import REDUCTIONS
 from toponets_exp.brain.gratings import PREFERENCES
 from toponets_exp.brain.smoothness import METHODS
 from toponets_exp.checks import boolean, choice, integer, is_int, is_number
 from toponets_exp.errors import ConfigError
+from toponets_exp.evaluation.recording import REDUCTIONS
 
 CHOICES: dict[str, Sequence[str]] = {
     "kind": ("auto", "vision", "language"),

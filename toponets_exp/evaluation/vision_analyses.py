@@ -12,7 +12,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from toponets_exp.brain import map_pearson, map_ssim, plot_selectivity_maps, ridge_predictivity, selectivity_map
-from toponets_exp.brain.activations import evaluating, record_activations
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation.context import (EvalContext, Section, check_layers, file_name, merge_layers, on_sheets,
@@ -20,6 +19,7 @@ from toponets_exp.evaluation.context import (EvalContext, Section, check_layers,
 from toponets_exp.evaluation.efficiency_analyses import efficiency
 from toponets_exp.evaluation.gratings_analyses import orientation_analysis
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
+from toponets_exp.evaluation.recording import evaluating, record_activations
 from toponets_exp.evaluation.stimuli import stimulus_loader
 
 STD_DDOF = {"sample": 1, "population": 0}  # eval.selectivity_std -> the ddof of t and d′
