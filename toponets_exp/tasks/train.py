@@ -18,10 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.checks import integer
 from toponets_exp.errors import ConfigError
-from toponets_exp.evaluation import Subject, eval_plan, evaluate
+from toponets_exp.evaluation import EvalModel, TaskData, eval_settings, evaluate
 from toponets_exp.io import write_json, write_text
 from toponets_exp.lit import ReleaseProcessGroup
-from toponets_exp.loggers import finish_wandb
+from toponets_exp.loggers import finish_wandb, log_report
 from toponets_exp.resume import RunState, reset_metrics, resume_point
 from toponets_exp.resume.run_dir import RESOLVED, SUMMARY, ResumePoint
 from toponets_exp.resume.slurm import cluster_plugins
@@ -102,8 +102,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if not best:
                 log.info("No validation ran (trainer.val_check_interval / check_val_every_n_epoch), so there is no "
                          "best checkpoint: the evaluation uses the last weights (%s)", last.path)
-            report = _evaluate(cfg, module, unique_layers(layers), topo.weight, datamodule, trainer.loggers,
-                               best or str(last.path), out)
+            report = _evaluate(cfg, module, unique_layers(layers), topo.weight, datamodule, best or str(last.path), out)
+            log_report(trainer.loggers, report, out)
             summary["eval"] = {"report": str(out / "report.json"), **report["aggregate"]}
             summary["wall_time_s"] = round(time.perf_counter() - start, 1)
         summary.update(_wandb_runs(trainer.loggers))
@@ -114,12 +114,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _evaluate(cfg: DictConfig, module: L.LightningModule, layers: list[TopoLayer], tau: float,
-              datamodule: L.LightningDataModule, loggers: list[Any], checkpoint: str, out: Path) -> dict[str, Any]:
+              datamodule: L.LightningDataModule, checkpoint: str, out: Path) -> dict[str, Any]:
     """The evaluation of the trained backbone on its own data (toponets_exp.evaluation), from the run's seed."""
     seed_and_check(cfg)
-    ev, kind = eval_plan(cfg)
-    subject = Subject(module.net, layers, cfg.model, checkpoint, {}, tau)
-    return evaluate(subject, datamodule, None, ev, kind, out, loggers)
+    settings = eval_settings(cfg)
+    return evaluate(EvalModel(module.net, layers, cfg.model, checkpoint, {}, tau), TaskData(datamodule), settings,
+                    out)
 
 
 def _finished(out: Path, resume: ResumePoint) -> dict[str, Any]:
