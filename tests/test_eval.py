@@ -357,3 +357,23 @@ def test_settings_are_frozen_with_lists_as_tuples():
     assert settings.pruning == (0.0, 0.2, 0.5, 0.8) and settings.layers == () and settings.seed == 0
     assert dataclasses.asdict(settings.tdann) == {"num_bins": 20, "num_samples": 1, "sample_size": None,
                                                   "distance_cutoff": None}
+
+
+def test_a_report_goes_to_the_wandb_loggers_only(tmp_path):
+    from unittest import mock
+
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    from toponets_exp.loggers import log_report
+
+    report = {"aggregate": {"weight_smoothness": 0.5, "tdann_smoothness": None, "tdann_maps_used": 3},
+              "layers": {"fc": {"weight_smoothness": 0.25, "sheet": [2, 2]}},
+              "figures": ["figures/effective_dim.png", "figures/weight_sheet_fc.png"]}
+    wandb, csv = mock.create_autospec(WandbLogger, instance=True), mock.create_autospec(CSVLogger, instance=True)
+    log_report([csv, wandb], report, tmp_path)
+    wandb.log_metrics.assert_called_once_with({"eval/weight_smoothness": 0.5, "eval/tdann_maps_used": 3,
+                                               "eval/fc/weight_smoothness": 0.25})
+    assert wandb.log_image.call_args_list == [
+        mock.call(key="eval/effective_dim", images=[str(tmp_path / "figures/effective_dim.png")]),
+        mock.call(key="eval/weight_sheet_fc", images=[str(tmp_path / "figures/weight_sheet_fc.png")])]
+    assert not csv.method_calls

@@ -118,8 +118,8 @@ def _evaluate(cfg: DictConfig, module: L.LightningModule, layers: list[TopoLayer
     """The evaluation of the trained backbone on its own data (toponets_exp.evaluation), from the run's seed."""
     seed_and_check(cfg)
     settings = eval_settings(cfg)
-    return evaluate(EvalModel(module.net, layers, cfg.model, checkpoint, {}, tau), TaskData(datamodule), settings,
-                    out)
+    model = EvalModel(module.net, layers, cfg.model, checkpoint, {}, tau)
+    return evaluate(model, TaskData(datamodule), settings, out)
 
 
 def _finished(out: Path, resume: ResumePoint) -> dict[str, Any]:
