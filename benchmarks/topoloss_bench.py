@@ -22,8 +22,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.timing import Timing  # noqa: E402
-from toponets_exp.topo import TopoLoss, TopoLossCallback, select_layers, unit_matrix  # noqa: E402
-from toponets_exp.topo.topoloss import TopoLayer  # noqa: E402
+from toponets_exp.topo import TopoLayer, TopoLoss, TopoLossCallback, select_layers, unit_matrix  # noqa: E402
 
 log = logging.getLogger("topoloss_bench")
 FACTOR = 3.0
@@ -153,7 +152,7 @@ def training_overhead(name: str, build: Callable[[], nn.Module], batch: Callable
     for key, (tau, overlap) in VARIANTS.items():
         torch.manual_seed(0)
         net = build().to(device)
-        callback = TopoLossCallback(select_layers(net, [pattern], FACTOR, tau), weight=tau, overlap=overlap)
+        callback = TopoLossCallback(select_layers(net, [pattern], FACTOR, tau), overlap=overlap)
         opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
         trainer = SimpleNamespace(global_step=0, log_every_n_steps=10, loggers=[_Recorder()],
                                   precision_plugin=SimpleNamespace())  # fp32: no scaler

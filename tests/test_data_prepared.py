@@ -18,7 +18,8 @@ from torchvision.datasets import ImageFolder
 from cli import run_cli
 from toponets_exp.data import ImageNetDataModule
 from toponets_exp.data import prepared as prep
-from toponets_exp.data.prepared import PreparedDataError, PreparedImages, capped_size, is_prepared, prepare_split
+from toponets_exp.data.jpeg import capped_size
+from toponets_exp.data.prepared import PreparedDataError, PreparedImages, is_prepared, prepare_split
 from toponets_exp.data.resumable import SeededItems
 from toponets_exp.data.vision import IMAGENET_MEAN, IMAGENET_STD
 from toponets_exp.errors import ConfigError

@@ -32,7 +32,8 @@ TRAIN = [  # (overrides, text the one error line must contain)
     (["seed=1.5"], "seed=1.5 must be an integer"),
     (["optim._target_=torch.optim.Adamm"], "optim._target_='torch.optim.Adamm' cannot be built"),
     (["optim.lr=-1"], "optim (torch.optim.AdamW): Invalid learning rate: -1"),
-    (["optim=sgd", "+optim.betas=[0.9,0.99]"], "optim (torch.optim.SGD): SGD.__init__() got an unexpected keyword"),
+    (["optim=sgd", "+optim.betas=[0.9,0.99]"], "optim._target_=torch.optim.SGD takes no betas: drop it with "
+                                                "~optim.betas (it takes lr, momentum"),
     (["model=gpt_neo_125m"], "model=gpt_neo_125m reads token ids, which data=digits does not give (no "
                              "data.vocab_size); use data=fineweb_edu | hf_text | openwebtext | text_embedded"),
     (["trainer.max_epochs=-1"], "trainer.max_epochs=-1 (no end) leaves lr_schedule=cosine without a horizon"),

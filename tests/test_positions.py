@@ -167,6 +167,21 @@ def test_swap_optimised_placements_are_rank_zeros_on_every_rank():
     assert placements.by_module is rank_zeros
 
 
+def test_only_rank_zero_runs_the_swap_optimisation(monkeypatch):
+    """Another rank records no responses and optimises nothing: it takes the placements rank 0 broadcasts."""
+    from toponets_exp.topo import positions
+
+    net = nn.Sequential(nn.Linear(8, 16))
+    layers = select_layers(net, ["0"], 2.0, 1.0)
+    net.register_forward_hook(lambda *args: pytest.fail("a rank other than 0 ran the model"))
+    sent, rank_zeros = [], {"0": torch.arange(16).flip(0)}
+    strategy = type("Rank1", (), {"broadcast": staticmethod(lambda obj, src=0: sent.append(obj) or rank_zeros)})()
+    monkeypatch.setattr(positions, "global_rank", lambda: 1)
+    placements = positions.Placements("swapopt", 0, neighbourhoods=2, steps=3, radius=1.0)
+    placements.make(net, torch.randn(20, 8), layers, strategy)
+    assert sent == [None] and placements.by_module is rank_zeros
+
+
 def test_a_swap_window_larger_than_a_sheet_fails_when_the_run_is_built():
     from topo_callbacks import topo_callback
     from toponets_exp.errors import ConfigError

@@ -5,11 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import Dataset, TensorDataset
 
 from cli import RESUMABLE, checkpoint_step, net_params, read_csv, run_cli, start_cli, wait_for_writes
 from toponets_exp.data.resumable import ResumableLoader, item_seed
-from toponets_exp.resume import RunState
+from toponets_exp.errors import ConfigError
+from toponets_exp.resume import RunState, resume_point
 
 
 class NoisyItems(Dataset):
@@ -116,8 +118,23 @@ def test_kill_9_then_resume_ends_identical(uninterrupted, tmp_path, writes, wher
 def test_resume_needs_a_checkpoint(tmp_path) -> None:
     proc = run_cli(*RESUMABLE, f"resume={tmp_path}")
     assert proc.returncode == 2
-    assert f"resume={tmp_path}: no checkpoint to resume from ({tmp_path}/checkpoints/last.ckpt does not exist)" \
+    assert f"resume={tmp_path}: the run stopped before its first checkpoint ({tmp_path}/checkpoints/last.ckpt does " \
+           "not exist), so there is nothing to continue; start it again in a new directory: python run.py" \
         in proc.stdout
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_not_mixed_with_another(tmp_path) -> None:
+    """Its directory refuses a new run (which would add rows to its metrics.csv and keep its .hydra/), and resume=
+    says how to start it again: the command of its first start."""
+    (tmp_path / ".hydra").mkdir()
+    (tmp_path / ".hydra" / "overrides.yaml").write_text("- topo.weight=1\n- hydra.run.dir=x\n")
+    (tmp_path / "config_resolved.yaml").write_text("seed: 0\n")
+    (tmp_path / "metrics.csv").write_text("epoch,step\n0,0\n")
+    with pytest.raises(ConfigError, match="holds a run that stopped before its first checkpoint "
+                                          r"\(config_resolved.yaml, metrics.csv\); a new run does not mix with it"):
+        resume_point(OmegaConf.create({"resume": None}), tmp_path)
+    with pytest.raises(ConfigError, match="start it again in a new directory: python run.py topo.weight=1$"):
+        resume_point(OmegaConf.create({"resume": str(tmp_path)}), tmp_path)
 
 
 def test_a_finished_run_is_not_overwritten_and_resume_refuses_another_config(uninterrupted) -> None:

@@ -9,7 +9,8 @@ from torch import nn
 
 from toponets_exp.topo import TopoLoss, blur_matrix, layer_loss, select_layers, sheet_shape
 from toponets_exp.topo.blur import SheetBlur, sheet_blur_operator
-from toponets_exp.topo.topoloss import SheetCosineLoss, TopoLayer
+from toponets_exp.topo.layer import TopoLayer
+from toponets_exp.topo.topoloss import SheetCosineLoss
 
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 

@@ -11,4 +11,4 @@ from toponets_exp.topo import TopoLossCallback, select_layers
 def topo_callback(net: nn.Module, layers: Sequence[Any], weight: float, factor: Any = 3.0, loss: str = "topoloss",
                   **kwargs: Any) -> TopoLossCallback:
     """select_layers(net, layers, factor, weight, loss), then the callback on them."""
-    return TopoLossCallback(select_layers(net, layers, factor, weight, loss), weight=weight, loss=loss, **kwargs)
+    return TopoLossCallback(select_layers(net, layers, factor, weight, loss), **kwargs)

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
-from toponets_exp.errors import ConfigError
+from toponets_exp.checks import choice
 from toponets_exp.io import write_text
 from toponets_exp.sweep import run_name, sweep_group, varying_keys
 
@@ -75,8 +75,7 @@ def wandb_logger(project: str, save_dir: str, mode: str = "auto", entity: str | 
     In a multirun, `group` defaults to the sweep's name and `name` to the overrides that vary; the run id lives in
     the run directory, so a resumed or requeued run continues its W&B run.
     """
-    if mode not in WANDB_MODES:
-        raise ConfigError(f"logger.wandb.mode={mode!r} is not supported; use one of {', '.join(WANDB_MODES)}")
+    choice("logger.wandb.mode", mode, WANDB_MODES)
     offline = mode == "offline" or (mode == "auto" and not os.environ.get("WANDB_API_KEY"))
     hydra = _hydra()
     if hydra is not None and hydra.mode == RunMode.MULTIRUN:

@@ -12,12 +12,12 @@ from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
-from sklearn.decomposition import PCA
 
 from toponets_exp.brain.selectivity import SelectivityMap
-from toponets_exp.brain.smoothness import MIN_BIN_FRACTION, SimilarityCurve, reliable_bins, unit_vectors
+from toponets_exp.brain.smoothness import MIN_BIN_FRACTION, SimilarityCurve, reliable_bins
 from toponets_exp.brain.stats import ArrayLike, as_float64
 from toponets_exp.io import replacing
+from toponets_exp.topo.sheet_pca import sheet_principal_components, sheet_rgb
 
 DPI = 130
 PANEL_INCHES = 3.6
@@ -39,31 +39,6 @@ def _sheet_axes(ax: Axes, title: str) -> None:
     ax.set_ylabel("sheet row")
 
 
-def _robust_unit_range(x: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] between the 1st and 99th percentiles (clipped), 0.5 where the values are constant."""
-    lo, hi = np.percentile(x, [1, 99])
-    return np.clip((x - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.full_like(x, 0.5)
-
-
-def sheet_principal_components(vectors: ArrayLike, sheet: tuple[int, int],
-                               k: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Scores (H, W, k) of the units' unit-norm vectors on their top k principal components, and variance shares."""
-    h, w = (int(s) for s in sheet)
-    x = unit_vectors(vectors, (h, w))
-    n_comp = min(k, *x.shape)
-    pca = PCA(n_components=n_comp, random_state=0).fit(x)
-    scores = np.zeros((h * w, k))
-    scores[:, :n_comp] = pca.transform(x)
-    shares = np.zeros(k)
-    shares[:n_comp] = pca.explained_variance_ratio_
-    return scores.reshape(h, w, k), shares
-
-
-def sheet_rgb(scores: np.ndarray) -> np.ndarray:
-    """(H, W, 3) colours in [0, 1] of a sheet's scores on PCs 1–3 (each robustly rescaled)."""
-    return np.stack([_robust_unit_range(scores[..., c]) for c in range(3)], axis=-1)
-
-
 def plot_weight_sheet(vectors: ArrayLike, sheet: tuple[int, int], path: str | Path, title: str) -> Path:
     """Sheet of unit weight vectors: PCs 1–3 as RGB (left) and PC 1 alone with a colour bar (right).
 
@@ -72,7 +47,7 @@ def plot_weight_sheet(vectors: ArrayLike, sheet: tuple[int, int], path: str | Pa
     so a topographic layer shows smooth colour patches and a non-topographic one salt-and-pepper noise; the
     PC-1 panel gives the dominant axis quantitatively.
     """
-    scores, shares = sheet_principal_components(vectors, sheet, 3)
+    scores, shares = sheet_principal_components(as_float64(vectors), sheet, 3)
     rgb = sheet_rgb(scores)
     fig = Figure(figsize=(2 * PANEL_INCHES + 1.0, PANEL_INCHES + 0.6), layout="constrained")
     left, right = fig.subplots(1, 2)

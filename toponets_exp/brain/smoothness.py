@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.preprocessing import normalize
 
 from toponets_exp.brain.stats import ArrayLike, as_float64
 from toponets_exp.brain.tdann import binned_means, curve_smoothness
+from toponets_exp.topo.sheet_pca import unit_vectors
 
 METHODS = ("near_minus_far", "max_minus_min", "tdann")
 NEAR_BIN = 1
@@ -52,20 +52,6 @@ def response_profiles(responses: ArrayLike) -> np.ndarray:
     if x.ndim != 2:
         raise ValueError(f"responses must be a 2-D array (n_stimuli, n_units), got shape {x.shape}")
     return (x - x.mean(axis=0)).T
-
-
-def unit_vectors(vectors: ArrayLike, sheet: tuple[int, int]) -> np.ndarray:
-    """Validated (H·W, dim) unit vectors, flattened and scaled to unit L2 norm (zero vectors stay zero)."""
-    h, w = (int(s) for s in sheet)
-    x = as_float64(vectors)
-    if h < 1 or w < 1 or h * w < 2:
-        raise ValueError(f"sheet={tuple(sheet)} must be (H, W) with H, W >= 1 and at least 2 units")
-    if x.ndim < 2 or x.shape[0] != h * w:
-        raise ValueError(
-            f"vectors must be (n_units, dim...) with n_units = H·W = {h * w} for sheet={tuple(sheet)}, "
-            f"got shape {x.shape}"
-        )
-    return np.ascontiguousarray(normalize(x.reshape(x.shape[0], -1), norm="l2"))
 
 
 def triangle_pairs(k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,7 +128,7 @@ def _pair_cosines(units: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray
 def pair_similarities(vectors: ArrayLike, sheet: tuple[int, int], max_pairs: int = 200_000,
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(sheet distance, cosine similarity) of the unit pairs chosen by `sample_pairs`."""
-    units = unit_vectors(vectors, sheet)
+    units = unit_vectors(as_float64(vectors), sheet)
     h, w = (int(s) for s in sheet)
     i, j = sample_pairs((h, w), max_pairs, seed)
     return _sheet_distances(i, j, w), _pair_cosines(units, i, j)

@@ -72,7 +72,7 @@ def trained_topo_weight(path: Path, extra: dict[str, Any]) -> float | None:
     """τ as the file records it: our checkpoints' TopoLossCallback state, or the TopoNets file names
     (`all_topo_tau_10.0.pt`); None when the file does not say."""
     state = callback_state(extra)
-    if "weight" in state:
+    if state.get("weight") is not None:  # None: the trained layers had several τ
         return float(state["weight"])
     match = OFFICIAL_TAU.fullmatch(path.name)
     return float(match.group(1)) if match else None

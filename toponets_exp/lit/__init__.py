@@ -1,7 +1,8 @@
-"""LightningModules (they know nothing of TopoLoss) and the process-group callback every trainer takes."""
+"""LightningModules (they know nothing of TopoLoss) and the callbacks every trainer takes."""
 
 from toponets_exp.lit.causal_lm import CausalLM
 from toponets_exp.lit.classifier import ImageClassifier
 from toponets_exp.lit.process_group import ReleaseProcessGroup
+from toponets_exp.lit.schedule_notice import ScheduleNotice
 
-__all__ = ["CausalLM", "ImageClassifier", "ReleaseProcessGroup"]
+__all__ = ["CausalLM", "ImageClassifier", "ReleaseProcessGroup", "ScheduleNotice"]

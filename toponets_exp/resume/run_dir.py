@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from toponets_exp.errors import ConfigError
@@ -79,11 +80,36 @@ def _extends(cfg: DictConfig, summary: dict[str, Any]) -> bool:
             or (isinstance(steps, int) and steps > max(summary.get("optimizer_steps", 0), 0)))
 
 
+def _restart_command(out: Path) -> str:
+    """The command that starts the run of `out` again, in a new directory, from its first start's overrides."""
+    saved = out / ".hydra" / "overrides.yaml"
+    given = [str(o) for o in OmegaConf.load(saved) if not str(o).startswith(("hydra.run.dir=", "resume="))] \
+        if saved.is_file() else []
+    return " ".join(["python run.py", *given])
+
+
+def _check_unused(out: Path, last: Path) -> None:
+    """A fresh run starts in a directory that holds no run: one with a checkpoint or summary is continued with
+    resume=, one whose run stopped before its first checkpoint is started again elsewhere (global rank 0 checks:
+    the other ranks start while it writes the directory)."""
+    if rank_zero_only.rank != 0:
+        return
+    for used in (last, out / SUMMARY):
+        if used.exists():
+            raise ConfigError(f"the run directory {out} already holds a run ({used.name}); continue it with "
+                              f"resume={out}, or choose another hydra.run.dir")
+    started = [name for name in (RESOLVED, "metrics.csv", "checkpoints") if (out / name).exists()]
+    if started:
+        raise ConfigError(f"the run directory {out} holds a run that stopped before its first checkpoint "
+                          f"({', '.join(started)}); a new run does not mix with it: leave hydra.run.dir unset (a new "
+                          f"directory) or choose another, or delete {out}")
+
+
 def resume_point(cfg: DictConfig, out: Path) -> ResumePoint | None:
     """The checkpoint to continue from (resume=<dir>, or a requeued Slurm job's own last.ckpt), else None; reads the
     run directory and writes nothing, so a refused resume leaves it as it was.
 
-    A fresh run refuses a directory that already holds a run's checkpoints or summary. A resumed run must have the
+    A fresh run refuses a directory that already holds a run, finished, resumable or not. A resumed run must have the
     same config (stop criteria may change); one that has finished, and whose stop criteria do not reach further,
     comes back with `finished` set: there is nothing to train.
     """
@@ -94,15 +120,14 @@ def resume_point(cfg: DictConfig, out: Path) -> ResumePoint | None:
             raise ConfigError(f"resume={cfg.resume} but the run directory is {out}; leave hydra.run.dir unset "
                               "when resuming")
         if not last.is_file():
-            raise ConfigError(f"resume={cfg.resume}: no checkpoint to resume from ({last} does not exist)")
+            raise ConfigError(f"resume={cfg.resume}: the run stopped before its first checkpoint ({last} does not "
+                              f"exist), so there is nothing to continue; start it again in a new directory: "
+                              f"{_restart_command(out)}")
     elif requeued():
         if not last.is_file():
             return None
     else:
-        for used in (last, out / SUMMARY):
-            if used.exists():
-                raise ConfigError(f"the run directory {out} already holds a run ({used.name}); continue it with "
-                                  f"resume={out}, or choose another hydra.run.dir")
+        _check_unused(out, last)
         return None
     _check_same_config(cfg, out)
     step, rows = _read_position(last)

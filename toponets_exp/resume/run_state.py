@@ -46,10 +46,6 @@ class RunState(Checkpoint):
 
     def __init__(self, dirpath: str | Path, every_n_train_steps: int, metrics_csv: str | Path) -> None:
         super().__init__()
-        if isinstance(every_n_train_steps, bool) or not isinstance(every_n_train_steps, int) \
-                or every_n_train_steps < 0:
-            raise ValueError(f"every_n_train_steps must be an integer >= 0 (0: never by step), "
-                             f"got {every_n_train_steps!r}")
         self.path = Path(dirpath) / LAST
         self.metrics_csv = Path(metrics_csv)
         self.every_n_train_steps = every_n_train_steps

@@ -7,6 +7,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from toponets_exp.build import build_loggers, output_dir, seed_and_check
+from toponets_exp.build.topo import check_topo_keys
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation import eval_settings, evaluate, load_for_eval, task_data
 from toponets_exp.loggers import log_report
@@ -17,6 +18,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     and to W&B with logger=wandb."""
     seed_and_check(cfg)
     settings = eval_settings(cfg)
+    check_topo_keys(cfg)
     if not cfg.ckpt_path:
         raise ConfigError("task=eval needs ckpt_path=<a .ckpt of ours, an official TopoNets file, or an HF folder>")
     model = load_for_eval(cfg, cfg.ckpt_path)

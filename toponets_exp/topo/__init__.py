@@ -2,7 +2,8 @@
 
 from toponets_exp.topo.callback import TopoLossCallback
 from toponets_exp.topo.blur import blur_matrix
-from toponets_exp.topo.topoloss import TopoLayer, TopoLoss, layer_loss
+from toponets_exp.topo.layer import TopoLayer
+from toponets_exp.topo.topoloss import TopoLoss, layer_loss
 from toponets_exp.topo.schedule import Chained, Constant, CosineDecay, LinearWarmup, Schedule
 from toponets_exp.topo.selection import select_layers
 from toponets_exp.topo.sheet import sheet_shape, unit_matrix

@@ -10,15 +10,17 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from toponets_exp.checks import boolean, choice, integer, number
+from toponets_exp.checks import boolean, choice, integer
 from toponets_exp.errors import ConfigError
+from toponets_exp.topo.layer import TopoLayer
+from toponets_exp.topo.metrics import mean_topoloss, step_metrics, validation_metrics
 from toponets_exp.topo.overlap import ConcurrentTopoGrad
 from toponets_exp.topo.positions import Placements, place
 from toponets_exp.topo.schedule import Constant, Schedule
-from toponets_exp.topo.selection import check_loss, measured_sheets, weight_layers
+from toponets_exp.topo.selection import measured_sheets, weight_layers
 from toponets_exp.topo.spatial_hooks import SpatialCorrelation
 from toponets_exp.topo.step import backward_factor, check_exact_strategy, check_finite, scaler_skips_step
-from toponets_exp.topo.topoloss import TopoLayer, TopoLoss
+from toponets_exp.topo.topoloss import TopoLoss
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +43,13 @@ class TopoLossCallback(Callback):
     TopoLoss, with one warning naming them: they get no gradient and do not count in the mean.
     """
 
-    def __init__(
-        self,
-        layers: Sequence[TopoLayer],
-        weight: float = 1.0,
-        loss: str = "topoloss",
-        reduction: str = "mean",
-        schedule: Schedule | None = None,
-        overlap: bool = False,
-        spatial: Mapping[str, Any] | None = None,
-        seed: int = 0,
-        positions: str = "identity",
-        swapopt: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, layers: Sequence[TopoLayer], reduction: str = "mean", schedule: Schedule | None = None,
+                 overlap: bool = False, spatial: Mapping[str, Any] | None = None, seed: int = 0,
+                 positions: str = "identity", swapopt: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        self.weight = number("topo.weight", weight, 0.0)
         choice("topo.reduction", reduction, ("mean", "sum"))
-        check_loss("topo.loss", loss)
         boolean("topo.overlap", overlap)
-        self.default_loss, self.reduction = loss, reduction
+        self.reduction = reduction
         self.schedule = schedule if schedule is not None else Constant()
         seed = integer("seed", seed)
         selected = list(layers)
@@ -88,6 +78,12 @@ class TopoLossCallback(Callback):
         """Every layer measured: the weight losses' trained ones, then the TopoLoss (τ 0) of the output sheets the
         other losses train (not frozen ones)."""
         return self.measured.layers if self.measured is not None else []
+
+    @property
+    def weight(self) -> float | None:
+        """The τ every trained layer shares (None where they differ): the run's τ, as checkpoints record it."""
+        taus = {layer.weight for layer in self._trained_layers()}
+        return taus.pop() if len(taus) == 1 else None
 
     @property
     def schedules(self) -> list[Schedule]:
@@ -202,28 +198,17 @@ class TopoLossCallback(Callback):
     @torch.no_grad()
     def summary(self) -> dict[str, Any]:
         """Unweighted loss of every measured layer now, the weight losses' τ-weighted total, the mean TopoLoss of
-        the measured sheets, and the settings."""
+        the measured sheets, and the reduction."""
         per_layer = self.measured.layer_losses(dtype=torch.float32) if self.measured is not None else {}
         total = self.loss.total(per_layer) if self.loss is not None else torch.zeros(())
-        mean = self._mean_topoloss(per_layer)
-        return {"weight": self.weight, "loss": self.default_loss, "reduction": self.reduction, "total": float(total),
-                "mean_unweighted": float(mean), "per_layer": {name: float(v) for name, v in per_layer.items()}}
-
-    def _mean_topoloss(self, per_layer: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The mean TopoLoss over the measured sheets (not the wiring costs); NaN if none is measured."""
-        values = [per_layer[l.key] for l in self.layers if l.loss == "topoloss"]
-        return torch.stack(values).mean() if values else torch.full((), float("nan"))
+        mean = mean_topoloss(self.layers, per_layer)
+        return {"reduction": self.reduction, "total": float(total), "mean_unweighted": float(mean),
+                "per_layer": {name: float(v) for name, v in per_layer.items()}}
 
     def _log(self, trainer: L.Trainer, total: torch.Tensor | None, per_layer: dict[str, torch.Tensor],
              spatial: torch.Tensor | None, multiplier: float) -> None:
         """Write topo metrics straight to the loggers (every trainer.log_every_n_steps optimizer steps)."""
-        metrics = {f"topo/{name}": float(v.detach()) for name, v in per_layer.items()}
-        if total is not None:
-            metrics["topo/total"] = float(total.detach())
-        if spatial is not None:
-            metrics.update({f"spatial/{name}": float(v) for name, v in self.spatial.values.items()})
-            metrics["spatial/total"] = float(spatial)
-        metrics["topo/tau_multiplier"] = multiplier
+        metrics = step_metrics(total, per_layer, spatial, self.spatial.values if self.spatial else {}, multiplier)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 
@@ -237,9 +222,7 @@ class TopoLossCallback(Callback):
             return
         with torch.no_grad():
             per_layer = self.measured.layer_losses(dtype=torch.float32)
-        values = {f"val_topo/{name}": value for name, value in per_layer.items()}
-        values["val_topo/mean"] = self._mean_topoloss(per_layer)
-        for key, value in values.items():
+        for key, value in validation_metrics(self.layers, per_layer).items():
             pl_module.log(key, value, on_epoch=True, sync_dist=True, reduce_fx="max")
 
     def state_dict(self) -> dict[str, Any]:

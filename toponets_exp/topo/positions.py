@@ -23,11 +23,12 @@ import numpy as np
 import torch
 
 from toponets_exp.checks import choice, integer, number
+from toponets_exp.console import global_rank
 from toponets_exp.errors import ConfigError
+from toponets_exp.topo.layer import TopoLayer
 from toponets_exp.topo.selection import output_unit_dim
 from toponets_exp.topo.spatial_correlation import (grid_positions, sample_neighbourhoods, spatial_correlation_loss,
                                                    unit_responses)
-from toponets_exp.topo.topoloss import TopoLayer
 
 log = logging.getLogger(__name__)
 POSITIONS = ("identity", "shuffled", "swapopt")
@@ -152,21 +153,29 @@ class Placements:
 
     def make(self, pl_module: torch.nn.Module, inputs: torch.Tensor, layers: Sequence[TopoLayer],
              strategy: Any) -> None:
-        """Place every placed module's units (swapopt: on their responses to `inputs`, rank 0's for every rank)."""
+        """Place every placed module's units (swapopt: rank 0 optimises them on its responses to `inputs` and
+        broadcasts its placements to every rank)."""
         modules = list({layer.name: layer for layer in layers if placed(layer)}.values())
-        responses = module_responses(pl_module, inputs, modules) if self.kind == "swapopt" else {}
+        if self.kind == "swapopt":
+            made = self._swap_optimised(pl_module, inputs, modules) if global_rank() == 0 else None
+            self.by_module = strategy.broadcast(made, src=0)
+        else:
+            self.by_module = {layer.name: shuffled(layer.sheet[0] * layer.sheet[1], generator(self.seed, index))
+                              for index, layer in enumerate(modules)}
+
+    def _swap_optimised(self, pl_module: torch.nn.Module, inputs: torch.Tensor,
+                        modules: list[TopoLayer]) -> dict[str, torch.Tensor]:
+        """Each module's placement swap-optimised from a shuffled one, on its responses to `inputs`."""
+        responses = module_responses(pl_module, inputs, modules)
         made = {}
         for index, layer in enumerate(modules):
             rng = generator(self.seed, index)
-            units = layer.sheet[0] * layer.sheet[1]
-            order = shuffled(units, rng)
-            if self.kind == "swapopt":
-                order, kept = swap_optimise(responses[layer.name], layer.sheet, order, self.neighbourhoods,
-                                            self.steps, self.radius, rng)
-                log.info("swap optimisation of %s: %d of %d swaps kept", layer.name, kept,
-                         self.neighbourhoods * self.steps)
-            made[layer.name] = order
-        self.by_module = strategy.broadcast(made, src=0) if self.kind == "swapopt" else made
+            start = shuffled(layer.sheet[0] * layer.sheet[1], rng)
+            made[layer.name], kept = swap_optimise(responses[layer.name], layer.sheet, start, self.neighbourhoods,
+                                                   self.steps, self.radius, rng)
+            log.info("swap optimisation of %s: %d of %d swaps kept", layer.name, kept,
+                     self.neighbourhoods * self.steps)
+        return made
 
     def state_dict(self) -> dict[str, list[int]]:
         """The placements, as lists (a checkpoint's plain data)."""

@@ -17,7 +17,7 @@ from torch import nn
 from toponets_exp.checks import choice, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.blur import check_factor
-from toponets_exp.topo.topoloss import TopoLayer
+from toponets_exp.topo.layer import TopoLayer
 from toponets_exp.topo.wiring import has_wiring_cost, wire_layers
 from toponets_exp.topo.schedule import Schedule
 from toponets_exp.topo.sheet import sheet_shape

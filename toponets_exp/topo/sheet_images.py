@@ -9,9 +9,9 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import WandbLogger
 
-from toponets_exp.brain.plots import sheet_principal_components, sheet_rgb
-from toponets_exp.topo.topoloss import TopoLayer
+from toponets_exp.topo.layer import TopoLayer
 from toponets_exp.topo.sheet import unit_matrix
+from toponets_exp.topo.sheet_pca import sheet_principal_components, sheet_rgb
 
 
 def sheet_image(vectors: np.ndarray, sheet: tuple[int, int]) -> np.ndarray:

@@ -127,12 +127,16 @@ def pair_distances(first: torch.Tensor, second: torch.Tensor, distance: str = "e
     raise ValueError(f"distance={distance!r} is not supported; accepted: {', '.join(DISTANCES)}")
 
 
+def unit_positions(units: torch.Tensor, width: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(..., 2) (row, column) of unit indices on a sheet `width` units wide: unit i at (i // W, i % W)."""
+    return torch.stack([units // width, units % width], dim=-1).to(dtype)
+
+
 def grid_positions(sheet: tuple[int, int], device: torch.device | str | None = None,
                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(units, 2) (row, column) of every unit of an H×W sheet, row-major: unit i at (i // W, i % W)."""
     h, w = _sheet(sheet)
-    rows, cols = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device), indexing="ij")
-    return torch.stack([rows.reshape(-1), cols.reshape(-1)], dim=1).to(dtype)
+    return unit_positions(torch.arange(h * w, device=device), w, dtype)
 
 
 def spatial_correlation_loss(responses: torch.Tensor, sheet: tuple[int, int], neighbourhoods: torch.Tensor,
@@ -175,11 +179,12 @@ def spatial_correlation_loss(responses: torch.Tensor, sheet: tuple[int, int], ne
         covariance, inv_std = _covariance(x.index_select(1, idx.reshape(-1)).view(samples, count, k))
         r = covariance[:, first, second] * inv_std[:, first] * inv_std[:, second]
     r = r.clamp(-1.0, 1.0)
-    if positions is None:
-        positions = grid_positions((h, w), x.device, dtype)
+    if positions is None:  # the sheet's grid, at the neighbourhoods' units only
+        at = unit_positions(idx, w, dtype)
     elif tuple(positions.shape) != (units, 2):
         raise ValueError(f"positions must be (units, 2) = ({units}, 2), got {tuple(positions.shape)}")
-    at = positions.to(device=x.device, dtype=dtype)[idx]
+    else:
+        at = positions.to(device=x.device, dtype=dtype)[idx]
     d = pair_distances(at[:, first], at[:, second], distance)
     alignment = (_standardised(r, dim=1) * _standardised(1.0 / (d + 1.0), dim=1)).sum(dim=1)
     return (scale * (1.0 - alignment)).mean()

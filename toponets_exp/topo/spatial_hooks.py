@@ -22,10 +22,10 @@ from torch.utils.hooks import RemovableHandle
 
 from toponets_exp.checks import choice, number
 from toponets_exp.errors import ConfigError
+from toponets_exp.topo.layer import TopoLayer
 from toponets_exp.topo.selection import output_unit_dim
 from toponets_exp.topo.spatial_correlation import (CONV_MODES, DISTANCES, sample_neighbourhoods,
                                                    spatial_correlation_loss, unit_responses)
-from toponets_exp.topo.topoloss import TopoLayer
 
 
 def neighbourhood_seed(seed: int, step: int, batch_idx: int, layer_index: int) -> int:
@@ -84,9 +84,7 @@ class SpatialCorrelation:
     _handles: list[RemovableHandle] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.responses not in CONV_MODES:
-            raise ConfigError(f"topo.spatial.responses={self.responses!r} is not supported; use one of "
-                              f"{', '.join(CONV_MODES)}")
+        choice("topo.spatial.responses", self.responses, CONV_MODES)
         choice("topo.spatial.distance", self.distance, DISTANCES)
         self.scale = number("topo.spatial.scale", self.scale, 0.0)
         for index, layer in enumerate(self.layers):  # a radius or count that does not fit fails now

@@ -14,14 +14,11 @@ is sign(w) · d / units (0 at w = 0).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import torch
 
 from toponets_exp.errors import ConfigError
-
-if TYPE_CHECKING:  # topoloss imports this module
-    from toponets_exp.topo.topoloss import TopoLayer
+from toponets_exp.topo.layer import TopoLayer
 
 
 def cell_centres(sheet: tuple[int, int], dtype: torch.dtype = torch.float32,

@@ -1,0 +1,44 @@
+"""The run's data module, and the check that it gives what the model reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from toponets_exp.errors import ConfigError
+
+CONF_DATA = Path(__file__).resolve().parents[2] / "conf" / "data"
+PROVIDES = {"vision": ("num_classes", "labelled images"), "language": ("vocab_size", "token ids")}
+
+
+def _data_keys(option: Path) -> set[str]:
+    """The keys a conf/data option sets, with those of the data options in its defaults list."""
+    node = OmegaConf.load(option)
+    keys = set(node) - {"defaults"}
+    for entry in node.get("defaults", []):
+        if isinstance(entry, str) and (option.parent / f"{entry}.yaml").is_file():
+            keys |= _data_keys(option.parent / f"{entry}.yaml")
+    return keys
+
+
+def check_model_data(cfg: DictConfig) -> None:
+    """An image model needs labelled images and a language model token ids: else one line naming the data options
+    that fit (`data.num_classes` marks image classification data, `data.vocab_size` text data)."""
+    kind = str(cfg.model.get("eval", {}).get("kind", "vision"))
+    key, what = PROVIDES[kind]
+    if key in cfg.data:
+        return
+    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
+    model, data = choices.get("model", "this model"), choices.get("data", "this data")
+    fitting = sorted(p.stem for p in CONF_DATA.glob("*.yaml") if key in _data_keys(p))
+    raise ConfigError(f"model={model} reads {what}, which data={data} does not give (no data.{key}); use "
+                      f"data={' | '.join(fitting)}")
+
+
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    """The LightningDataModule of `data=`."""
+    return instantiate(cfg.data, _convert_="all")
