@@ -377,3 +377,15 @@ def test_a_report_goes_to_the_wandb_loggers_only(tmp_path):
         mock.call(key="eval/effective_dim", images=[str(tmp_path / "figures/effective_dim.png")]),
         mock.call(key="eval/weight_sheet_fc", images=[str(tmp_path / "figures/weight_sheet_fc.png")])]
     assert not csv.method_calls
+
+
+def test_task_eval_refuses_an_unknown_topo_key_before_loading():
+    from hydra import compose, initialize_config_dir
+
+    from toponets_exp.errors import ConfigError
+    from toponets_exp.tasks.eval import run_eval
+
+    with initialize_config_dir(config_dir=str(Path(__file__).parents[1] / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["task=eval", "+topo.reduce=sum"])
+    with pytest.raises(ConfigError, match=r"^topo has unknown key\(s\) reduce; accepted: loss, weight"):
+        run_eval(cfg)
