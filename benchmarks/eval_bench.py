@@ -7,10 +7,11 @@ Backbone: torchvision ResNet-18 (random init, seed 0, 10 classes), recorded at `
 sheet 16×32). Stimuli: `categories` × `per-category` synthetic images (a fixed random image per category plus
 unit Gaussian noise), labels in order, served by a DataLoader with the evaluation's batch size. Settings: the
 evaluation's defaults, conf/eval/auto.yaml checked by evaluation.settings.eval_settings. Each part calls the library
-function the evaluation calls (evaluation.vision.vision_analyses, evaluation.maps.response_maps / weight_maps,
-evaluation.vision.selectivity) with the same arguments:
+function the evaluation calls (evaluation.vision_analyses.vision_analyses, evaluation.maps.response_maps /
+weight_maps, evaluation.vision_analyses.selectivity) with the same arguments:
 
-- record: evaluation.vision.record_with_labels (brain.activations.record_activations, spatial mean per channel);
+- record: evaluation.vision_analyses.record_with_labels (evaluation.recording.record_activations, spatial mean per
+  channel);
 - smoothness: brain.smoothness.smoothness (eval.smoothness, eval.max_pairs) of the layer's weights and of its
   response profiles, and TDANN's smoothness (brain.tdann via evaluation.maps.map_tdann_smoothness, eval.tdann)
   of every category's t map;
@@ -48,8 +49,8 @@ from benchmarks.timing import Timing  # noqa: E402
 from toponets_exp.brain import (effective_dimensionality, map_pearson, map_ssim, response_profiles,  # noqa: E402
                                 selectivity_map, smoothness)
 from toponets_exp.evaluation.maps import map_tdann_smoothness  # noqa: E402
-from toponets_exp.evaluation.settings import eval_settings  # noqa: E402
-from toponets_exp.evaluation.vision import STD_DDOF, record_with_labels  # noqa: E402
+from toponets_exp.evaluation.settings import EvalSettings, eval_settings  # noqa: E402
+from toponets_exp.evaluation.vision_analyses import STD_DDOF, record_with_labels  # noqa: E402
 from toponets_exp.topo import TopoLayer, select_layers, unit_matrix  # noqa: E402
 
 log = logging.getLogger("eval_bench")
@@ -63,7 +64,7 @@ PARTS = {  # key of the last line -> the table rows it sums
 }
 
 
-def default_settings() -> dict[str, Any]:
+def default_settings() -> EvalSettings:
     """eval.* as the evaluation resolves and checks it, from conf/eval/auto.yaml with seed 0."""
     cfg = OmegaConf.create({"seed": 0, "eval": OmegaConf.load(ROOT / "conf" / "eval" / "auto.yaml")})
     return eval_settings(cfg)
@@ -87,23 +88,23 @@ def backbone(categories: int) -> tuple[nn.Module, TopoLayer]:
     return net, select_layers(net, [LAYER], 3.0, 1.0)[0]
 
 
-def evaluation_pass(net: nn.Module, layer: TopoLayer, loader: DataLoader, ev: dict[str, Any],
+def evaluation_pass(net: nn.Module, layer: TopoLayer, loader: DataLoader, ev: EvalSettings,
                     clock: Callable[[str, Callable[[], Any]], Any]) -> dict[str, float]:
     """One layer's analyses in the evaluation's order, each timed by `clock(row, fn)`; a few of their values."""
     acts, labels = clock("record activations", lambda: record_with_labels(net, [layer.name], loader,
                                                                            torch.device("cpu")))
     responses = acts[layer.name]
     vectors = unit_matrix(layer.param.detach().float().cpu(), layer.unit_dim).numpy()
-    weight = clock("smoothness: weights", lambda: smoothness(vectors, layer.sheet, ev["smoothness"],
-                                                             ev["max_pairs"], ev["seed"]))
+    weight = clock("smoothness: weights", lambda: smoothness(vectors, layer.sheet, ev.smoothness,
+                                                             ev.max_pairs, ev.seed))
     ed = clock("effective dimensionality", lambda: effective_dimensionality(responses))
     response = clock("smoothness: responses", lambda: smoothness(response_profiles(responses), layer.sheet,
-                                                                 ev["smoothness"], ev["max_pairs"], ev["seed"]))
+                                                                 ev.smoothness, ev.max_pairs, ev.seed))
     categories = [str(c) for c in range(int(labels.max()) + 1)]
     named = np.asarray(categories)[labels]
     maps = clock("selectivity maps (t, d′, Moran's I)", lambda: [
-        selectivity_map(responses, named, c, layer.sheet, ev["selectivity_threshold"],
-                        ddof=STD_DDOF[ev["selectivity_std"]]) for c in categories])
+        selectivity_map(responses, named, c, layer.sheet, ev.selectivity_threshold,
+                        ddof=STD_DDOF[ev.selectivity_std]) for c in categories])
     tdann = clock("smoothness: TDANN of the t maps", lambda: [map_tdann_smoothness(m.t, layer.sheet, ev)
                                                               for m in maps])
     clock("map similarity (Pearson, SSIM)", lambda: ([[map_pearson(a.t, b.t) for b in maps] for a in maps],
@@ -119,7 +120,7 @@ def measure(args: argparse.Namespace) -> tuple[dict[str, Timing], list[float], d
     """Per-row timings and per-pass totals over `repeats` passes after `warmup` untimed ones, and the values."""
     ev = default_settings()
     net, layer = backbone(args.categories)
-    loader = stimuli(args, ev["batch_size"])
+    loader = stimuli(args, ev.batch_size)
     samples: dict[str, list[float]] = {}
 
     def clock(row: str, fn: Callable[[], Any]) -> Any:

@@ -9,7 +9,7 @@ from torch import nn
 from transformers import GPTNeoConfig, GPTNeoForCausalLM
 from transformers.utils import logging as hf_logging
 
-from toponets_exp.brain.activations import record_activations, text_batches, text_responses
+from toponets_exp.evaluation.recording import record_activations, text_batches, text_responses
 
 hf_logging.set_verbosity_error()
 

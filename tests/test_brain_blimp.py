@@ -10,7 +10,8 @@ from torch import nn
 from transformers import GPTNeoConfig, GPTNeoForCausalLM
 from transformers.utils import logging as hf_logging
 
-from toponets_exp.brain.blimp import blimp_accuracy, load_blimp, sequence_log_prob
+from toponets_exp.brain.blimp import blimp_accuracy, load_blimp
+from toponets_exp.evaluation.blimp_scoring import sequence_log_prob
 
 hf_logging.set_verbosity_error()
 

@@ -11,7 +11,8 @@ from transformers import GPTNeoConfig, GPTNeoForCausalLM
 from transformers.pytorch_utils import Conv1D
 from transformers.utils import logging as hf_logging
 
-from toponets_exp.brain.efficiency import downsample_pair, downsampling_curve, prune_l1, pruning_curve
+from toponets_exp.evaluation.downsampling import downsample_pair, downsampling_curve
+from toponets_exp.evaluation.pruning import prune_l1, pruning_curve
 
 hf_logging.set_verbosity_error()
 
@@ -79,7 +80,7 @@ def test_prune_reaches_the_sparsity_removing_smallest_magnitudes(amount):
 
 def test_pruning_curve_evaluates_each_sparsity(caplog):
     net = mlp(nn.ReLU(), dtype=torch.float32)
-    with caplog.at_level("INFO", logger="toponets_exp.brain.efficiency"):
+    with caplog.at_level("INFO", logger="toponets_exp.evaluation.pruning"):
         curve = pruning_curve(net, ["fc", "proj"], (0.0, 0.25, 0.5),
                               evaluate=lambda m: float((m.fc.weight == 0).float().mean()))
     assert curve == pytest.approx({0.0: 0.0, 0.25: 0.25, 0.5: 0.5})

@@ -7,9 +7,9 @@ from scipy.optimize import curve_fit
 from transformers import GPTNeoConfig, GPTNeoForCausalLM
 from transformers.utils import logging as hf_logging
 
-from toponets_exp.brain.activations import text_responses
 from toponets_exp.brain.integration import exponential, fit_decay, integration_windows, power_law
 from toponets_exp.brain.language import embedded_sentences
+from toponets_exp.evaluation.recording import text_responses
 
 hf_logging.set_verbosity_error()
 

@@ -10,8 +10,8 @@ from scipy import stats as sps
 from transformers import GPTNeoConfig, GPTNeoForCausalLM
 from transformers.utils import logging as hf_logging
 
-from toponets_exp.brain.activations import text_responses
 from toponets_exp.brain.language import embedded_sentences, language_selectivity, make_nonwords
+from toponets_exp.evaluation.recording import text_responses
 
 hf_logging.set_verbosity_error()
 

@@ -140,7 +140,7 @@ def test_the_trained_tau_comes_from_the_file_or_is_unknown(tmp_path):
         "topo": {"layers": ["layer4.*.conv*"], "factor": 2.0, "weight": 5.0, "loss": "topoloss"}})
     before = OmegaConf.to_yaml(cfg)
     loaded = load_for_eval(cfg, str(path))
-    assert loaded.architecture["num_classes"] == 7 and loaded.model.net.num_classes == 7
+    assert loaded.architecture["num_classes"] == 7 and loaded.config.net.num_classes == 7
     assert loaded.topo_weight is None and [layer.name for layer in loaded.layers] == [
         "layer4.0.conv1", "layer4.0.conv2", "layer4.1.conv1", "layer4.1.conv2"]
     assert OmegaConf.to_yaml(cfg) == before
@@ -296,7 +296,96 @@ def test_switches_of_the_evaluation_must_be_booleans(key, value):
     from toponets_exp.evaluation.settings import eval_settings
 
     cfg = OmegaConf.create({"seed": 0, "eval": OmegaConf.load(Path(__file__).parents[1] / "conf/eval/auto.yaml")})
-    assert eval_settings(cfg)["gratings"] is True
+    assert eval_settings(cfg).gratings is True
     cfg.eval[key] = value
     with pytest.raises(ConfigError, match=f"eval.{key}={value!r} must be true or false"):
         eval_settings(cfg)
+
+
+def default_eval_config(**model_eval):
+    """The run's seed, eval.* at its defaults and a model.eval node."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({"seed": 0, "model": {"eval": model_eval},
+                             "eval": OmegaConf.load(Path(__file__).parents[1] / "conf/eval/auto.yaml")})
+
+
+def test_settings_resolve_the_kind_and_refuse_a_language_model_without_its_context():
+    from toponets_exp.errors import ConfigError
+    from toponets_exp.evaluation.settings import eval_settings
+
+    assert eval_settings(default_eval_config()).kind == "vision"
+    assert eval_settings(default_eval_config(kind="language", context=64)).kind == "language"
+    with pytest.raises(ConfigError, match=r"^model.eval.context is not set: a language model's yaml names"):
+        eval_settings(default_eval_config(kind="language"))
+    cfg = default_eval_config(context=None)
+    cfg.eval.kind = "language"
+    with pytest.raises(ConfigError, match=r"^model.eval.context is not set"):
+        eval_settings(cfg)
+    with pytest.raises(ConfigError, match=r"^model.eval.kind='audio' is not supported; use one of vision, language"):
+        eval_settings(default_eval_config(kind="audio"))
+
+
+def test_settings_check_the_files_they_name_before_a_model_is_built(tmp_path):
+    from toponets_exp.errors import ConfigError
+    from toponets_exp.evaluation.settings import eval_settings
+
+    cfg = default_eval_config(kind="language", context=64)
+    cfg.eval.sentences = str(tmp_path / "missing.txt")
+    with pytest.raises(ConfigError, match=r"^eval.sentences=.*missing.txt' is not a file with one sentence per line"):
+        eval_settings(cfg)
+    cfg.eval.sentences, cfg.eval.blimp = None, str(tmp_path)
+    with pytest.raises(ConfigError, match=r"^eval.blimp=.*: BLiMP directory .* holds no \*.jsonl files"):
+        eval_settings(cfg)
+    cfg = default_eval_config()
+    np.savez(tmp_path / "neural.npz", responses=np.zeros((2, 3)))
+    cfg.eval.neural_data = str(tmp_path / "neural.npz")
+    with pytest.raises(ConfigError, match=r"^eval.neural_data neural.npz lacks \['stimuli'\]"):
+        eval_settings(cfg)
+
+
+def test_settings_are_frozen_with_lists_as_tuples():
+    import dataclasses
+
+    from toponets_exp.evaluation.settings import eval_settings
+
+    settings = eval_settings(default_eval_config())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.batch_size = 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.tdann.num_bins = 2
+    assert settings.pruning == (0.0, 0.2, 0.5, 0.8) and settings.layers == () and settings.seed == 0
+    assert dataclasses.asdict(settings.tdann) == {"num_bins": 20, "num_samples": 1, "sample_size": None,
+                                                  "distance_cutoff": None}
+
+
+def test_a_report_goes_to_the_wandb_loggers_only(tmp_path):
+    from unittest import mock
+
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    from toponets_exp.loggers import log_report
+
+    report = {"aggregate": {"weight_smoothness": 0.5, "tdann_smoothness": None, "tdann_maps_used": 3},
+              "layers": {"fc": {"weight_smoothness": 0.25, "sheet": [2, 2]}},
+              "figures": ["figures/effective_dim.png", "figures/weight_sheet_fc.png"]}
+    wandb, csv = mock.create_autospec(WandbLogger, instance=True), mock.create_autospec(CSVLogger, instance=True)
+    log_report([csv, wandb], report, tmp_path)
+    wandb.log_metrics.assert_called_once_with({"eval/weight_smoothness": 0.5, "eval/tdann_maps_used": 3,
+                                               "eval/fc/weight_smoothness": 0.25})
+    assert wandb.log_image.call_args_list == [
+        mock.call(key="eval/effective_dim", images=[str(tmp_path / "figures/effective_dim.png")]),
+        mock.call(key="eval/weight_sheet_fc", images=[str(tmp_path / "figures/weight_sheet_fc.png")])]
+    assert not csv.method_calls
+
+
+def test_task_eval_refuses_an_unknown_topo_key_before_loading():
+    from hydra import compose, initialize_config_dir
+
+    from toponets_exp.errors import ConfigError
+    from toponets_exp.tasks.eval import run_eval
+
+    with initialize_config_dir(config_dir=str(Path(__file__).parents[1] / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["task=eval", "+topo.reduce=sum"])
+    with pytest.raises(ConfigError, match=r"^topo has unknown key\(s\) reduce; accepted: loss, weight"):
+        run_eval(cfg)

@@ -58,9 +58,9 @@ def test_a_permuted_layout_with_permuted_weights_is_the_identity_layout():
 def test_maps_of_a_permuted_layout_are_those_of_the_identity_layout(tmp_path):
     from omegaconf import OmegaConf
 
-    from toponets_exp.brain.activations import record_activations
     from toponets_exp.evaluation.context import on_sheets
     from toponets_exp.evaluation.maps import response_maps, weight_maps
+    from toponets_exp.evaluation.recording import record_activations
     from toponets_exp.evaluation.settings import eval_settings
 
     torch.manual_seed(0)

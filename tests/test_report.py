@@ -11,8 +11,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from cli import TINY, read_csv, run_cli
-from toponets_exp.report import aggregate, pareto_front
-from toponets_exp.report.table import METRICS
+from toponets_exp.sweep_report import aggregate, pareto_front
+from toponets_exp.sweep_report.table import METRICS
 
 
 def test_pareto_front_by_hand() -> None:

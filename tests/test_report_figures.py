@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toponets_exp.report import aggregate, plot_efficiency
-from toponets_exp.report.figures import SD_SPAN, efficiency_figure, metrics_vs_tau_figure, y_range
-from toponets_exp.report.runs import Run
-from toponets_exp.report.table import METRICS
+from toponets_exp.sweep_report import aggregate, plot_efficiency
+from toponets_exp.sweep_report.figures import SD_SPAN, efficiency_figure, metrics_vs_tau_figure, y_range
+from toponets_exp.sweep_report.runs import Run
+from toponets_exp.sweep_report.table import METRICS
 
 NONE = {m: None for m in METRICS}
 

@@ -1,4 +1,5 @@
-"""Loggers: a CSV logger that continues a resumed run's metrics.csv, and W&B runs laid out as sweep dashboards."""
+"""Loggers: a CSV logger that continues a resumed run's metrics.csv, W&B runs laid out as sweep dashboards, and an
+evaluation's report logged to them."""
 
 from __future__ import annotations
 
@@ -97,3 +98,18 @@ def finish_wandb(loggers: Sequence[Any], summary: Mapping[str, Any] | None = Non
             if summary:
                 lg.experiment.summary.update(dict(summary))
             lg.experiment.finish()
+
+
+def log_report(loggers: Sequence[Any], report: Mapping[str, Any], run_dir: Path) -> None:
+    """An evaluation's report to the W&B runs among `loggers`: its numbers (aggregates and per-layer) and every
+    figure it lists (paths relative to `run_dir`)."""
+    wandb_loggers = [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    if not wandb_loggers:
+        return
+    scalars = {f"eval/{k}": v for k, v in report["aggregate"].items() if isinstance(v, (int, float))}
+    for name, entry in report["layers"].items():
+        scalars.update({f"eval/{name}/{k}": v for k, v in entry.items() if isinstance(v, (int, float))})
+    for lg in wandb_loggers:
+        lg.log_metrics(scalars)
+        for figure in report["figures"]:
+            lg.log_image(key=f"eval/{Path(figure).stem}", images=[str(run_dir / figure)])

@@ -1,10 +1,10 @@
-"""Brain-likeness analyses of model layers: dimensionality, topographic smoothness, selectivity, predictivity,
-language selectivity, integration windows, efficiency under pruning and sheet downsampling, BLiMP."""
+"""Brain-likeness measures, each a function of arrays (responses, weights, maps on the sheet): dimensionality,
+topographic smoothness, selectivity, predictivity, language selectivity, integration windows, sheet block pooling,
+BLiMP accuracy; and their plots."""
 
-from toponets_exp.brain.activations import record_activations, text_responses
-from toponets_exp.brain.blimp import blimp_accuracy, load_blimp, sequence_log_prob
+from toponets_exp.brain.blimp import blimp_accuracy, load_blimp
 from toponets_exp.brain.dimensionality import effective_dimensionality
-from toponets_exp.brain.efficiency import downsample_pair, downsampling_curve, prune_l1, pruning_curve
+from toponets_exp.brain.efficiency import block_pool
 from toponets_exp.brain.integration import IntegrationResult, integration_windows
 from toponets_exp.brain.language import LanguageSelectivity, embedded_sentences, language_selectivity, make_nonwords
 from toponets_exp.brain.plots import (plot_bar, plot_curves, plot_selectivity_maps, plot_sheet_map,

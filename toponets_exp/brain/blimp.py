@@ -1,4 +1,4 @@
-"""BLiMP minimal pairs (Warstadt et al. 2020): local JSONL loading, causal-LM sentence log-probabilities, accuracy.
+"""BLiMP minimal pairs (Warstadt et al. 2020): local JSONL loading, and the accuracy of sentence log-probabilities.
 
 A pair is scored correct when the model gives the grammatical sentence a higher total log-probability than the
 ungrammatical one (ties count as wrong). Accuracy is reported per paradigm (UID), as the mean over paradigms (the
@@ -7,19 +7,12 @@ BLiMP paper's headline number), per `field` when the files carry it, and over al
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from toponets_exp.brain.activations import evaluating, model_device, text_batches
-from toponets_exp.models.outputs import logits_of
 
 REQUIRED_KEYS = ("sentence_good", "sentence_bad", "UID")
 
@@ -90,33 +83,3 @@ def blimp_accuracy(pairs: Sequence[dict], log_prob: Callable[[list[str]], np.nda
         uid_field = {str(p["UID"]): str(p["field"]) for p in pairs}
         result["per_field"] = _grouped_mean(np.array(list(per_uid.values())), [uid_field[u] for u in per_uid])
     return result
-
-
-def _accepts_mask(model: nn.Module) -> bool:
-    """Whether the model's forward takes an `attention_mask` keyword."""
-    params = inspect.signature(model.forward).parameters
-    return "attention_mask" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def sequence_log_prob(model: nn.Module, encode: Callable[[str], list[int]], texts: Sequence[str],
-                      device: torch.device | str | None = None, bos_id: int | None = None,
-                      batch_size: int = 16) -> np.ndarray:
-    """Σ_t log p(token_t | tokens_<t) of each text under a causal LM, as float64 (n,).
-
-    With `bos_id`, the id is prepended so every token of the text is scored (as lm-eval-harness does for BLiMP
-    with GPT-2's end-of-text token); without it the first token is context only. Texts are right-padded into
-    batches, with an attention mask when the model's forward accepts one (padding after a causal sequence
-    cannot change its logits either way).
-    """
-    prefix = [] if bos_id is None else [int(bos_id)]
-    device = torch.device(device) if device is not None else model_device(model)
-    use_mask = _accepts_mask(model)
-    out = []
-    with evaluating(model):
-        for batch in text_batches(list(texts), lambda text: prefix + list(encode(text)), batch_size):
-            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-            output = model(ids, attention_mask=mask) if use_mask else model(ids)
-            logp = F.log_softmax(logits_of(output)[:, :-1].double(), dim=-1)
-            scored = torch.where(mask[:, 1:].bool(), logp.gather(-1, ids[:, 1:, None])[..., 0], 0.0)
-            out.append(scored.sum(dim=1).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)

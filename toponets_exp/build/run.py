@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
@@ -19,7 +18,7 @@ from toponets_exp.build.module import build_module, example_input
 from toponets_exp.build.topo import build_topo, select_topo_layers
 from toponets_exp.build.trainer import build_trainer, check_trainer, checkpoints, run_callbacks, sheet_images
 from toponets_exp.checks import boolean, integer
-from toponets_exp.evaluation import eval_plan
+from toponets_exp.evaluation import EvalSettings, eval_settings
 from toponets_exp.io import write_text
 from toponets_exp.resume import RunState, reset_metrics, resume_point
 from toponets_exp.resume.run_dir import RESOLVED, ResumePoint
@@ -52,7 +51,7 @@ class Plan:
     out: Path
     resume: ResumePoint | None
     start_from: Path | str | None  # the resumed run's last.ckpt, else `ckpt_path`
-    evaluation: tuple[dict[str, Any], str] | None
+    evaluation: EvalSettings | None
 
 
 def plan_run(cfg: DictConfig) -> Plan:
@@ -62,7 +61,7 @@ def plan_run(cfg: DictConfig) -> Plan:
     check_model_data(cfg)
     check_trainer(cfg)
     check_loggers(cfg)
-    evaluation = eval_plan(cfg) if boolean("eval.after_train", cfg.eval.after_train) else None
+    evaluation = eval_settings(cfg) if boolean("eval.after_train", cfg.eval.after_train) else None
     out = output_dir(cfg)
     resume = resume_point(cfg, out)
     return Plan(out, resume, resume.path if resume is not None else cfg.ckpt_path, evaluation)

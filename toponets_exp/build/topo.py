@@ -9,9 +9,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from toponets_exp.checks import number
 from toponets_exp.errors import ConfigError
-from toponets_exp.topo import TopoLayer, TopoLossCallback, select_layers
+from toponets_exp.topo import TopoLayer, TopoLossCallback
+from toponets_exp.topo.selection import select_configured
 
 SELECTION = ("loss", "weight", "layers", "factor")
 CALLBACK = ("reduction", "overlap", "positions", "swapopt", "schedule", "spatial")
@@ -22,15 +22,18 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
 
 
+def check_topo_keys(cfg: DictConfig) -> None:
+    """`topo` holds the keys of the layer selection and of the callback, and no other."""
+    unknown = sorted(set(cfg.topo) - set(SELECTION + CALLBACK))
+    if unknown:
+        raise ConfigError(f"topo has unknown key(s) {', '.join(unknown)}; accepted: {', '.join(SELECTION + CALLBACK)}")
+
+
 def select_topo_layers(cfg: DictConfig, net: nn.Module) -> list[TopoLayer]:
     """The backbone's topo layers: `topo.layers` patterns with factor φ `topo.factor`, τ `topo.weight` and loss
     `topo.loss` unless an item sets its own (a bad selection is a ConfigError, before anything is trained)."""
-    topo = cfg.topo
-    unknown = sorted(set(topo) - set(SELECTION + CALLBACK))
-    if unknown:
-        raise ConfigError(f"topo has unknown key(s) {', '.join(unknown)}; accepted: {', '.join(SELECTION + CALLBACK)}")
-    return select_layers(net, instantiate(topo.layers, _convert_="all"), _plain(topo.factor),
-                         number("topo.weight", topo.weight, 0.0), topo.loss)
+    check_topo_keys(cfg)
+    return select_configured(cfg.topo, net)
 
 
 def build_topo(cfg: DictConfig, layers: list[TopoLayer]) -> TopoLossCallback:

@@ -1,7 +1,8 @@
-"""Brain-likeness evaluation: load a model from a checkpoint, then evaluate its topo layers into report.json."""
+"""Brain-likeness evaluation: settings checked from the config, a model loaded from a checkpoint, then its topo
+layers evaluated into report.json."""
 
-from toponets_exp.evaluation.loading import LoadedModel, load_for_eval, task_data
-from toponets_exp.evaluation.report import Subject, evaluate
-from toponets_exp.evaluation.settings import eval_plan, eval_settings
+from toponets_exp.evaluation.evaluate import evaluate
+from toponets_exp.evaluation.loading import EvalModel, TaskData, load_for_eval, task_data
+from toponets_exp.evaluation.settings import EvalSettings, eval_settings
 
-__all__ = ["LoadedModel", "Subject", "eval_plan", "eval_settings", "evaluate", "load_for_eval", "task_data"]
+__all__ = ["EvalModel", "EvalSettings", "TaskData", "eval_settings", "evaluate", "load_for_eval", "task_data"]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from toponets_exp.errors import ConfigError
+from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.topo import TopoLayer
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ class EvalContext:
     layers: Sequence[TopoLayer]
     data: L.LightningDataModule | None   # the task's data, None when it does not fit the model
     data_misfit: str | None              # why not
-    ev: dict[str, Any]                   # eval.* (checked)
-    model: dict[str, Any]                # model.eval.* (what is specific to the model)
+    settings: EvalSettings
+    model_eval: dict[str, Any]           # model.eval.* (what is specific to the model)
     figures: Path
     device: torch.device
     tokenizer: Any = None                # language: encodes the stimuli (data.tokenizer.TextTokenizer)

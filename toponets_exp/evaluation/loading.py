@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,22 +22,32 @@ from toponets_exp.models.checkpoints import load_weights, match_state, read_chec
 from toponets_exp.models.nanogpt import padded_vocab
 from toponets_exp.topo import TopoLayer
 from toponets_exp.topo.positions import Placements, place
-from toponets_exp.topo.selection import unique_layers
+from toponets_exp.topo.selection import select_configured, unique_layers
 
 log = logging.getLogger(__name__)
 GPT2_VOCAB = 50257
 OFFICIAL_TAU = re.compile(r"(?:.*_)?tau_([0-9]+(?:\.[0-9]+)?)\.pt")  # murtylab/topo-*: all_topo_tau_10.0.pt
 
 
-@dataclass
-class LoadedModel:
-    """A backbone read for evaluation, its topo layers, and what the file said about it."""
+@dataclass(frozen=True)
+class EvalModel:
+    """The model under evaluation: the backbone, its topo layers, its config, where its weights came from, and what
+    that file said about it."""
 
     net: nn.Module
-    layers: list[TopoLayer]
-    model: DictConfig           # model.* of a copy of the run's config, model.net set to the file's variant
-    architecture: dict[str, Any]  # the model.net keys read from the file
-    topo_weight: float | None   # the τ the file was trained with, when it says so
+    layers: Sequence[TopoLayer]
+    config: DictConfig            # model.*: the run's, or of a copy with model.net set to the checkpoint's variant
+    checkpoint: str
+    architecture: dict[str, Any]  # the model.net keys read from the checkpoint ({} when none were)
+    topo_weight: float | None     # the τ it was trained with, when known
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """The task's data module when it fits the model, else None and why not."""
+
+    datamodule: L.LightningDataModule | None
+    misfit: str | None = None
 
 
 def read_architecture(cfg: DictConfig, path: Path, state: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +78,7 @@ def trained_topo_weight(path: Path, extra: dict[str, Any]) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def load_for_eval(cfg: DictConfig, path: str) -> LoadedModel:
+def load_for_eval(cfg: DictConfig, path: str) -> EvalModel:
     """The backbone of `model=` with the checkpoint's weights (its variant read from the file), its topo layers
     (`topo.layers`), and what was read; the run's config is left as it is."""
     location = Path(path).expanduser()
@@ -91,11 +102,9 @@ def load_for_eval(cfg: DictConfig, path: str) -> LoadedModel:
         log.info("loaded %d tensors into %s from %s (format %s)", len(state), type(net).__name__, location, fmt)
         tau = trained_topo_weight(location, extra)
         placements.load_state_dict(callback_state(extra).get("placements", {}))  # where training put the units
-    from toponets_exp.build.topo import select_topo_layers
-
-    layers = unique_layers(select_topo_layers(cfg, net))
+    layers = unique_layers(select_configured(cfg.topo, net))
     place(layers, placements.by_module)
-    return LoadedModel(net, layers, model_cfg.model, read, tau)
+    return EvalModel(net, layers, model_cfg.model, str(path), read, tau)
 
 
 def data_misfit(cfg: DictConfig, model: DictConfig, kind: str, datamodule: L.LightningDataModule) -> str | None:
@@ -116,24 +125,23 @@ def data_misfit(cfg: DictConfig, model: DictConfig, kind: str, datamodule: L.Lig
     return None
 
 
-def task_data(cfg: DictConfig, model: DictConfig, kind: str) -> tuple[L.LightningDataModule | None, str | None]:
-    """The task's data module if it fits the model (`model`: its model.* config), else (None, why not)."""
+def task_data(cfg: DictConfig, model: EvalModel, kind: str) -> TaskData:
+    """The task's data module (`data=`) if it fits the model, else why not."""
     datamodule = instantiate(cfg.data, _convert_="all")
-    misfit = data_misfit(cfg, model, kind, datamodule)
+    misfit = data_misfit(cfg, model.config, kind, datamodule)
     if misfit:
         log.info("The task's data does not fit the model (%s): the analyses that need it are skipped", misfit)
-        return None, misfit
-    return datamodule, None
+        return TaskData(None, misfit)
+    return TaskData(datamodule)
 
 
-def eval_tokenizer(model: DictConfig, choice: str, datamodule: L.LightningDataModule | None,
-                   misfit: str | None) -> TextTokenizer:
+def eval_tokenizer(model: DictConfig, choice: str, data: TaskData) -> TextTokenizer:
     """eval.tokenizer: the data's (data, or auto when it fits), GPT-2's BPE, or bytes (auto: by vocabulary size)."""
-    if choice == "data" or (choice == "auto" and datamodule is not None):
-        if datamodule is None:
-            raise ConfigError(f"eval.tokenizer=data, but the task's data does not fit the model ({misfit}); use "
+    if choice == "data" or (choice == "auto" and data.datamodule is not None):
+        if data.datamodule is None:
+            raise ConfigError(f"eval.tokenizer=data, but the task's data does not fit the model ({data.misfit}); use "
                               f"eval.tokenizer=auto, {GPT2} or bytes, or the model's data=")
-        return datamodule.tokenizer
+        return data.datamodule.tokenizer
     if choice == GPT2:
         return gpt2_tokenizer()
     if choice == "bytes":

@@ -15,18 +15,21 @@ from toponets_exp.brain.patches import find_patches
 from toponets_exp.brain.tdann import leading_bins, mean_smoothness, tdann_curves
 from toponets_exp.brain.topoformer import topoformer_tgi
 from toponets_exp.evaluation.context import Section, file_name
+from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.topo import TopoLayer, unit_matrix
 
 log = logging.getLogger(__name__)
 
 
-def map_tdann_smoothness(values: np.ndarray, sheet: Sequence[int], ev: Mapping[str, Any],
+def map_tdann_smoothness(values: np.ndarray, sheet: Sequence[int], ev: EvalSettings,
                          period: float | None = None) -> tuple[float, int]:
     """TDANN smoothness of a map (a selectivity map; with `period`, a cyclic one) with the eval.tdann settings, and the
     fewest bins a sample's curve kept before its first empty bin (NaN, with 0 bins, when some value is not finite)."""
     if not np.all(np.isfinite(values)):
         return float("nan"), 0
-    _, curves = tdann_curves(values, tuple(sheet), seed=ev["seed"], period=period, **ev["tdann"])
+    tdann = ev.tdann
+    _, curves = tdann_curves(values, tuple(sheet), tdann.num_bins, tdann.num_samples, tdann.sample_size,
+                             tdann.distance_cutoff, seed=ev.seed, period=period)
     return mean_smoothness(curves), min(leading_bins(curve) for curve in curves)
 
 
@@ -39,7 +42,7 @@ def map_patches(t_map: np.ndarray, sheet: Sequence[int]) -> dict[str, Any]:
     return {"patches": len(patches), "patch_areas": [p.area for p in patches]}
 
 
-def warn_unresolved(layers: Sequence[TopoLayer], bins: Mapping[str, Sequence[int]], ev: Mapping[str, Any]) -> None:
+def warn_unresolved(layers: Sequence[TopoLayer], bins: Mapping[str, Sequence[int]], ev: EvalSettings) -> None:
     """One warning naming every sheet too small a lattice for TDANN's bins (`bins`: each layer's leading bins per
     map): an empty second bin makes the value 1 by construction (equal-width bins narrower than the gaps between the
     lattice's distances)."""
@@ -48,15 +51,15 @@ def warn_unresolved(layers: Sequence[TopoLayer], bins: Mapping[str, Sequence[int
     if small:
         log.warning("%d sheet(s) too small for eval.tdann.num_bins=%d (%s): the second distance bin is empty, so "
                     "TDANN smoothness is 1 by construction there and left out of the aggregate; fewer bins resolve "
-                    "them", len(small), ev["tdann"]["num_bins"], ", ".join(small))
+                    "them", len(small), ev.tdann.num_bins, ", ".join(small))
 
 
-def weight_maps(layers: Sequence[TopoLayer], ev: Mapping[str, Any], figures: Path) -> Section:
+def weight_maps(layers: Sequence[TopoLayer], ev: EvalSettings, figures: Path) -> Section:
     """Per topo layer: weight-sheet smoothness with its full c(d) curve, and the sheet's image."""
     out: Section = {}
     for layer in layers:
         vectors = layer.on_sheet(unit_matrix(layer.param.detach().float().cpu(), layer.unit_dim)).numpy()
-        result = smoothness(vectors, layer.sheet, ev["smoothness"], ev["max_pairs"], ev["seed"])
+        result = smoothness(vectors, layer.sheet, ev.smoothness, ev.max_pairs, ev.seed)
         out[layer.name] = {"sheet": list(layer.sheet), "weight_smoothness": result.value,
                            "weight_similarity_curve": result.curve}
         plot_weight_sheet(vectors, layer.sheet, figures / f"weight_sheet_{file_name(layer.name)}.png",
@@ -64,7 +67,7 @@ def weight_maps(layers: Sequence[TopoLayer], ev: Mapping[str, Any], figures: Pat
     return out
 
 
-def response_maps(layers: Sequence[TopoLayer], responses: Mapping[str, np.ndarray], ev: Mapping[str, Any],
+def response_maps(layers: Sequence[TopoLayer], responses: Mapping[str, np.ndarray], ev: EvalSettings,
                   weights: Section, figures: Path, features: Mapping[str, np.ndarray] | None = None) -> Section:
     """Per layer: effective dimensionality (of `features`, default the responses), functional (response-profile)
     smoothness with its c(d) curve and Topoformer's TGI; the ED figure and the c(d) figure of the weights (the
@@ -72,9 +75,9 @@ def response_maps(layers: Sequence[TopoLayer], responses: Mapping[str, np.ndarra
     features = features or responses
     out: Section = {}
     for layer in layers:
-        result = smoothness(response_profiles(responses[layer.name]), layer.sheet, ev["smoothness"], ev["max_pairs"],
-                            ev["seed"])
-        tgi = topoformer_tgi(responses[layer.name], layer.sheet, seed=ev["seed"])
+        result = smoothness(response_profiles(responses[layer.name]), layer.sheet, ev.smoothness, ev.max_pairs,
+                            ev.seed)
+        tgi = topoformer_tgi(responses[layer.name], layer.sheet, seed=ev.seed)
         out[layer.name] = {"effective_dimensionality": effective_dimensionality(features[layer.name]),
                            "response_smoothness": result.value, "response_similarity_curve": result.curve,
                            "topoformer_tgi": tgi.tgi, "topoformer_tgi_per_cutoff": tgi.per_cutoff}

@@ -4,44 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation.context import EvalContext
-
-
-def stimulus_folder(stimuli: str) -> Any:
-    """The ImageFolder of eval.stimuli: one subfolder of images per category, at least 2 categories."""
-    from torchvision.datasets import ImageFolder
-
-    root = Path(stimuli).expanduser()
-    key = f"eval.stimuli={str(root)!r}"
-    if not root.is_dir():
-        raise ConfigError(f"{key} is not a folder with one subfolder of images per category")
-    try:
-        folder = ImageFolder(str(root))
-    except FileNotFoundError as err:  # torchvision: no class folder, or no image in any of them
-        raise ConfigError(f"{key}: {err} (expected one subfolder of images per category)") from None
-    if len(folder.classes) < 2:
-        raise ConfigError(f"{key} has {len(folder.classes)} category folder(s) ({', '.join(folder.classes)}); "
-                          "category selectivity needs at least 2")
-    return folder
-
-
-def check_stimuli(stimuli: str) -> None:
-    """eval.stimuli checked whole before an evaluation writes anything: its folders and every image readable."""
-    from PIL import Image
-
-    key = f"eval.stimuli={str(Path(stimuli).expanduser())!r}"
-    for path, _ in stimulus_folder(stimuli).samples:
-        try:
-            with Image.open(path) as image:
-                image.verify()
-        except Exception as err:  # noqa: BLE001 - PIL raises several types for a file it cannot read
-            raise ConfigError(f"{key}: cannot read image {path!r} ({type(err).__name__}: {err})") from None
+from toponets_exp.evaluation.stimulus_folder import stimulus_folder
 
 
 def stimulus_loader(ctx: EvalContext) -> tuple[DataLoader, list[str], list, dict[str, str]]:
@@ -51,17 +20,17 @@ def stimulus_loader(ctx: EvalContext) -> tuple[DataLoader, list[str], list, dict
     Returns the loader of (image, category index), the category names, each stimulus's identifier, and what each
     category is (a test split's labels are indices: the data's class names where it has them).
     """
-    ev = ctx.ev
-    if ev["stimuli"]:
+    ev = ctx.settings
+    if ev.stimuli:
         from toponets_exp.data.vision import imagenet_eval_transform
 
-        root = Path(ev["stimuli"]).expanduser()
-        folder = stimulus_folder(ev["stimuli"])
-        folder.transform = imagenet_eval_transform(ev["image_size"])
+        root = Path(ev.stimuli).expanduser()
+        folder = stimulus_folder(ev.stimuli)
+        folder.transform = imagenet_eval_transform(ev.image_size)
         targets = np.asarray(folder.targets)
-        keep = capped(targets, first_categories(len(folder.classes), ev["max_categories"]), ev["max_per_category"])
+        keep = capped(targets, first_categories(len(folder.classes), ev.max_categories), ev.max_per_category)
         ids = [str(Path(folder.samples[i][0]).relative_to(root)) for i in keep]
-        return (DataLoader(Subset(folder, keep), batch_size=ev["batch_size"]), list(folder.classes), ids,
+        return (DataLoader(Subset(folder, keep), batch_size=ev.batch_size), list(folder.classes), ids,
                 {c: f"folder {c}/" for c in folder.classes})
     if ctx.data is None:
         raise ConfigError(f"the task's data does not fit the model ({ctx.data_misfit}); give category stimuli with "
@@ -70,10 +39,10 @@ def stimulus_loader(ctx: EvalContext) -> tuple[DataLoader, list[str], list, dict
     dataset = ctx.data.test_dataloader().dataset
     targets = split_targets(dataset)
     classes = int(getattr(ctx.data.hparams, "num_classes", targets.max() + 1))
-    keep = capped(targets, spread_categories(classes, ev["max_categories"]), ev["max_per_category"])
+    keep = capped(targets, spread_categories(classes, ev.max_categories), ev.max_per_category)
     names = getattr(ctx.data, "class_names", None) or dataset_classes(dataset) or []
     labels = {str(c): f"class {c}" + (f" ({names[c]})" if c < len(names) else "") for c in range(classes)}
-    return (DataLoader(Subset(dataset, keep), batch_size=ev["batch_size"]), [str(c) for c in range(classes)], keep,
+    return (DataLoader(Subset(dataset, keep), batch_size=ev.batch_size), [str(c) for c in range(classes)], keep,
             labels)
 
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def _tasks() -> dict[str, Callable[[DictConfig], dict[str, Any]]]:
     """The runnable tasks (imported lazily so `--help` and errors stay fast)."""
-    from toponets_exp.tasks.evaluate import run_eval
+    from toponets_exp.tasks.eval import run_eval
     from toponets_exp.tasks.prepare import prepare
     from toponets_exp.tasks.report import report
     from toponets_exp.tasks.train import train

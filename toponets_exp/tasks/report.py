@@ -13,9 +13,9 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from toponets_exp.errors import ConfigError
 from toponets_exp.io import write_csv, write_text
 from toponets_exp.loggers import finish_wandb
-from toponets_exp.report import (aggregate, collect, markdown, plot_efficiency, plot_metrics_vs_tau, plot_pareto, rows,
-                                 task_metric)
-from toponets_exp.report.runs import STATUSES
+from toponets_exp.sweep_report import (aggregate, collect, markdown, plot_efficiency, plot_metrics_vs_tau,
+                                       plot_pareto, rows, task_metric)
+from toponets_exp.sweep_report.runs import STATUSES
 from toponets_exp.sweep import sweep_group
 from toponets_exp.build import output_dir
 

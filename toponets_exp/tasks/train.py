@@ -10,9 +10,9 @@ from omegaconf import DictConfig
 
 from toponets_exp.build import Run, build_run, overrides, plan_run, seed_and_check
 from toponets_exp.checks import number
-from toponets_exp.evaluation import Subject, evaluate
+from toponets_exp.evaluation import EvalModel, TaskData, evaluate
 from toponets_exp.io import write_json
-from toponets_exp.loggers import finish_wandb
+from toponets_exp.loggers import finish_wandb, log_report
 from toponets_exp.resume.run_dir import SUMMARY
 from toponets_exp.summary import finished_summary, headline, print_summary, wandb_runs
 
@@ -42,6 +42,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if run.trainer.is_global_zero:
         if plan.evaluation is not None:
             report = _evaluate(cfg, run, best or str(run.state.path))
+            log_report(run.trainer.loggers, report, plan.out)
             summary["eval"] = {"report": str(plan.out / "report.json"), **report["aggregate"]}
             summary["wall_time_s"] = round(time.perf_counter() - start, 1)
         summary.update(wandb_runs(run.loggers))
@@ -57,6 +58,5 @@ def _evaluate(cfg: DictConfig, run: Run, checkpoint: str) -> dict[str, Any]:
         log.info("No validation ran (trainer.val_check_interval / check_val_every_n_epoch), so there is no best "
                  "checkpoint: the evaluation uses the last weights (%s)", checkpoint)
     seed_and_check(cfg)
-    ev, kind = run.plan.evaluation
-    subject = Subject(run.module.net, run.layers, cfg.model, checkpoint, {}, run.topo.weight)
-    return evaluate(subject, run.datamodule, None, ev, kind, run.plan.out, run.trainer.loggers)
+    model = EvalModel(run.module.net, run.layers, cfg.model, checkpoint, {}, run.topo.weight)
+    return evaluate(model, TaskData(run.datamodule), run.plan.evaluation, run.plan.out)

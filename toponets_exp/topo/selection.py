@@ -10,6 +10,8 @@ from dataclasses import replace
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from toponets_exp.checks import choice, number
@@ -248,3 +250,13 @@ def unique_layers(layers: Sequence[TopoLayer]) -> list[TopoLayer]:
         if layer.name not in first:
             first[layer.name] = output_sheet(layer)
     return list(first.values())
+
+
+def select_configured(topo_cfg: DictConfig, net: nn.Module) -> list[TopoLayer]:
+    """The backbone's topo layers as `topo=` selects them: `topo.layers` patterns with factor φ `topo.factor`, τ
+    `topo.weight` and loss `topo.loss` unless an item sets its own (a bad selection is a ConfigError)."""
+    factor = topo_cfg.factor
+    if isinstance(factor, (DictConfig, ListConfig)):
+        factor = OmegaConf.to_container(factor, resolve=True)
+    return select_layers(net, instantiate(topo_cfg.layers, _convert_="all"), factor,
+                         number("topo.weight", topo_cfg.weight, 0.0), topo_cfg.loss)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +13,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from toponets_exp.brain import plot_sheet_map
-from toponets_exp.brain.activations import evaluating, record_activations, text_batches
-from toponets_exp.brain.blimp import blimp_accuracy, load_blimp, sequence_log_prob
+from toponets_exp.brain.blimp import blimp_accuracy, load_blimp
 from toponets_exp.brain.integration import integration_windows
 from toponets_exp.brain.language import embedded_sentences, language_selectivity, make_nonwords
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
+from toponets_exp.evaluation.blimp_scoring import sequence_log_prob
 from toponets_exp.evaluation.context import EvalContext, Section, check_layers, file_name, on_sheets, phase
-from toponets_exp.evaluation.efficiency import efficiency
+from toponets_exp.evaluation.efficiency_analyses import efficiency
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
+from toponets_exp.evaluation.recording import evaluating, record_activations, text_batches
+from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.lit.causal_lm import logits_of
 
 
@@ -30,15 +32,13 @@ def encoder(tokenizer: Any, context: int) -> Callable[[str], list[int]]:
     return lambda text: tokenizer.encode_batch([text])[0][-int(context):]
 
 
-def sentences(ev: Mapping[str, Any]) -> list[str]:
+def sentences(ev: EvalSettings) -> list[str]:
     """Sentence stimuli: one per line of eval.sentences, else sentences of the embedded English text."""
-    if ev["sentences"]:
-        path = Path(ev["sentences"]).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"eval.sentences={str(path)!r} is not a file with one sentence per line")
-        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return lines[: ev["n_sentences"]]
-    return embedded_sentences(ev["n_sentences"], seed=ev["seed"])
+    if ev.sentences:
+        text = Path(ev.sentences).expanduser().read_text(encoding="utf-8")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return lines[: ev.n_sentences]
+    return embedded_sentences(ev.n_sentences, seed=ev.seed)
 
 
 def layer_responses(net: nn.Module, names: Sequence[str], texts: Sequence[str], encode: Callable[[str], list[int]],
@@ -71,23 +71,23 @@ def loss_on(loader: Any, max_batches: int | None, device: torch.device) -> Calla
 def language_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict[str, Any]]:
     """Every language analysis: the per-layer section (`weights`, the weight maps, feed the c(d) figure) and the
     model-level results."""
-    ev, net, device = ctx.ev, ctx.net, ctx.device
-    encode = encoder(ctx.tokenizer, ctx.model["context"])
+    ev, net, device = ctx.settings, ctx.net, ctx.device
+    encode = encoder(ctx.tokenizer, ctx.model_eval["context"])
     texts = sentences(ev)
-    nonwords = make_nonwords(texts, seed=ev["seed"])
-    check_layers(net, ev["layers"])
+    nonwords = make_nonwords(texts, seed=ev.seed)
+    check_layers(net, ev.layers)
     topo = [layer.name for layer in ctx.layers]
-    names = topo + [n for n in ev["layers"] if n not in topo]
+    names = topo + [n for n in ev.layers if n not in topo]
     phase("recording %d layers' responses to %d sentences and their non-word versions", len(names), len(texts))
-    sent = on_sheets(ctx.layers, layer_responses(net, names, texts, encode, ev["token_reduce"], ev["batch_size"],
+    sent = on_sheets(ctx.layers, layer_responses(net, names, texts, encode, ev.token_reduce, ev.batch_size,
                                                  device))
-    non = on_sheets(ctx.layers, layer_responses(net, names, nonwords, encode, ev["token_reduce"], ev["batch_size"],
+    non = on_sheets(ctx.layers, layer_responses(net, names, nonwords, encode, ev.token_reduce, ev.batch_size,
                                                 device))
     phase("smoothness, effective dimensionality and language selectivity of %d topo layers", len(ctx.layers))
     per_layer = response_maps(ctx.layers, sent, ev, weights, ctx.figures)
     leading_bins = {}
     for layer in ctx.layers:
-        sel = language_selectivity(sent[layer.name], non[layer.name], layer.sheet, ev["fdr_alpha"])
+        sel = language_selectivity(sent[layer.name], non[layer.name], layer.sheet, ev.fdr_alpha)
         tdann, bins = map_tdann_smoothness(sel.t, layer.sheet, ev)
         leading_bins[layer.name] = [bins]
         per_layer[layer.name]["language_selectivity"] = {
@@ -98,51 +98,48 @@ def language_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict
         plot_sheet_map(sel.t, ctx.figures / f"language_selectivity_{file_name(layer.name)}.png",
                        f"{layer.name}: sentences vs non-words (Welch t)", cmap="RdBu_r")
     warn_unresolved(ctx.layers, leading_bins, ev)
-    out: dict[str, Any] = {"n_sentences": len(texts), "token_reduce": ev["token_reduce"],
+    out: dict[str, Any] = {"n_sentences": len(texts), "token_reduce": ev.token_reduce,
                            "tokenizer": f"{type(ctx.tokenizer).__name__} ({ctx.tokenizer.vocab_size} tokens)"}
     phase("integration windows")
     out["integration"] = integration(ctx, texts, encode)
     if ctx.data is None:
         ctx.skip("val_loss", "the task's validation split")
-        if ev["efficiency"]:
+        if ev.efficiency:
             ctx.skip("efficiency", "the task's validation split for the loss")
     else:
         ctx.data.setup("validate")
-        evaluate = loss_on(whole_split(ctx.data.val_dataloader()), ev["metric_batches"], device)
+        evaluate = loss_on(whole_split(ctx.data.val_dataloader()), ev.metric_batches, device)
         base = evaluate(net)
         out["val_loss"], out["val_perplexity"] = base, math.exp(base)
-        if ev["efficiency"]:
+        if ev.efficiency:
             vocab = ctx.tokenizer.vocab_size
-            out["efficiency"] = efficiency(net, ctx.layers, ev, ctx.model["downsample"], "val loss", evaluate,
+            out["efficiency"] = efficiency(net, ctx.layers, ev, ctx.model_eval["downsample"], "val loss", evaluate,
                                            ctx.figures, (math.log(vocab), f"uniform over {vocab} tokens, ln {vocab}"))
-    if ev["blimp"]:
+    if ev.blimp:
         out["blimp"] = blimp(ctx, encode)
     return per_layer, out
 
 
 def blimp(ctx: EvalContext, encode: Callable[[str], list[int]]) -> dict[str, Any]:
     """BLiMP accuracy: the model prefers the grammatical sentence of each pair (eval.blimp)."""
-    try:
-        pairs = load_blimp(ctx.ev["blimp"])
-    except (ValueError, OSError) as err:
-        raise ConfigError(f"eval.blimp={ctx.ev['blimp']!r}: {err}") from None
+    pairs = load_blimp(ctx.settings.blimp)
     start = getattr(ctx.tokenizer, "start_id", None)
     return blimp_accuracy(pairs, lambda t: sequence_log_prob(ctx.net, encode, t, ctx.device, start,
-                                                             ctx.ev["batch_size"]))
+                                                             ctx.settings.batch_size))
 
 
 def integration(ctx: EvalContext, texts: Sequence[str], encode: Callable[[str], list[int]]) -> dict[str, Any]:
     """Word-swap temporal integration windows of one topo layer (eval.integration_layer, default the middle)."""
-    ev, layers = ctx.ev, ctx.layers
-    name = ev["integration_layer"] or layers[len(layers) // 2].name
+    ev, layers = ctx.settings, ctx.layers
+    name = ev.integration_layer or layers[len(layers) // 2].name
     layer = next((l for l in layers if l.name == name), None)
     if layer is None:
         raise ConfigError(f"eval.integration_layer={name!r} is not a topo layer; use one of "
                           f"{', '.join(l.name for l in layers)}")
     result = integration_windows(
-        lambda batch: layer.on_sheet(layer_responses(ctx.net, [name], batch, encode, "last", ev["batch_size"],
+        lambda batch: layer.on_sheet(layer_responses(ctx.net, [name], batch, encode, "last", ev.batch_size,
                                                      ctx.device, False)[name], dim=-1),
-        texts, ev["integration_distances"], seed=ev["seed"])
+        texts, ev.integration_distances, seed=ev.seed)
     h, w = layer.sheet
     reach = int(result.distances.max())
     beyond = result.beyond_measured

@@ -11,8 +11,8 @@ from matplotlib.figure import Figure
 
 from toponets_exp.brain.efficiency import DOWNSAMPLING_AXIS, PRUNING_AXIS
 from toponets_exp.brain.plots import save_png
-from toponets_exp.report.runs import Run
-from toponets_exp.report.table import METRICS, pareto_front, setting_keys
+from toponets_exp.sweep_report.runs import Run
+from toponets_exp.sweep_report.table import METRICS, pareto_front, setting_keys
 
 LABELS = {"test_acc": "test accuracy", "test_ppl": "test perplexity", "test_loss": "test loss",
           "topo_loss": "TopoLoss (unweighted mean)", "weight_smoothness": "weight smoothness",

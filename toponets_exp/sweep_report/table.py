@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from toponets_exp.report.runs import STATUSES, Run
+from toponets_exp.sweep_report.runs import STATUSES, Run
 
 # Headline columns: name -> (where in summary.json, higher is better).
 METRICS = {

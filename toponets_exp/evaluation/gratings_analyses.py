@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from toponets_exp.brain.activations import record_activations
 from toponets_exp.brain.gratings import (COLOURS, ORIENTATIONS, PHASES, TDANN_CYCLES, Tuning, grating_tuning,
                                          make_gratings)
 from toponets_exp.brain.orientation_maps import (cluster_radii, orientation_bins, radial_power_profile,
@@ -18,6 +17,8 @@ from toponets_exp.data.vision import IMAGENET_MEAN, IMAGENET_STD
 from toponets_exp.evaluation.aggregate import finite_mean
 from toponets_exp.evaluation.context import EvalContext, Section, on_sheets, phase
 from toponets_exp.evaluation.maps import map_tdann_smoothness
+from toponets_exp.evaluation.recording import record_activations
+from toponets_exp.evaluation.settings import EvalSettings
 
 
 def grating_input(ctx: EvalContext) -> tuple[int, tuple[float, ...], tuple[float, ...], str]:
@@ -26,7 +27,7 @@ def grating_input(ctx: EvalContext) -> tuple[int, tuple[float, ...], tuple[float
     data = ctx.data
     if data is not None and hasattr(data, "pixel_stats") and hasattr(data, "input_size"):
         return int(data.input_size), *data.pixel_stats, f"{type(data).__name__}'s size and standardisation"
-    return int(ctx.ev["image_size"]), IMAGENET_MEAN, IMAGENET_STD, "eval.image_size, ImageNet's standardisation"
+    return int(ctx.settings.image_size), IMAGENET_MEAN, IMAGENET_STD, "eval.image_size, ImageNet's standardisation"
 
 
 def orientation_analysis(ctx: EvalContext) -> tuple[Section, dict[str, Any]]:
@@ -37,18 +38,18 @@ def orientation_analysis(ctx: EvalContext) -> tuple[Section, dict[str, Any]]:
     A unit's response is its rectified output averaged over the feature map's positions: TDANN and All-TNN tune
     post-ReLU responses, and a linear unit's response to a full-field grating, averaged over positions or phases,
     hardly depends on the grating's orientation."""
-    ev = ctx.ev
+    ev = ctx.settings
     size, mean, std, source = grating_input(ctx)
     gratings = make_gratings(size)
     images = (gratings.images - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
     phase("orientation tuning of %d topo layers to %d sine gratings (%dx%d pixels)", len(ctx.layers),
           len(images), size, size)
-    batches = (images[i:i + ev["batch_size"]] for i in range(0, len(images), ev["batch_size"]))
+    batches = (images[i:i + ev.batch_size] for i in range(0, len(images), ev.batch_size))
     acts = on_sheets(ctx.layers, record_activations(ctx.net, [layer.name for layer in ctx.layers], batches,
                                                     reduce="mean", device=ctx.device, progress=False, rectify=True))
     maps, notes, marks, out = {}, {}, {}, {}
     for layer in ctx.layers:
-        tuning = grating_tuning(acts[layer.name], gratings, ev["orientation_preference"])
+        tuning = grating_tuning(acts[layer.name], gratings, ev.orientation_preference)
         entry = _map_statistics(tuning, layer.sheet, ev)
         out[layer.name] = {"orientation": entry}
         maps[layer.name] = tuning.preferred_orientation.reshape(layer.sheet)
@@ -57,16 +58,16 @@ def orientation_analysis(ctx: EvalContext) -> tuple[Section, dict[str, Any]]:
                              + (f"smoothness {entry['tdann_smoothness']:.2f}" if entry["tdann_bins"] >= 2
                                 else "smoothness n/a (small sheet)")
                              + (f", {entry['pinwheels']} pinwheels" if entry["pinwheels"] is not None else ""))
-    title = (f"Preferred orientation on the sheet ({ev['orientation_preference']}; {len(images)} sine gratings); "
+    title = (f"Preferred orientation on the sheet ({ev.orientation_preference}; {len(images)} sine gratings); "
              "selective: circular variance < 0.6; TDANN smoothness, differences wrapped to ≤ 90°; "
              "circles: pinwheels (TDANN's detector)")
     plot_orientation_maps(maps, notes, ctx.figures / "orientation_maps.png", title, marks)
     return out, {"images": len(images), "size": size, "input": source, "orientations_deg": list(ORIENTATIONS),
                  "cycles_per_image": list(gratings.cycles_per_image), "phases_rad": list(PHASES),
-                 "colours": list(COLOURS), "preference": ev["orientation_preference"]}
+                 "colours": list(COLOURS), "preference": ev.orientation_preference}
 
 
-def _map_statistics(tuning: Tuning, sheet: tuple[int, int], ev: dict[str, Any]) -> dict[str, Any]:
+def _map_statistics(tuning: Tuning, sheet: tuple[int, int], ev: EvalSettings) -> dict[str, Any]:
     """One layer's tuning summary and its orientation map's statistics (TDANN smoothness and pinwheels, All-TNN);
     the pinwheel centres for the figure."""
     theta = tuning.preferred_orientation

@@ -9,8 +9,11 @@ from typing import Any
 from torch import nn
 
 from toponets_exp.brain import plot_curves
-from toponets_exp.brain.efficiency import DOWNSAMPLING_AXIS, PRUNING_AXIS, downsampling_curve, pruning_curve
+from toponets_exp.brain.efficiency import DOWNSAMPLING_AXIS, PRUNING_AXIS
 from toponets_exp.evaluation.context import phase
+from toponets_exp.evaluation.downsampling import downsampling_curve
+from toponets_exp.evaluation.pruning import pruning_curve
+from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.topo import TopoLayer
 from toponets_exp.topo.selection import is_hf_conv1d
 
@@ -40,21 +43,21 @@ def weight_owners(net: nn.Module, layers: Sequence[TopoLayer]) -> list[str]:
     return [owners[id(layer.param)] for layer in layers if id(layer.param) in owners]
 
 
-def efficiency(net: nn.Module, layers: Sequence[TopoLayer], ev: Mapping[str, Any],
+def efficiency(net: nn.Module, layers: Sequence[TopoLayer], ev: EvalSettings,
                downsample: Mapping[str, Mapping[str, str | None]], metric: str,
                evaluate: Callable[[nn.Module], float], figures: Path,
                chance: tuple[float, str] | None = None) -> dict[str, Any]:
     """Task metric under L1 pruning of the topo layers and under sheet downsampling of (layer, next) pairs; the
     figures draw `chance` (the metric of a guess, and what guess) as a line."""
-    phase("%s under L1 pruning of the topo layers (sparsities %s)", metric, ev["pruning"])
-    pruning = pruning_curve(net, weight_owners(net, layers), ev["pruning"], evaluate=evaluate)
+    phase("%s under L1 pruning of the topo layers (sparsities %s)", metric, list(ev.pruning))
+    pruning = pruning_curve(net, weight_owners(net, layers), ev.pruning, evaluate=evaluate)
     plot_curves(list(pruning), {metric: list(pruning.values())}, figures / "pruning.png",
                 f"Task metric vs L1 pruning of the {len(layers)} topo layers", PRUNING_AXIS, metric, chance)
     out: dict[str, Any] = {"metric": metric, "pruning": pruning}
     if chance is not None:
         out["chance"] = {"value": chance[0], "what": chance[1]}
     pairs = downsample_pairs(net, layers, downsample)
-    factors = [k for k in ev["downsampling"] if all(l.sheet[0] % k == 0 and l.sheet[1] % k == 0
+    factors = [k for k in ev.downsampling if all(l.sheet[0] % k == 0 and l.sheet[1] % k == 0
                                                      for l in layers if l.name in {p[0] for p in pairs})]
     if pairs and factors:
         phase("%s under sheet downsampling of %d layer pairs (factors %s)", metric, len(pairs), factors)

@@ -12,14 +12,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from toponets_exp.brain import map_pearson, map_ssim, plot_selectivity_maps, ridge_predictivity, selectivity_map
-from toponets_exp.brain.activations import evaluating, record_activations
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation.context import (EvalContext, Section, check_layers, file_name, merge_layers, on_sheets,
                                              phase)
-from toponets_exp.evaluation.efficiency import efficiency
-from toponets_exp.evaluation.gratings import orientation_analysis
+from toponets_exp.evaluation.efficiency_analyses import efficiency
+from toponets_exp.evaluation.gratings_analyses import orientation_analysis
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
+from toponets_exp.evaluation.recording import evaluating, record_activations
+from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.evaluation.stimuli import stimulus_loader
 
 STD_DDOF = {"sample": 1, "population": 0}  # eval.selectivity_std -> the ddof of t and d′
@@ -60,13 +61,13 @@ def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.nda
                 meaning: Mapping[str, str], stimuli: str) -> Section:
     """Per layer and category: t / d′ maps, fraction selective, Moran's I, TDANN smoothness and TDANN's patches of
     the t map; SSIM (null on a sheet under 3×3, e.g. a 10-way head's 2×5) and Pearson between the category maps."""
-    ev = ctx.ev
+    ev = ctx.settings
     named = np.asarray(categories)[labels]
     present = [c for c in categories if np.any(named == c)]
     leading_bins, out = {}, {}
     for layer in ctx.layers:
-        maps = [selectivity_map(acts[layer.name], named, c, layer.sheet, ev["selectivity_threshold"],
-                                ddof=STD_DDOF[ev["selectivity_std"]]) for c in present]
+        maps = [selectivity_map(acts[layer.name], named, c, layer.sheet, ev.selectivity_threshold,
+                                ddof=STD_DDOF[ev.selectivity_std]) for c in present]
         names = [m.category for m in maps]
         tdann = [map_tdann_smoothness(m.t, layer.sheet, ev) for m in maps]
         leading_bins[layer.name] = [bins for _, bins in tdann]
@@ -85,67 +86,60 @@ def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.nda
     return out
 
 
-def predictivity(acts: Mapping[str, np.ndarray], ids: Sequence[Any], ev: Mapping[str, Any]) -> dict[str, Any]:
+def predictivity(acts: Mapping[str, np.ndarray], ids: Sequence[Any], ev: EvalSettings) -> dict[str, Any]:
     """Cross-validated ridge from each layer's responses to user data (.npz: responses, stimuli)."""
-    path = Path(ev["neural_data"]).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"eval.neural_data={str(path)!r} is not a file (.npz with 'responses' and 'stimuli')")
-    data = np.load(path, allow_pickle=False)
-    missing = {"responses", "stimuli"} - set(data.files)
-    if missing:
-        raise ConfigError(f"eval.neural_data {path.name} lacks {sorted(missing)}; it needs 'responses' "
-                          "(stimuli × targets) and 'stimuli' (paths relative to eval.stimuli)")
+    data = np.load(Path(ev.neural_data).expanduser(), allow_pickle=False)
     index = {str(s): i for i, s in enumerate(ids)}
     unknown = [str(s) for s in data["stimuli"] if str(s) not in index]
     if unknown:
         raise ConfigError(f"eval.neural_data names stimuli not in eval.stimuli, e.g. {unknown[:3]}")
     rows = [index[str(s)] for s in data["stimuli"]]
-    layers = ev["predictivity_layers"] or list(acts)
+    layers = ev.predictivity_layers or list(acts)
     unrecorded = [name for name in layers if name not in acts]
     if unrecorded:
         raise ConfigError(f"eval.predictivity_layers names {unrecorded[0]!r}, which is not recorded; use topo layers "
                           f"or add it to eval.layers (recorded: {', '.join(acts)})")
-    return {name: ridge_predictivity(acts[name][rows], data["responses"], n_splits=ev["cv_folds"],
-                                     seed=ev["seed"]) for name in layers}
+    return {name: ridge_predictivity(acts[name][rows], data["responses"], n_splits=ev.cv_folds,
+                                     seed=ev.seed) for name in layers}
 
 
 def vision_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict[str, Any]]:
     """Every vision analysis: the per-layer section (`weights`, the weight maps, feed the c(d) figure) and the
     model-level results."""
-    ev = ctx.ev
+    ev = ctx.settings
     loader, categories, ids, meaning = stimulus_loader(ctx)
     topo = [layer.name for layer in ctx.layers]
-    names = topo + [n for n in ev["layers"] if n not in topo]
-    check_layers(ctx.net, ev["layers"] + ev["predictivity_layers"])
-    phase("recording %d layers' responses to the stimuli (%s)", len(names), ev["stimuli"] or "data test split")
+    names = topo + [n for n in ev.layers if n not in topo]
+    check_layers(ctx.net, ev.layers + ev.predictivity_layers)
+    phase("recording %d layers' responses to the stimuli (%s)", len(names), ev.stimuli or "data test split")
     acts, labels = record_with_labels(ctx.net, names, loader, ctx.device)
     acts = on_sheets(ctx.layers, acts)
     features = None
-    if ev["ed_features"] == "unpooled":  # TDANN's convention: ED of every C·H·W value, one more pass
+    if ev.ed_features == "unpooled":  # TDANN's convention: ED of every C·H·W value, one more pass
         features = record_activations(ctx.net, [l.name for l in ctx.layers], (x for x, _ in loader),
                                       reduce="flatten", device=ctx.device)
     phase("smoothness and effective dimensionality of %d topo layers", len(ctx.layers))
     per_layer = response_maps(ctx.layers, acts, ev, weights, ctx.figures, features)
     present = sorted({categories[i] for i in labels.tolist()}, key=categories.index)
-    source = ev["stimuli"] or f"the test split of {type(ctx.data).__name__}"
+    source = ev.stimuli or f"the test split of {type(ctx.data).__name__}"
     stimuli = f"{source}, {len(labels)} images of {len(present)} categories"
     phase("category selectivity maps of %d topo layers", len(ctx.layers))
     merge_layers(per_layer, selectivity(ctx, acts, labels, categories, meaning, stimuli))
-    out: dict[str, Any] = {"stimuli": ev["stimuli"] or "data test split", "n_stimuli": int(len(labels)),
+    out: dict[str, Any] = {"stimuli": ev.stimuli or "data test split", "n_stimuli": int(len(labels)),
                            "categories": present, "category_meaning": {c: meaning[c] for c in present}}
-    if ev["gratings"]:
+    if ev.gratings:
         orientation, out["gratings"] = orientation_analysis(ctx)
         merge_layers(per_layer, orientation)
-    if ev["efficiency"]:
+    if ev.efficiency:
         if ctx.data is None:
             ctx.skip("efficiency", "the task's test split for accuracy")
         else:
             ctx.data.setup("test")
-            evaluate = accuracy_on(whole_split(ctx.data.test_dataloader()), ev["metric_batches"], ctx.device)
+            evaluate = accuracy_on(whole_split(ctx.data.test_dataloader()), ev.metric_batches, ctx.device)
             n_classes = getattr(ctx.data.hparams, "num_classes", None)
             chance = (1.0 / n_classes, f"1/{n_classes} classes") if n_classes else None
-            out["efficiency"] = efficiency(ctx.net, ctx.layers, ev, ctx.model["downsample"], "accuracy", evaluate,
+            out["efficiency"] = efficiency(ctx.net, ctx.layers, ev, ctx.model_eval["downsample"], "accuracy", evaluate,
                                            ctx.figures, chance)
-    if ev["neural_data"]:
+    if ev.neural_data:
         out["predictivity"] = predictivity(acts, ids, ev)
     return per_layer, out
