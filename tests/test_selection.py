@@ -70,7 +70,7 @@ def test_is_hf_conv1d_is_an_isinstance_check():
     from transformers.models.gpt2.modeling_gpt2 import GPT2MLP, GPT2Config
     from transformers.pytorch_utils import Conv1D
 
-    from toponets_exp.topo.selection import is_hf_conv1d
+    from toponets_exp.topo.module_types import is_hf_conv1d
 
     class Conv1D_(nn.Module):  # noqa: N801 - same-named look-alikes are not transformers' Conv1D
         pass
@@ -90,7 +90,7 @@ def test_is_hf_conv1d_does_not_import_transformers_modules():
     import subprocess
     import sys
 
-    code = ("import sys; from torch import nn; from toponets_exp.topo.selection import is_hf_conv1d; "
+    code = ("import sys; from torch import nn; from toponets_exp.topo.module_types import is_hf_conv1d; "
             "before = 'transformers.pytorch_utils' in sys.modules; assert not is_hf_conv1d(nn.Linear(2, 2)); "
             "print(before, 'transformers.pytorch_utils' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

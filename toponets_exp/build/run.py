@@ -18,7 +18,7 @@ from toponets_exp.build.module import build_module, example_input
 from toponets_exp.build.topo import build_topo, select_topo_layers
 from toponets_exp.build.trainer import build_trainer, check_trainer, checkpoints, run_callbacks, sheet_images
 from toponets_exp.checks import boolean, integer
-from toponets_exp.evaluation import EvalSettings, eval_settings
+from toponets_exp.evaluation import EvalSettings, check_model_settings, eval_settings
 from toponets_exp.io import write_text
 from toponets_exp.resume import RunState, reset_metrics, resume_point
 from toponets_exp.resume.run_dir import RESOLVED, ResumePoint
@@ -93,6 +93,8 @@ def build_run(cfg: DictConfig, plan: Plan) -> Run:
     best, state = checkpoints(cfg, module, plan.out)
     loggers = build_loggers(cfg)
     layers = unique_layers(selected)
+    if plan.evaluation is not None:
+        check_model_settings(plan.evaluation, module.net, layers)
     callbacks = run_callbacks(cfg, topo, best, state, sheet_images(cfg, layers, loggers))
     trainer = build_trainer(cfg, callbacks, loggers, plan.out)  # knows this process's global rank
     if trainer.is_global_zero:  # the one writer of the run directory

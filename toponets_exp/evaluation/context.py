@@ -54,6 +54,22 @@ def check_layers(net: nn.Module, names: Sequence[str]) -> None:
                           f"{type(net).__name__}" + (f"; closest: {', '.join(close)}" if close else ""))
 
 
+def check_model_settings(settings: EvalSettings, net: nn.Module, layers: Sequence[TopoLayer]) -> None:
+    """The eval settings that name the model's layers, checked against the model before it is evaluated (and, after
+    training, before the first step): eval.layers and eval.predictivity_layers are its modules, the predictivity
+    layers are recorded (topo layers or eval.layers), a language evaluation's eval.integration_layer is a topo layer."""
+    check_layers(net, settings.layers + settings.predictivity_layers)
+    topo = [layer.name for layer in layers]
+    recorded = topo + [n for n in settings.layers if n not in topo]
+    unrecorded = [name for name in settings.predictivity_layers if name not in recorded]
+    if settings.kind == "vision" and unrecorded:
+        raise ConfigError(f"eval.predictivity_layers names {unrecorded[0]!r}, which is not recorded; use topo layers "
+                          f"or add it to eval.layers (recorded: {', '.join(recorded)})")
+    name = settings.integration_layer
+    if settings.kind == "language" and name is not None and name not in topo:
+        raise ConfigError(f"eval.integration_layer={name!r} is not a topo layer; use one of {', '.join(topo)}")
+
+
 def on_sheets(layers: Sequence[TopoLayer], acts: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Recorded responses (..., units) with each topo layer's units in sheet order (a placed layer's reordered)."""
     by_name = {layer.name: layer for layer in layers}

@@ -36,7 +36,7 @@ from torch import nn
 
 from toponets_exp.brain.efficiency import block_pool
 from toponets_exp.evaluation.recording import resolve_modules
-from toponets_exp.topo.selection import is_hf_conv1d
+from toponets_exp.topo.module_types import is_hf_conv1d
 from toponets_exp.topo.sheet import sheet_shape
 
 log = logging.getLogger(__name__)

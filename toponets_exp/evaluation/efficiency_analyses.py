@@ -15,7 +15,7 @@ from toponets_exp.evaluation.downsampling import downsampling_curve
 from toponets_exp.evaluation.pruning import pruning_curve
 from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.topo import TopoLayer
-from toponets_exp.topo.selection import is_hf_conv1d
+from toponets_exp.topo.module_types import is_hf_conv1d
 
 
 def downsample_pairs(net: nn.Module, layers: Sequence[TopoLayer],

@@ -17,9 +17,8 @@ from toponets_exp.brain.blimp import blimp_accuracy, load_blimp
 from toponets_exp.brain.integration import integration_windows
 from toponets_exp.brain.language import embedded_sentences, language_selectivity, make_nonwords
 from toponets_exp.data.resumable import whole_split
-from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation.blimp_scoring import sequence_log_prob
-from toponets_exp.evaluation.context import EvalContext, Section, check_layers, file_name, on_sheets, phase
+from toponets_exp.evaluation.context import EvalContext, Section, file_name, on_sheets, phase
 from toponets_exp.evaluation.efficiency_analyses import efficiency
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
 from toponets_exp.evaluation.recording import evaluating, record_activations, text_batches
@@ -75,7 +74,6 @@ def language_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict
     encode = encoder(ctx.tokenizer, ctx.model_eval["context"])
     texts = sentences(ev)
     nonwords = make_nonwords(texts, seed=ev.seed)
-    check_layers(net, ev.layers)
     topo = [layer.name for layer in ctx.layers]
     names = topo + [n for n in ev.layers if n not in topo]
     phase("recording %d layers' responses to %d sentences and their non-word versions", len(names), len(texts))
@@ -131,11 +129,8 @@ def blimp(ctx: EvalContext, encode: Callable[[str], list[int]]) -> dict[str, Any
 def integration(ctx: EvalContext, texts: Sequence[str], encode: Callable[[str], list[int]]) -> dict[str, Any]:
     """Word-swap temporal integration windows of one topo layer (eval.integration_layer, default the middle)."""
     ev, layers = ctx.settings, ctx.layers
-    name = ev.integration_layer or layers[len(layers) // 2].name
-    layer = next((l for l in layers if l.name == name), None)
-    if layer is None:
-        raise ConfigError(f"eval.integration_layer={name!r} is not a topo layer; use one of "
-                          f"{', '.join(l.name for l in layers)}")
+    name = ev.integration_layer or layers[len(layers) // 2].name  # a topo layer (check_model_settings)
+    layer = next(l for l in layers if l.name == name)
     result = integration_windows(
         lambda batch: layer.on_sheet(layer_responses(ctx.net, [name], batch, encode, "last", ev.batch_size,
                                                      ctx.device, False)[name], dim=-1),

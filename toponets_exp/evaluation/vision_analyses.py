@@ -14,8 +14,7 @@ from torch.utils.data import DataLoader
 from toponets_exp.brain import map_pearson, map_ssim, plot_selectivity_maps, ridge_predictivity, selectivity_map
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
-from toponets_exp.evaluation.context import (EvalContext, Section, check_layers, file_name, merge_layers, on_sheets,
-                                             phase)
+from toponets_exp.evaluation.context import EvalContext, Section, file_name, merge_layers, on_sheets, phase
 from toponets_exp.evaluation.efficiency_analyses import efficiency
 from toponets_exp.evaluation.gratings_analyses import orientation_analysis
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
@@ -94,11 +93,7 @@ def predictivity(acts: Mapping[str, np.ndarray], ids: Sequence[Any], ev: EvalSet
     if unknown:
         raise ConfigError(f"eval.neural_data names stimuli not in eval.stimuli, e.g. {unknown[:3]}")
     rows = [index[str(s)] for s in data["stimuli"]]
-    layers = ev.predictivity_layers or list(acts)
-    unrecorded = [name for name in layers if name not in acts]
-    if unrecorded:
-        raise ConfigError(f"eval.predictivity_layers names {unrecorded[0]!r}, which is not recorded; use topo layers "
-                          f"or add it to eval.layers (recorded: {', '.join(acts)})")
+    layers = ev.predictivity_layers or list(acts)  # recorded ones (check_model_settings)
     return {name: ridge_predictivity(acts[name][rows], data["responses"], n_splits=ev.cv_folds,
                                      seed=ev.seed) for name in layers}
 
@@ -110,7 +105,6 @@ def vision_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict[s
     loader, categories, ids, meaning = stimulus_loader(ctx)
     topo = [layer.name for layer in ctx.layers]
     names = topo + [n for n in ev.layers if n not in topo]
-    check_layers(ctx.net, ev.layers + ev.predictivity_layers)
     phase("recording %d layers' responses to the stimuli (%s)", len(names), ev.stimuli or "data test split")
     acts, labels = record_with_labels(ctx.net, names, loader, ctx.device)
     acts = on_sheets(ctx.layers, acts)

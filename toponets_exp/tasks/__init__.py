@@ -4,7 +4,6 @@ code 2."""
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 from collections.abc import Callable

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from toponets_exp.build import build_loggers, output_dir, seed_and_check
 from toponets_exp.build.topo import check_topo_keys
 from toponets_exp.errors import ConfigError
-from toponets_exp.evaluation import eval_settings, evaluate, load_for_eval, task_data
+from toponets_exp.evaluation import check_model_settings, eval_settings, evaluate, load_for_eval, task_data
 from toponets_exp.loggers import log_report
 
 
@@ -22,6 +22,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.ckpt_path:
         raise ConfigError("task=eval needs ckpt_path=<a .ckpt of ours, an official TopoNets file, or an HF folder>")
     model = load_for_eval(cfg, cfg.ckpt_path)
+    check_model_settings(settings, model.net, model.layers)
     data = task_data(cfg, model, settings.kind)
     out, loggers = output_dir(cfg), build_loggers(cfg)
     report = evaluate(model, data, settings, out)

@@ -26,7 +26,7 @@ from toponets_exp.checks import choice, integer, number
 from toponets_exp.console import global_rank
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.layer import TopoLayer
-from toponets_exp.topo.selection import output_unit_dim
+from toponets_exp.topo.module_types import output_unit_dim
 from toponets_exp.topo.spatial_correlation import (grid_positions, sample_neighbourhoods, spatial_correlation_loss,
                                                    unit_responses)
 

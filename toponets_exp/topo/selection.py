@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -18,55 +17,16 @@ from toponets_exp.checks import choice, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.blur import check_factor
 from toponets_exp.topo.layer import TopoLayer
+from toponets_exp.topo.module_types import is_hf_conv1d, param_unit_dim
 from toponets_exp.topo.wiring import has_wiring_cost, wire_layers
 from toponets_exp.topo.schedule import Schedule
 from toponets_exp.topo.sheet import sheet_shape
-
-SHEET_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
 
 def _matches(pattern: str, name: str) -> bool:
     """Glob match by default; a `re:` prefix makes the pattern a full-match regular expression."""
     if pattern.startswith("re:"):
         return re.fullmatch(pattern[3:], name) is not None
     return fnmatch.fnmatchcase(name, pattern)
-
-
-def is_hf_conv1d(module: nn.Module) -> bool:
-    """Whether `module` is transformers' GPT-2-style Conv1D, whose weight is stored (in, out).
-
-    Such a module exists only once `transformers.pytorch_utils` is imported, so this never imports transformers.
-    """
-    pytorch_utils = sys.modules.get("transformers.pytorch_utils")
-    return pytorch_utils is not None and isinstance(module, pytorch_utils.Conv1D)
-
-
-def _unit_dim(module: nn.Module, param_name: str | None) -> int | None:
-    """Axis of the output units in the module's sheet parameter, or None if the type is unsupported.
-
-    The layer type decides, whatever `param` names: a transformers Conv1D stores (in, out) for every weight.
-    """
-    if is_hf_conv1d(module):
-        return 1
-    if param_name is not None:
-        return 0  # custom attribute (e.g. an RNN's weight_ih_l0): rows are units
-    if isinstance(module, SHEET_TYPES):
-        return 0
-    return None
-
-
-def output_unit_dim(module: nn.Module, param: nn.Parameter) -> int:
-    """Axis of the units in the module's output: channels (1) of a conv map, features (-1) of a Linear.
-
-    Conv and Linear types decide; another module (e.g. a wrapper addressed with `param`) goes by its sheet
-    parameter: a conv kernel (>= 3-D) makes conv maps, a matrix makes features. The first training forward checks
-    that this axis has the sheet's unit count.
-    """
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        return 1
-    if isinstance(module, nn.Linear) or is_hf_conv1d(module):
-        return -1
-    return 1 if param.ndim >= 3 else -1
 
 
 def _factor_pair(key: str, entry: Mapping[str, Any], default: Any) -> tuple[float, float]:
@@ -154,7 +114,7 @@ def _sheet_param(key: str, name: str, module: nn.Module, param_name: str | None,
         if not isinstance(getattr(module, "bias", None), torch.Tensor):
             raise ConfigError(f"{key}: param=bias, but {name!r} ({kind}) has no bias")
         return "bias", 0
-    unit_dim = _unit_dim(module, param_name)
+    unit_dim = param_unit_dim(module, param_name)
     if unit_dim is None:
         raise ConfigError(
             f"{key} matches {name!r} of type {kind}, which has no sheet; supported: Linear, Conv1d/2d/3d, "
@@ -223,7 +183,7 @@ def output_sheet(layer: TopoLayer) -> TopoLayer:
     """The output sheet of the layer's module: the layer itself, or for an input or bias sheet its weight's units."""
     if layer.side == "output" and not layer.whole:
         return layer
-    unit_dim = _unit_dim(layer.module, None)
+    unit_dim = param_unit_dim(layer.module, None)
     return replace(layer, param_name="weight", unit_dim=unit_dim, side="output",
                    sheet=sheet_shape(layer.module.weight.shape[unit_dim]))
 

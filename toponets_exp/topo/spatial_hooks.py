@@ -23,7 +23,7 @@ from torch.utils.hooks import RemovableHandle
 from toponets_exp.checks import choice, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.layer import TopoLayer
-from toponets_exp.topo.selection import output_unit_dim
+from toponets_exp.topo.module_types import output_unit_dim
 from toponets_exp.topo.spatial_correlation import (CONV_MODES, DISTANCES, sample_neighbourhoods,
                                                    spatial_correlation_loss, unit_responses)
 
