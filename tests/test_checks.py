@@ -36,3 +36,17 @@ def test_number_boolean_and_choice():
         choice("c", "z", ("x", "y"))
     assert is_int(3) and not is_int(True) and not is_int(3.0)
     assert is_number(3.0) and is_number(3) and not is_number(False) and not is_number("3")
+
+
+def test_must_and_items():
+    from toponets_exp.checks import items, must
+
+    assert must("a", 0.5, True, "x") == 0.5
+    with pytest.raises(ConfigError, match=r"^a=2 must be a rate in \(0, 1\)$"):
+        must("a", 2, False, "a rate in (0, 1)")
+    assert items("l", [1, 2], lambda v: v > 0, "positive") == [1, 2] and items("l", [], bool, "x") == []
+    for value in ([1, -1], (1, 2), "12"):
+        with pytest.raises(ConfigError, match="must be a list of positive integers$"):
+            items("l", value, lambda v: is_int(v) and v > 0, "a list of positive integers")
+    with pytest.raises(ConfigError, match=r"^l=\[\] must be a non-empty list$"):
+        items("l", [], bool, "a non-empty list", nonempty=True)

@@ -4,7 +4,7 @@ names the key, the bad value and what is accepted."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from toponets_exp.errors import ConfigError
@@ -61,3 +61,17 @@ def choice(key: str, value: Any, options: Sequence[str]) -> Any:
     if value not in options:
         raise ConfigError(f"{key}={value!r} is not supported; use one of {', '.join(map(str, options))}")
     return value
+
+
+def must(key: str, value: Any, ok: bool, what: str) -> Any:
+    """`value` if `ok`; else '<key>=<value> must be <what>' (a check no other here expresses)."""
+    if not ok:
+        raise ConfigError(f"{key}={value!r} must be {what}")
+    return value
+
+
+def items(key: str, value: Any, accepts: Callable[[Any], bool], what: str, nonempty: bool = False) -> list[Any]:
+    """`value` if it is a list of items `accepts` admits (not empty with `nonempty`); else '<key>=<value> must be
+    <what>'."""
+    ok = isinstance(value, list) and (bool(value) or not nonempty) and all(accepts(item) for item in value)
+    return must(key, value, ok, what)

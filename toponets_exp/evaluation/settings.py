@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from toponets_exp.brain.blimp import load_blimp
 from toponets_exp.brain.gratings import PREFERENCES
 from toponets_exp.brain.smoothness import METHODS
-from toponets_exp.checks import boolean, choice, integer, is_int, is_number
+from toponets_exp.checks import boolean, choice, integer, is_int, is_number, items, must
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation.recording import REDUCTIONS
 from toponets_exp.evaluation.stimulus_folder import check_stimuli
@@ -100,21 +100,19 @@ def _check_numbers(ev: dict[str, Any]) -> None:
     for key in POSITIVE_INTS + OPTIONAL_POSITIVE_INTS:
         integer(f"eval.{key}", _get(ev, key), 1, optional=key in OPTIONAL_POSITIVE_INTS, accepted="a positive integer")
     cutoff = ev["tdann"]["distance_cutoff"]
-    if cutoff is not None and not (is_number(cutoff) and cutoff > 0):
-        raise ConfigError(f"eval.tdann.distance_cutoff={cutoff!r} must be a positive distance in sheet units (or null)")
+    must("eval.tdann.distance_cutoff", cutoff, cutoff is None or (is_number(cutoff) and cutoff > 0),
+         "a positive distance in sheet units (or null)")
     integer("eval.cv_folds", ev["cv_folds"], 2)
     integer("eval.image_size", ev["image_size"], 8, accepted="an integer >= 8 (pixels)")
-    if not is_number(ev["selectivity_threshold"]):
-        raise ConfigError(f"eval.selectivity_threshold={ev['selectivity_threshold']!r} must be a number (a t value)")
-    if not (is_number(ev["fdr_alpha"]) and 0 < ev["fdr_alpha"] < 1):
-        raise ConfigError(f"eval.fdr_alpha={ev['fdr_alpha']!r} must be a false discovery rate in (0, 1)")
-    if not isinstance(ev["pruning"], list) or not all(is_number(a) and 0 <= a <= 1 for a in ev["pruning"]):
-        raise ConfigError(f"eval.pruning={ev['pruning']!r} must be a list of sparsities in [0, 1]")
-    if not isinstance(ev["downsampling"], list) or not all(is_int(k) and k >= 1 for k in ev["downsampling"]):
-        raise ConfigError(f"eval.downsampling={ev['downsampling']!r} must be a list of positive integers (k x k)")
-    distances = ev["integration_distances"]
-    if not isinstance(distances, list) or not distances or not all(is_int(d) and d >= 0 for d in distances):
-        raise ConfigError(f"eval.integration_distances={distances!r} must be a non-empty list of integers >= 0")
+    must("eval.selectivity_threshold", ev["selectivity_threshold"], is_number(ev["selectivity_threshold"]),
+         "a number (a t value)")
+    alpha = ev["fdr_alpha"]
+    must("eval.fdr_alpha", alpha, is_number(alpha) and 0 < alpha < 1, "a false discovery rate in (0, 1)")
+    items("eval.pruning", ev["pruning"], lambda a: is_number(a) and 0 <= a <= 1, "a list of sparsities in [0, 1]")
+    items("eval.downsampling", ev["downsampling"], lambda k: is_int(k) and k >= 1,
+          "a list of positive integers (k x k)")
+    items("eval.integration_distances", ev["integration_distances"], lambda d: is_int(d) and d >= 0,
+          "a non-empty list of integers >= 0", nonempty=True)
 
 
 def _check_values(ev: dict[str, Any]) -> None:
@@ -131,8 +129,7 @@ def _check_values(ev: dict[str, Any]) -> None:
     for key in BOOLEANS:
         boolean(f"eval.{key}", ev[key])
     for key in ("layers", "predictivity_layers"):
-        if not isinstance(ev[key], list) or not all(isinstance(n, str) for n in ev[key]):
-            raise ConfigError(f"eval.{key}={ev[key]!r} must be a list of module names")
+        items(f"eval.{key}", ev[key], lambda name: isinstance(name, str), "a list of module names")
 
 
 def _kind(cfg: DictConfig, asked: str) -> str:
