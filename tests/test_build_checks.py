@@ -18,6 +18,9 @@ BAD = {  # group: (overrides, text the error must contain)
     "model": (["model=gpt_neo_125m"], "reads token ids, which data="),
     "data": (["data.batch_size=0"], "data.batch_size=0 must be an integer >= 1"),
     "topo": (["topo.layers=[nope*]"], "topo.layers[0]='nope*' matches no layer"),
+    "topo of another model": (["topo=topolm"], "topo.layers selects transformer.h.*.attn.c_proj, "
+                              "transformer.h.*.mlp.c_proj, which name no layer of ResNet: they are another model's; "
+                              "run it with model=nanogpt data=text_embedded"),
     "topo keys": (["+topo.reduce=sum"], "topo has unknown key(s) reduce; accepted: loss, weight"),
     "topo callback": (["topo.reduction=median"], "topo.reduction='median' is not supported"),
     "trainer": (["trainer.max_epochs=1.5"], "trainer.max_epochs=1.5 must be an integer"),

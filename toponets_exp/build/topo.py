@@ -3,16 +3,22 @@ them (reduction, τ schedule, overlap, spatial loss, unit positions)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from torch import nn
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo import TopoLayer, TopoLossCallback
-from toponets_exp.topo.selection import select_configured
+from toponets_exp.topo.selection import matches as _matches, select_configured
 
+CONF_MODEL = Path(__file__).resolve().parents[2] / "conf" / "model"
+EMBEDDED_DATA = {"vision": "digits", "language": "text_embedded"}  # what each kind of model trains on offline
 SELECTION = ("loss", "weight", "layers", "factor")
 CALLBACK = ("reduction", "overlap", "positions", "swapopt", "schedule", "spatial")
 
@@ -33,7 +39,51 @@ def select_topo_layers(cfg: DictConfig, net: nn.Module) -> list[TopoLayer]:
     """The backbone's topo layers: `topo.layers` patterns with factor φ `topo.factor`, τ `topo.weight` and loss
     `topo.loss` unless an item sets its own (a bad selection is a ConfigError, before anything is trained)."""
     check_topo_keys(cfg)
+    _check_own_layers(cfg, net)
     return select_configured(cfg.topo, net)
+
+
+def _patterns(layers: Any) -> list[str]:
+    """The name patterns of a topo.layers list (bare strings or items with `pattern`)."""
+    return [str(item["pattern"] if isinstance(item, Mapping) else item) for item in _plain(layers) or []]
+
+
+def _named(patterns: list[str], net: nn.Module) -> bool:
+    """Whether every pattern names a module of `net`."""
+    names = [name for name, _ in net.named_modules() if name]
+    return all(any(_matches(p, n) for n in names) for p in patterns)
+
+
+def _models_naming(cfg: DictConfig, patterns: list[str]) -> list[str]:
+    """The model options every pattern names a module of (each built on the meta device: no weights), with the
+    embedded data of their kind: what to run a topo option with layers of its own on."""
+    fits = []
+    for option in sorted(CONF_MODEL.glob("*.yaml")):
+        trial = cfg.copy()
+        with open_dict(trial):
+            trial.model = OmegaConf.load(option)
+        try:
+            with torch.device("meta"):
+                net = instantiate(trial.model.net, _convert_="all")
+        except Exception:  # noqa: BLE001 - a model that cannot be built here is simply not suggested
+            continue
+        if _named(patterns, net):
+            kind = str(trial.model.get("eval", {}).get("kind", "vision"))
+            fits.append(f"model={option.stem} data={EMBEDDED_DATA[kind]}")
+    return fits
+
+
+def _check_own_layers(cfg: DictConfig, net: nn.Module) -> None:
+    """A topo option with layers of its own (topo=topolm) on a model none of whose modules they name: one line saying
+    which models they are for and how to run one (the selection would list this model's layers instead)."""
+    patterns = _patterns(cfg.topo.layers)
+    if patterns == _patterns(cfg.model.get("topo_layers")) or any(_named([p], net) for p in patterns):
+        return
+    fits = _models_naming(cfg, patterns)
+    choice = HydraConfig.get().runtime.choices.get("topo") if HydraConfig.initialized() else None
+    raise ConfigError(f"{f'topo={choice}' if choice else 'topo.layers'} selects {', '.join(patterns)}, which name no "
+                      f"layer of {type(net).__name__}: they are another model's" +
+                      (f"; run it with {' or '.join(fits)}" if fits else "; give topo.layers of this model"))
 
 
 def build_topo(cfg: DictConfig, layers: list[TopoLayer]) -> TopoLossCallback:

@@ -22,7 +22,7 @@ from toponets_exp.topo.wiring import has_wiring_cost, wire_layers
 from toponets_exp.topo.schedule import Schedule
 from toponets_exp.topo.sheet import sheet_shape
 
-def _matches(pattern: str, name: str) -> bool:
+def matches(pattern: str, name: str) -> bool:
     """Glob match by default; a `re:` prefix makes the pattern a full-match regular expression."""
     if pattern.startswith("re:"):
         return re.fullmatch(pattern[3:], name) is not None
@@ -153,7 +153,7 @@ def select_layers(net: nn.Module, layers: Sequence[Any], factor: Any, weight: fl
         tau = number(f"{key}.weight", entry["weight"], 0.0) if "weight" in entry else weight
         item_loss, schedule = _loss_and_schedule(key, entry, loss)
         param_name, side = _item_sheet(key, entry, item_loss)
-        names = [n for n in modules if n and _matches(pattern, n)]
+        names = [n for n in modules if n and matches(pattern, n)]
         if not names:
             candidates = [n for n, m in modules.items() if n and any(True for _ in m.parameters(recurse=False))]
             raise ConfigError(
