@@ -74,16 +74,18 @@ def _models_naming(cfg: DictConfig, patterns: list[str]) -> list[str]:
 
 
 def _check_own_layers(cfg: DictConfig, net: nn.Module) -> None:
-    """A topo option with layers of its own (topo=topolm) on a model none of whose modules they name: one line saying
-    which models they are for and how to run one (the selection would list this model's layers instead)."""
+    """A topo option with layers of its own (topo=topolm) on a model none of whose modules they name, but another
+    model's: one line saying which models they are for and how to run one (else the selection lists this model's
+    layers)."""
     patterns = _patterns(cfg.topo.layers)
     if patterns == _patterns(cfg.model.get("topo_layers")) or any(_named([p], net) for p in patterns):
         return
     fits = _models_naming(cfg, patterns)
+    if not fits:  # no model's: the selection names the layers this model has
+        return
     choice = HydraConfig.get().runtime.choices.get("topo") if HydraConfig.initialized() else None
     raise ConfigError(f"{f'topo={choice}' if choice else 'topo.layers'} selects {', '.join(patterns)}, which name no "
-                      f"layer of {type(net).__name__}: they are another model's" +
-                      (f"; run it with {' or '.join(fits)}" if fits else "; give topo.layers of this model"))
+                      f"layer of {type(net).__name__}: they are another model's; run it with {' or '.join(fits)}")
 
 
 def build_topo(cfg: DictConfig, layers: list[TopoLayer]) -> TopoLossCallback:
