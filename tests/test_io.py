@@ -8,10 +8,17 @@ import time
 
 import pytest
 
+from cli import ROOT
+
+IO = ROOT / "toponets_exp" / "io.py"  # the module under test, loaded by the writer without the package's imports
+
 WRITER = """
-import json, sys
+import importlib.util, json, sys
 from pathlib import Path
-from toponets_exp.io import write_text
+spec = importlib.util.spec_from_file_location("atomic_io", sys.argv[2])  # toponets_exp/io.py alone: no package init
+io = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(io)
+write_text = io.write_text
 path = Path(sys.argv[1])
 texts = [json.dumps({"version": v, "payload": [v] * 2_000_000}) for v in (0, 1)]
 write_text(path, texts[1])
@@ -31,7 +38,7 @@ def kill_while_writing(tmp_path, source: str, kills: int) -> list[str]:
     rng = random.Random(0)
     seen = []
     for _ in range(kills):
-        proc = subprocess.Popen([sys.executable, "-c", source, str(path)], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-c", source, str(path), str(IO)], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(rng.random() * 0.5)
         proc.kill()
