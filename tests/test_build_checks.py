@@ -21,6 +21,8 @@ BAD = {  # group: (overrides, text the error must contain)
     "topo of another model": (["topo=topolm"], "topo.layers selects transformer.h.*.attn.c_proj, "
                               "transformer.h.*.mlp.c_proj, which name no layer of ResNet: they are another model's; "
                               "run it with model=nanogpt data=text_embedded"),
+    "topo empty": (["topo.layers=[]"], "topo.layers is empty"),
+    "topo item": (["topo.layers=[{factor:2}]"], "must be a name pattern or a mapping with 'pattern'"),
     "topo keys": (["+topo.reduce=sum"], "topo has unknown key(s) reduce; accepted: loss, weight"),
     "topo callback": (["topo.reduction=median"], "topo.reduction='median' is not supported"),
     "trainer": (["trainer.max_epochs=1.5"], "trainer.max_epochs=1.5 must be an integer"),

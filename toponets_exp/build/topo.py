@@ -44,8 +44,11 @@ def select_topo_layers(cfg: DictConfig, net: nn.Module) -> list[TopoLayer]:
 
 
 def _patterns(layers: Any) -> list[str]:
-    """The name patterns of a topo.layers list (bare strings or items with `pattern`)."""
-    return [str(item["pattern"] if isinstance(item, Mapping) else item) for item in _plain(layers) or []]
+    """The name patterns of a topo.layers list (bare strings or items with `pattern`; others are the selection's to
+    refuse)."""
+    items = _plain(layers) if isinstance(layers, (ListConfig, list)) else []
+    return [str(item["pattern"] if isinstance(item, Mapping) else item) for item in items
+            if isinstance(item, str) or (isinstance(item, Mapping) and "pattern" in item)]
 
 
 def _named(patterns: list[str], net: nn.Module) -> bool:
@@ -78,7 +81,7 @@ def _check_own_layers(cfg: DictConfig, net: nn.Module) -> None:
     model's: one line saying which models they are for and how to run one (else the selection lists this model's
     layers)."""
     patterns = _patterns(cfg.topo.layers)
-    if patterns == _patterns(cfg.model.get("topo_layers")) or any(_named([p], net) for p in patterns):
+    if not patterns or patterns == _patterns(cfg.model.get("topo_layers")) or any(_named([p], net) for p in patterns):
         return
     fits = _models_naming(cfg, patterns)
     if not fits:  # no model's: the selection names the layers this model has
