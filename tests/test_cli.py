@@ -9,11 +9,9 @@ from cli import ROOT, TINY, read_csv, run_cli, run_python
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    proc = run_cli(*TINY, "seed=3", "topo.weight=5", f"hydra.run.dir={out}")
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    return out, proc.stdout
+def trained(tiny_run):
+    """The session's tiny run: `python run.py TINY seed=3 topo.weight=5` (conftest)."""
+    return tiny_run
 
 
 def test_train_writes_every_output(trained):
