@@ -1,11 +1,17 @@
-"""Run `run.py` in a subprocess, as a user would."""
+"""Run `run.py` in a subprocess, as a user would (a child of a warm interpreter where that is the same)."""
 
 from __future__ import annotations
 
+import atexit
 import csv
+import json
 import os
+import select
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,10 +37,87 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`python run.py ARGS` from the repo root; stdout and stderr merged into .stdout."""
-    return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=env or cli_env(), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+class WarmInterpreter:
+    """tests/cli_server.py: a process that has imported what run.py imports, once, and forks a child per run that goes
+    on as `python SCRIPT ARGS` would from there (see that file). A test's run then costs what the run does, not the
+    seconds of interpreter start-up and imports (torch, Lightning, Hydra) that each new interpreter spends first.
+
+    It serves runs whose environment is the one it started with (a variable read at import, such as
+    OMP_NUM_THREADS, keeps the server's value); another environment, or `fresh=True`, gets a new interpreter."""
+
+    def __init__(self) -> None:
+        self.env = cli_env()
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "cli_server.py")], cwd=ROOT, env=self.env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.logs = Path(tempfile.mkdtemp(prefix="toponets-cli-"))
+        self.runs = 0
+        if self._answer(300.0) != {"ready": True}:
+            raise RuntimeError("tests/cli_server.py did not start")
+
+    def _answer(self, timeout: float) -> dict | None:
+        """The server's next line, or None after `timeout` seconds."""
+        if not select.select([self.proc.stdout], [], [], timeout)[0]:
+            return None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"tests/cli_server.py ended (exit {self.proc.wait()})")
+        return json.loads(line)
+
+    def serves(self, env: dict[str, str]) -> bool:
+        """Whether a run with `env` may be a child: the server's environment but for pytest's note of the test."""
+        return self.proc.poll() is None and _settled(env) == _settled(self.env)
+
+    def run(self, argv: list[str], cwd: Path, env: dict[str, str], merged: bool,
+            timeout: float) -> subprocess.CompletedProcess:
+        """`python ARGV` in `cwd` as a child; stdout and stderr into .stdout (`merged`) or each its own."""
+        self.runs += 1
+        out, err = self.logs / f"{self.runs}.out", self.logs / f"{self.runs}.err"
+        request = {"argv": argv, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(out if merged else err)}
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        (pid,) = self._answer(60.0).values()
+        answer = self._answer(timeout)
+        if answer is None:
+            os.kill(pid, signal.SIGKILL)
+            self._answer(60.0)
+            raise subprocess.TimeoutExpired([sys.executable, *argv], timeout, out.read_text())
+        texts = [path.read_text() if path.exists() else "" for path in (out, err)]
+        out.unlink(missing_ok=True), err.unlink(missing_ok=True)
+        return subprocess.CompletedProcess([sys.executable, *argv], answer["rc"], texts[0], None if merged else texts[1])
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        shutil.rmtree(self.logs, ignore_errors=True)
+
+
+def _settled(env: dict[str, str]) -> dict[str, str]:
+    """`env` without PYTEST_CURRENT_TEST, which pytest sets anew for every test and no import reads."""
+    return {k: v for k, v in env.items() if k != "PYTEST_CURRENT_TEST"}
+
+
+_warm: list[WarmInterpreter] = []
+
+
+def run_python(*argv: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 600,
+               merged: bool = True, fresh: bool = False) -> subprocess.CompletedProcess:
+    """`python ARGV` in `cwd` with `env` (default cli_env()), as a child of the warm interpreter where it serves that
+    environment, else (or `fresh`) as a new interpreter; stdout and stderr merged into .stdout unless not `merged`."""
+    env = env or cli_env()
+    if not fresh:
+        if not _warm or _warm[0].proc.poll() is not None:
+            _warm[:] = [WarmInterpreter()]
+            atexit.register(_warm[0].close)
+        if _warm[0].serves(env):
+            return _warm[0].run(list(argv), cwd, env, merged, timeout)
+    return subprocess.run([sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT if merged else subprocess.PIPE, text=True, timeout=timeout)
+
+
+def run_cli(*args: str, timeout: int = 600, env: dict[str, str] | None = None,
+            fresh: bool = False) -> subprocess.CompletedProcess:
+    """`python run.py ARGS` from the repo root; stdout and stderr merged into .stdout (see run_python)."""
+    return run_python("run.py", *args, env=env, timeout=timeout, fresh=fresh)
 
 
 def start_cli(*args: str, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:

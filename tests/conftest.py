@@ -1,4 +1,6 @@
-"""Shared test set-up: the repo root and tests/ on sys.path, quiet and deterministic torch, a trained checkpoint."""
+"""Shared test set-up: the repo root and tests/ on sys.path, quiet and deterministic torch, and the finished runs that
+several test modules read (each trained once per session through run.py; what a test adds to one, such as a line of
+its run.log, no other test reads)."""
 
 import sys
 from pathlib import Path
@@ -14,11 +16,29 @@ torch.set_num_threads(min(torch.get_num_threads(), 2))
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory):
-    """last.ckpt of a tiny default run, trained once through run.py for the tests that need a real checkpoint."""
+def tiny_run(tmp_path_factory) -> tuple[Path, str]:
+    """A tiny run (TINY, seed 3, τ 5) trained through run.py: its directory and its output."""
     from cli import TINY, run_cli
 
     out = tmp_path_factory.mktemp("trained")
-    proc = run_cli(*TINY, f"hydra.run.dir={out}")
-    assert proc.returncode == 0, proc.stdout[-2000:]
-    return out / "checkpoints" / "last.ckpt"
+    proc = run_cli(*TINY, "seed=3", "topo.weight=5", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return out, proc.stdout
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_run) -> Path:
+    """last.ckpt of the tiny run, for the tests that need a real checkpoint."""
+    return tiny_run[0] / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory) -> Path:
+    """The directory of a RESUMABLE run (last.ckpt every 4 steps) that ran through: the reference of the interrupted
+    and resumed runs, local (test_resume) and under Slurm (test_slurm)."""
+    from cli import RESUMABLE, run_cli
+
+    out = tmp_path_factory.mktemp("whole")
+    proc = run_cli(*RESUMABLE, "checkpoint.every_n_train_steps=4", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return out

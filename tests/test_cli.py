@@ -1,21 +1,17 @@
 """End to end: run.py in a subprocess on tiny settings."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from cli import ROOT, TINY, read_csv, run_cli
+from cli import ROOT, TINY, read_csv, run_cli, run_python
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    proc = run_cli(*TINY, "seed=3", "topo.weight=5", f"hydra.run.dir={out}")
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    return out, proc.stdout
+def trained(tiny_run):
+    """The session's tiny run: `python run.py TINY seed=3 topo.weight=5` (conftest)."""
+    return tiny_run
 
 
 def test_train_writes_every_output(trained):
@@ -141,7 +137,7 @@ def test_an_internal_failure_keeps_its_traceback(tmp_path):
         "from toponets_exp.brain import tdann_smoothness\n"
         "tasks._tasks = lambda: {'train': lambda cfg: tdann_smoothness([1.0, 2.0], (3, 3))}\n"
         "tasks.run(OmegaConf.create({'task': 'train'}))\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT)
+    proc = run_python(str(script), merged=False)
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "ValueError: values must hold one number per unit" in proc.stderr
     assert "Configuration error" not in proc.stderr

@@ -5,17 +5,18 @@ import random
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from cli import ROOT
+IO_MODULE = Path(__file__).resolve().parents[1] / "toponets_exp" / "io.py"
 
-IO = ROOT / "toponets_exp" / "io.py"  # the module under test, loaded by the writer without the package's imports
-
+# The writer loads toponets_exp/io.py by its path: the module itself (standard library only), without the package's
+# __init__, whose imports (Lightning, Hydra) would cost every one of the 50 writers seconds before it writes.
 WRITER = """
 import importlib.util, json, sys
 from pathlib import Path
-spec = importlib.util.spec_from_file_location("atomic_io", sys.argv[2])  # toponets_exp/io.py alone: no package init
+spec = importlib.util.spec_from_file_location("toponets_exp_io", sys.argv[2])
 io = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(io)
 write_text = io.write_text
@@ -38,7 +39,8 @@ def kill_while_writing(tmp_path, source: str, kills: int) -> list[str]:
     rng = random.Random(0)
     seen = []
     for _ in range(kills):
-        proc = subprocess.Popen([sys.executable, "-c", source, str(path), str(IO)], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-c", source, str(path), str(IO_MODULE)], stdout=subprocess.PIPE,
+                                text=True)
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(rng.random() * 0.5)
         proc.kill()

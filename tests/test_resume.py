@@ -80,14 +80,6 @@ def test_rng_state_round_trip() -> None:
     assert np.array_equal(np.random.rand(3), expected[1]) and random.random() == expected[2]
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("whole")
-    proc = run_cli(*RESUMABLE, "checkpoint.every_n_train_steps=4", f"hydra.run.dir={out}")
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    return out
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("writes,where", [(1, "inside an epoch"), (2, "at an epoch's end")])
 def test_kill_9_then_resume_ends_identical(uninterrupted, tmp_path, writes, where) -> None:
