@@ -37,6 +37,10 @@ TRAIN = [  # (overrides, text the one error line must contain)
     (["model=gpt_neo_125m"], "model=gpt_neo_125m reads token ids, which data=digits does not give (no "
                              "data.vocab_size); use data=fineweb_edu | hf_text | openwebtext | text_embedded"),
     (["trainer.max_epochs=-1"], "trainer.max_epochs=-1 (no end) leaves lr_schedule=cosine without a horizon"),
+    (["eval.after_train=true", "eval.stimuli=/nonexistent/floc"],  # refused before training, not after it
+     "eval.stimuli='/nonexistent/floc' is not a folder with one subfolder of images per category"),
+    (["topo=topolm"], "topo=topolm selects transformer.h.*.attn.c_proj, transformer.h.*.mlp.c_proj, which name no "
+                      "layer of ResNet: they are another model's; run it with model=nanogpt data=text_embedded"),
 ]
 
 
