@@ -35,7 +35,7 @@ BAD = {  # group: (overrides, text the error must contain)
     "eval stimuli": (["eval.after_train=true", "eval.stimuli=/nonexistent/floc"], "eval.stimuli='/nonexistent/floc' is not a folder"),
     "eval": (["eval.after_train=true", "eval.smoothness=slope"], "eval.smoothness='slope' is not supported"),
     "eval after_train": (["eval.after_train=maybe"], "eval.after_train='maybe' must be true or false"),
-    "eval layers": (["eval.after_train=true", "eval.layers=[layer9]"],
+    "eval layers": (["eval.after_train=true", "logger=wandb", "eval.layers=[layer9]"],
                     "eval.layers / eval.predictivity_layers name 'layer9', which is not a module of ResNet"),
     "eval predictivity": (["eval.after_train=true", "eval.predictivity_layers=[layer4]"],
                           "eval.predictivity_layers names 'layer4', which is not recorded"),

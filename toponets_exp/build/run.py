@@ -89,12 +89,12 @@ def build_run(cfg: DictConfig, plan: Plan) -> Run:
     module = build_module(cfg)
     module.example_input_array = example_input(cfg, datamodule)
     selected = select_topo_layers(cfg, module.net)
+    layers = unique_layers(selected)
+    if plan.evaluation is not None:  # before a logger writes its run id
+        check_model_settings(plan.evaluation, module.net, layers)
     topo = build_topo(cfg, selected)
     best, state = checkpoints(cfg, module, plan.out)
     loggers = build_loggers(cfg)
-    layers = unique_layers(selected)
-    if plan.evaluation is not None:
-        check_model_settings(plan.evaluation, module.net, layers)
     callbacks = run_callbacks(cfg, topo, best, state, sheet_images(cfg, layers, loggers))
     trainer = build_trainer(cfg, callbacks, loggers, plan.out)  # knows this process's global rank
     if trainer.is_global_zero:  # the one writer of the run directory
