@@ -83,3 +83,37 @@ def test_a_resumed_runs_checkpoint_directory_is_no_warning():
         warnings.warn("Checkpoint directory /runs/a/checkpoints exists and is not empty.", UserWarning)
         warnings.warn("another notice", UserWarning)
     assert [str(w.message) for w in seen] == ["another notice"]
+
+
+def test_progress_off_a_terminal_is_one_log_line_per_epoch_with_each_metric_beside_its_label(caplog, tmp_path):
+    import io
+    import logging
+    import re
+
+    import lightning as L
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from toponets_exp.lit import EpochLines, RunProgressBar, progress_callback
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert isinstance(progress_callback(io.StringIO()), EpochLines)  # a file, a pipe, a Slurm log
+    assert isinstance(progress_callback(Terminal()), RunProgressBar)
+
+    class Logged(BoringModel):
+        def validation_step(self, batch, batch_idx):
+            out = super().validation_step(batch, batch_idx)
+            self.log("val/loss", out["x"], prog_bar=True)
+            return out
+
+    trainer = L.Trainer(max_epochs=2, limit_train_batches=3, limit_val_batches=2, logger=False,
+                        enable_checkpointing=False, enable_model_summary=False, callbacks=[EpochLines()],
+                        default_root_dir=tmp_path)
+    with caplog.at_level(logging.INFO, logger="toponets_exp.lit.progress"):
+        trainer.fit(Logged())
+    lines = [r.getMessage() for r in caplog.records if r.name == "toponets_exp.lit.progress"]
+    assert len(lines) == 2, lines
+    for epoch, line in enumerate(lines):
+        assert re.fullmatch(rf"Epoch {epoch}/1, step {3 * (epoch + 1)}: val/loss -?[0-9.e+-]+", line), line

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from toponets_exp.checks import integer
 from toponets_exp.errors import ConfigError
-from toponets_exp.lit import ReleaseProcessGroup, RunProgressBar, ScheduleNotice
+from toponets_exp.lit import ReleaseProcessGroup, ScheduleNotice, progress_callback
 from toponets_exp.resume import RunState
 from toponets_exp.resume.slurm import cluster_plugins
 from toponets_exp.topo import TopoLayer, TopoLossCallback, TopoSheetImages
@@ -61,6 +61,6 @@ def build_trainer(cfg: DictConfig, callbacks: list[Any], loggers: list[Logger], 
 
 def run_callbacks(cfg: DictConfig, topo: TopoLossCallback, best: ModelCheckpoint, state: RunState,
                   images: list[TopoSheetImages]) -> list[Any]:
-    """The run's callbacks, in the order Lightning calls them (the progress bar where the trainer shows one)."""
-    bar = [RunProgressBar()] if cfg.trainer.get("enable_progress_bar") in (True, None) else []
+    """The run's callbacks, in the order Lightning calls them (the progress display where the trainer shows one)."""
+    bar = [progress_callback()] if cfg.trainer.get("enable_progress_bar") in (True, None) else []
     return [topo, best, state, LearningRateMonitor("step"), ReleaseProcessGroup(), ScheduleNotice(), *images, *bar]

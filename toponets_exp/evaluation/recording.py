@@ -185,7 +185,7 @@ def record_activations(
     recorder = _Recorder(modules, reduce, rectify)
     try:
         with evaluating(model):
-            for batch in tqdm(batches, desc="activations", unit="batch", disable=not progress):
+            for batch in tqdm(batches, desc="activations", unit="batch", disable=None if progress else True):
                 batch = to_device(batch, device)
                 recorder.mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
                 run(model, batch)

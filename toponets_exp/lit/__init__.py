@@ -3,7 +3,8 @@
 from toponets_exp.lit.causal_lm import CausalLM
 from toponets_exp.lit.classifier import ImageClassifier
 from toponets_exp.lit.process_group import ReleaseProcessGroup
-from toponets_exp.lit.progress import RunProgressBar
+from toponets_exp.lit.progress import EpochLines, RunProgressBar, progress_callback
 from toponets_exp.lit.schedule_notice import ScheduleNotice
 
-__all__ = ["CausalLM", "ImageClassifier", "ReleaseProcessGroup", "RunProgressBar", "ScheduleNotice"]
+__all__ = ["CausalLM", "EpochLines", "ImageClassifier", "ReleaseProcessGroup", "RunProgressBar", "ScheduleNotice",
+           "progress_callback"]
