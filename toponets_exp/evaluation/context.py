@@ -37,11 +37,18 @@ class EvalContext:
     device: torch.device
     tokenizer: Any = None                # language: encodes the stimuli (data.tokenizer.TextTokenizer)
     skipped: dict[str, str] = field(default_factory=dict)  # analysis -> why it did not run
+    notes: list[str] = field(default_factory=list)          # what the report says of how a value was obtained
 
     def skip(self, analysis: str, needs: str) -> None:
         """Record an analysis left out because the task's data does not fit the model."""
         self.skipped[analysis] = f"needs {needs}; the task's data does not fit the model ({self.data_misfit})"
         log.warning("Skipped %s: %s", analysis, self.skipped[analysis])
+
+    def note(self, text: str | None) -> None:
+        """Record a note for report.json (once per evaluation, logged at info level); None: nothing to say."""
+        if text is not None and text not in self.notes:
+            self.notes.append(text)
+            log.info("Note (report.json): %s", text)
 
 
 def check_layers(net: nn.Module, names: Sequence[str]) -> None:

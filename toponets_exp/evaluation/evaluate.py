@@ -70,6 +70,7 @@ def evaluate(model: EvalModel, data: TaskData, settings: EvalSettings, out: Path
         "architecture_from_checkpoint": model.architecture, "topo_weight": model.topo_weight,
         "smoothness_method": settings.smoothness, "tdann": settings.tdann, "conventions": _conventions(settings),
         "aggregate": aggregate(per_layer), "layers": per_layer, **model_level, "skipped": ctx.skipped,
+        "notes": ctx.notes,
         "figures": sorted(str(p.relative_to(out)) for p in figures.glob("*.png")),
         "wall_time_s": round(time.perf_counter() - start, 1),
     })

@@ -20,7 +20,7 @@ from toponets_exp.data.resumable import whole_split
 from toponets_exp.evaluation.blimp_scoring import sequence_log_prob
 from toponets_exp.evaluation.context import EvalContext, Section, file_name, on_sheets, phase
 from toponets_exp.evaluation.efficiency_analyses import efficiency
-from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
+from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, unresolved_note
 from toponets_exp.evaluation.recording import evaluating, record_activations, text_batches
 from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.lit.causal_lm import logits_of
@@ -95,7 +95,7 @@ def language_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict
             "tdann_smoothness": tdann, "tdann_bins": bins, **map_patches(sel.t, layer.sheet)}
         plot_sheet_map(sel.t, ctx.figures / f"language_selectivity_{file_name(layer.name)}.png",
                        f"{layer.name}: sentences vs non-words (Welch t)", cmap="RdBu_r")
-    warn_unresolved(ctx.layers, leading_bins, ev)
+    ctx.note(unresolved_note(ctx.layers, leading_bins, ev))
     out: dict[str, Any] = {"n_sentences": len(texts), "token_reduce": ev.token_reduce,
                            "tokenizer": f"{type(ctx.tokenizer).__name__} ({ctx.tokenizer.vocab_size} tokens)"}
     phase("integration windows")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,6 @@ from toponets_exp.brain.topoformer import topoformer_tgi
 from toponets_exp.evaluation.context import Section, file_name
 from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.topo import TopoLayer, unit_matrix
-
-log = logging.getLogger(__name__)
 
 
 def map_tdann_smoothness(values: np.ndarray, sheet: Sequence[int], ev: EvalSettings,
@@ -42,16 +39,17 @@ def map_patches(t_map: np.ndarray, sheet: Sequence[int]) -> dict[str, Any]:
     return {"patches": len(patches), "patch_areas": [p.area for p in patches]}
 
 
-def warn_unresolved(layers: Sequence[TopoLayer], bins: Mapping[str, Sequence[int]], ev: EvalSettings) -> None:
-    """One warning naming every sheet too small a lattice for TDANN's bins (`bins`: each layer's leading bins per
-    map): an empty second bin makes the value 1 by construction (equal-width bins narrower than the gaps between the
-    lattice's distances)."""
+def unresolved_note(layers: Sequence[TopoLayer], bins: Mapping[str, Sequence[int]], ev: EvalSettings) -> str | None:
+    """What the report says of the sheets too small a lattice for TDANN's bins (`bins`: each layer's leading bins per
+    map), None when there are none: an empty second bin makes the value 1 by construction (equal-width bins narrower
+    than the gaps between the lattice's distances)."""
     small = [f"{layer.name} {layer.sheet[0]}x{layer.sheet[1]}" for layer in layers
              if any(b == 1 for b in bins.get(layer.name, ()))]
-    if small:
-        log.warning("%d sheet(s) too small for eval.tdann.num_bins=%d (%s): the second distance bin is empty, so "
-                    "TDANN smoothness is 1 by construction there and left out of the aggregate; fewer bins resolve "
-                    "them", len(small), ev.tdann.num_bins, ", ".join(small))
+    if not small:
+        return None
+    return (f"TDANN smoothness: {len(small)} sheet(s) too small for eval.tdann.num_bins={ev.tdann.num_bins} "
+            f"({', '.join(small)}): the second distance bin is empty, so the value is 1 by construction there and "
+            f"left out of the aggregate (tdann_maps_left_out); fewer bins resolve them")
 
 
 def weight_maps(layers: Sequence[TopoLayer], ev: EvalSettings, figures: Path) -> Section:

@@ -17,7 +17,7 @@ from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation.context import EvalContext, Section, file_name, merge_layers, on_sheets, phase
 from toponets_exp.evaluation.efficiency_analyses import efficiency
 from toponets_exp.evaluation.gratings_analyses import orientation_analysis
-from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
+from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, unresolved_note
 from toponets_exp.evaluation.recording import evaluating, record_activations
 from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.evaluation.stimuli import stimulus_loader
@@ -81,7 +81,7 @@ def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.nda
             "ssim": [[map_ssim(a.t, b.t) for b in maps] for a in maps] if min(layer.sheet) >= 3 else None}}
         plot_selectivity_maps(maps, ctx.figures / f"selectivity_{file_name(layer.name)}.png",
                               f"{layer.name}: category selectivity (t, one category vs the rest)", stimuli, meaning)
-    warn_unresolved(ctx.layers, leading_bins, ev)
+    ctx.note(unresolved_note(ctx.layers, leading_bins, ev))
     return out
 
 
