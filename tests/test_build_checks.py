@@ -17,6 +17,10 @@ from toponets_exp.tasks import config_error
 BAD = {  # group: (overrides, text the error must contain)
     "model": (["model=gpt_neo_125m"], "reads token ids, which data="),
     "data": (["data.batch_size=0"], "data.batch_size=0 must be an integer >= 1"),
+    "model outputs": (["model.net.num_classes=5"], "model.net.num_classes=5 does not fit data.num_classes=10"),
+    "data shift": (["data.augment_shift=-1"], "data.augment_shift=-1 must be an integer from 0 to data.image_size"),
+    "data split seed": (["data.split_seed=-1"], "data.split_seed=-1 must be an integer in [0, 4294967295]"),
+    "data size": (["data.image_size=16.5"], "data.image_size=16.5 must be an integer between 8 and 224"),
     "topo": (["topo.layers=[nope*]"], "topo.layers[0]='nope*' matches no layer"),
     "topo of another model": (["topo=topolm"], "topo.layers selects transformer.h.*.attn.c_proj, "
                               "transformer.h.*.mlp.c_proj, which name no layer of ResNet: they are another model's; "
@@ -26,12 +30,19 @@ BAD = {  # group: (overrides, text the error must contain)
     "topo keys": (["+topo.reduce=sum"], "topo has unknown key(s) reduce; accepted: loss, weight"),
     "topo callback": (["topo.reduction=median"], "topo.reduction='median' is not supported"),
     "trainer": (["trainer.max_epochs=1.5"], "trainer.max_epochs=1.5 must be an integer"),
+    "trainer accumulation": (["trainer.accumulate_grad_batches=0"],
+                             "trainer.accumulate_grad_batches=0 must be an integer >= 1"),
+    "trainer validation": (["trainer.val_check_interval=0"], "trainer.val_check_interval=0 must be a number of batches"),
+    "trainer clip": (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1 must be >= 0"),
     "hardware": (["hardware=ddp_cpu", "trainer.devices=0"], "trainer: `Trainer(devices=0)` value is not a valid"),
     "logger": (["logger=wandb", "logger.wandb.mode=sometimes"], "logger.wandb.mode='sometimes' is not supported"),
     "logger images": (["logger=wandb", "logger.sheet_images_every_n_val=-1"],
                       "logger.sheet_images_every_n_val=-1 must be an integer >= 0"),
     "optim": (["optim.lr=-1"], "optim (torch.optim.AdamW): Invalid learning rate: -1"),
     "lr_schedule": (["trainer.max_epochs=-1"], "leaves lr_schedule=cosine without a horizon"),
+    "lr_schedule warm-up": (["lr_schedule.warmup_steps=-1"], "lr_schedule.warmup_steps=-1 must be an integer >= 0"),
+    "lr_schedule floor": (["lr_schedule.min_lr_ratio=2"], "lr_schedule.min_lr_ratio=2 must be a number in [0, 1]"),
+    "ckpt_path": (["ckpt_path=/nonexistent.ckpt"], "ckpt_path='/nonexistent.ckpt' is not a file; give a Lightning"),
     "eval stimuli": (["eval.after_train=true", "eval.stimuli=/nonexistent/floc"], "eval.stimuli='/nonexistent/floc' is not a folder"),
     "eval": (["eval.after_train=true", "eval.smoothness=slope"], "eval.smoothness='slope' is not supported"),
     "eval after_train": (["eval.after_train=maybe"], "eval.after_train='maybe' must be true or false"),
@@ -40,7 +51,7 @@ BAD = {  # group: (overrides, text the error must contain)
     "eval predictivity": (["eval.after_train=true", "eval.predictivity_layers=[layer4]"],
                           "eval.predictivity_layers names 'layer4', which is not recorded"),
     "checkpoint": (["checkpoint.save_top_k=-2"], "checkpoint.save_top_k=-2 must be an integer >= -1"),
-    "seed": (["seed=-1"], "seed=-1 must be an integer >= 0 <= 4294967295"),
+    "seed": (["seed=-1"], "seed=-1 must be an integer in [0, 4294967295]"),
 }
 
 

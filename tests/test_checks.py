@@ -12,7 +12,7 @@ def test_integer_accepts_ints_in_bounds_and_names_what_is_accepted():
                            ("2", "k='2' must be an integer >= 1"), (0, "k=0 must be an integer >= 1")]:
         with pytest.raises(ConfigError, match=f"^{message}$".replace("(", r"\(").replace(")", r"\)")):
             integer("k", value, 1)
-    with pytest.raises(ConfigError, match=r"^k=101 must be an integer >= 1 <= 100$"):
+    with pytest.raises(ConfigError, match=r"^k=101 must be an integer in \[1, 100\]$"):
         integer("k", 101, 1, 100)
     with pytest.raises(ConfigError, match=r"^k='x' must be an integer \(or null\)$"):
         integer("k", "x", optional=True)

@@ -23,12 +23,13 @@ def is_number(value: Any) -> bool:
 def integer(key: str, value: Any, low: int | None = None, high: int | None = None, *, optional: bool = False,
             accepted: str | None = None) -> int | None:
     """`value` if it is an integer in [low, high] (or None with `optional`); else '<key>=<value> must be
-    <accepted>', by default 'an integer [>= low] [<= high]', with '(or null)' when optional."""
+    <accepted>', by default 'an integer in [low, high]' (or '>= low', '<= high'), with '(or null)' when optional."""
     if value is None and optional:
         return None
     if not is_int(value) or (low is not None and value < low) or (high is not None and value > high):
-        bounds = [f">= {low}" if low is not None else "", f"<= {high}" if high is not None else ""]
-        what = accepted or " ".join(["an integer", *filter(None, bounds)])
+        bounds = (f" in [{low}, {high}]" if low is not None and high is not None else
+                  f" >= {low}" if low is not None else f" <= {high}" if high is not None else "")
+        what = accepted or f"an integer{bounds}"
         raise ConfigError(f"{key}={value!r} must be {what}" + (" (or null)" if optional else ""))
     return value
 

@@ -31,6 +31,7 @@ def check_model_data(cfg: DictConfig) -> None:
     kind = str(cfg.model.get("eval", {}).get("kind", "vision"))
     key, what = PROVIDES[kind]
     if key in cfg.data:
+        check_output_size(cfg, key)
         return
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     model, data = choices.get("model", "this model"), choices.get("data", "this data")
@@ -42,3 +43,16 @@ def check_model_data(cfg: DictConfig) -> None:
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
     """The LightningDataModule of `data=`."""
     return instantiate(cfg.data, _convert_="all")
+
+
+def check_output_size(cfg: DictConfig, key: str) -> None:
+    """A classifier has one output per class of the data (model.net.num_classes = data.num_classes); a language
+    model's vocabulary holds the data's (model.net.vocab_size >= data.vocab_size, padded sizes allowed)."""
+    model_size, data_size = cfg.model.net.get(key), cfg.data[key]
+    if model_size is None or data_size is None:
+        return
+    fits = model_size == data_size if key == "num_classes" else model_size >= data_size
+    if not fits:
+        relation = "=" if key == "num_classes" else ">="
+        raise ConfigError(f"model.net.{key}={model_size} does not fit data.{key}={data_size}: the model needs "
+                          f"model.net.{key} {relation} data.{key} (by default it follows data.{key}: drop the override)")

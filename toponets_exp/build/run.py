@@ -18,6 +18,7 @@ from toponets_exp.build.module import build_module, example_input
 from toponets_exp.build.topo import build_topo, select_topo_layers
 from toponets_exp.build.trainer import build_trainer, check_trainer, checkpoints, run_callbacks, sheet_images
 from toponets_exp.checks import boolean, integer
+from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation import EvalSettings, check_model_settings, eval_settings
 from toponets_exp.io import write_text
 from toponets_exp.resume import RunState, reset_metrics, resume_point
@@ -64,7 +65,18 @@ def plan_run(cfg: DictConfig) -> Plan:
     evaluation = eval_settings(cfg) if boolean("eval.after_train", cfg.eval.after_train) else None
     out = output_dir(cfg)
     resume = resume_point(cfg, out)
-    return Plan(out, resume, resume.path if resume is not None else cfg.ckpt_path, evaluation)
+    return Plan(out, resume, resume.path if resume is not None else start_checkpoint(cfg), evaluation)
+
+
+def start_checkpoint(cfg: DictConfig) -> Path | None:
+    """`ckpt_path` of a training run: an existing file (a Lightning checkpoint to start from), or null."""
+    if cfg.ckpt_path is None:
+        return None
+    path = Path(str(cfg.ckpt_path)).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r} is not a file; give a Lightning checkpoint (.ckpt) to start "
+                          "training from its weights and state, resume=<run dir> to continue a run, or leave it null")
+    return path
 
 
 @dataclass(frozen=True)

@@ -13,21 +13,30 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig
 
-from toponets_exp.checks import integer
+from toponets_exp.checks import integer, is_int, is_number, must, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.lit import ReleaseProcessGroup, ScheduleNotice, progress_callback
 from toponets_exp.resume import RunState
 from toponets_exp.resume.slurm import cluster_plugins
 from toponets_exp.topo import TopoLayer, TopoLossCallback, TopoSheetImages
 
-INTEGER_KEYS = ("max_epochs", "min_epochs", "max_steps", "min_steps", "num_nodes", "check_val_every_n_epoch",
-                "log_every_n_steps", "accumulate_grad_batches", "num_sanity_val_steps")
+INTEGER_KEYS = {"max_epochs": -1, "min_epochs": 0, "max_steps": -1, "min_steps": 0, "num_nodes": 1,
+                "check_val_every_n_epoch": 1, "log_every_n_steps": 1, "accumulate_grad_batches": 1,
+                "num_sanity_val_steps": -1}  # each key's lowest value (-1: no limit, or all batches)
 
 
 def check_trainer(cfg: DictConfig) -> None:
-    """The integer keys of `trainer` (Lightning checks the rest when the trainer is built)."""
-    for key in INTEGER_KEYS:
-        integer(f"trainer.{key}", cfg.trainer.get(key), optional=True)
+    """The integer keys of `trainer`, the validation interval and a gradient clip >= 0 (Lightning checks the rest
+    when the trainer is built)."""
+    for key, low in INTEGER_KEYS.items():
+        integer(f"trainer.{key}", cfg.trainer.get(key), low, optional=True)
+    interval = cfg.trainer.get("val_check_interval")
+    if interval is not None:
+        must("trainer.val_check_interval", interval, is_int(interval) and interval >= 1 or
+             is_number(interval) and 0 < interval <= 1, "a number of batches >= 1 or a fraction of an epoch in (0, 1]")
+    clip = cfg.trainer.get("gradient_clip_val")
+    if clip is not None:
+        number("trainer.gradient_clip_val", clip, 0.0)
 
 
 def checkpoints(cfg: DictConfig, module: L.LightningModule, out: Path) -> tuple[ModelCheckpoint, RunState]:

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.datasets import CIFAR10
 from torchvision.transforms import v2
 
+from toponets_exp.checks import integer
 from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
 from toponets_exp.data.vision import Transformed, to_normalized_tensor
 from toponets_exp.errors import ConfigError
@@ -38,8 +39,8 @@ class CIFAR10DataModule(L.LightningDataModule):
         if not download and not (Path(root).expanduser() / CIFAR10.base_folder).is_dir():
             raise ConfigError(f"data.root={root!r} has no {CIFAR10.base_folder}/; point data.root at the folder "
                               "that holds it, or add data.download=true to fetch CIFAR-10 there")
-        if val_size < 1:
-            raise ConfigError(f"data.val_size={val_size} must be >= 1 (training images held out for validation)")
+        integer("data.val_size", val_size, 1, accepted="an integer >= 1 (training images held out for validation)")
+        integer("data.split_seed", split_seed, 0, 2**63 - 1)
         self.save_hyperparameters()
         self.splits: dict[str, Dataset] = {}
 

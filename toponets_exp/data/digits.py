@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchvision.transforms import v2
 
+from toponets_exp.checks import integer
 from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
 from toponets_exp.data.vision import Transformed
 from toponets_exp.errors import ConfigError
@@ -35,8 +36,10 @@ class DigitsDataModule(L.LightningDataModule):
         check_loader_args(batch_size, num_workers)
         if num_classes != self.n_digit_classes:
             raise ConfigError(f"data.num_classes={num_classes} but the digits have {self.n_digit_classes} classes")
-        if not 8 <= image_size <= 224:
-            raise ConfigError(f"data.image_size={image_size} must be between 8 and 224")
+        integer("data.image_size", image_size, 8, 224, accepted="an integer between 8 and 224")
+        integer("data.augment_shift", augment_shift, 0, image_size - 1, accepted=f"an integer from 0 to "
+                f"data.image_size - 1 = {image_size - 1} (pixels of random translation)")
+        integer("data.split_seed", split_seed, 0, 2**32 - 1)
         if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
             raise ConfigError("data.val_fraction and data.test_fraction must be in (0, 1) and sum below 1")
         self.save_hyperparameters()

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from transformers import get_constant_schedule_with_warmup, get_cosine_with_min_lr_schedule_with_warmup
 
+from toponets_exp.checks import integer, is_number, must
+
 OptimizerFactory = Callable[[list[dict[str, Any]]], torch.optim.Optimizer]  # e.g. partial(torch.optim.AdamW, lr=...)
 ScheduleFactory = Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler]  # (optimizer, steps)
 
@@ -31,6 +33,9 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ste
     transformers' schedule: the warm-up factor is step / warmup_steps (0 at the first step), the cosine runs from
     step warmup_steps to `total_steps` (at least warmup_steps + 1) and ends at the floor.
     """
+    integer("lr_schedule.warmup_steps", warmup_steps, 0)
+    must("lr_schedule.min_lr_ratio", min_lr_ratio, is_number(min_lr_ratio) and 0 <= float(min_lr_ratio) <= 1,
+         "a number in [0, 1] (the floor as a fraction of the peak LR)")
     return get_cosine_with_min_lr_schedule_with_warmup(optimizer, num_warmup_steps=int(warmup_steps),
                                                        num_training_steps=max(int(total_steps), int(warmup_steps) + 1),
                                                        min_lr_rate=float(min_lr_ratio))
@@ -39,6 +44,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ste
 def warmup_constant(optimizer: torch.optim.Optimizer, total_steps: int,
                     warmup_steps: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up over `warmup_steps`, then the peak LR (`total_steps` is not needed)."""
+    integer("lr_schedule.warmup_steps", warmup_steps, 0)
     return get_constant_schedule_with_warmup(optimizer, num_warmup_steps=int(warmup_steps))
 
 
