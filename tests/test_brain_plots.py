@@ -11,7 +11,9 @@ from matplotlib.colors import to_rgba
 
 from toponets_exp.brain import (plot_bar, plot_curves, plot_selectivity_maps, plot_sheet_map, plot_similarity_curves,
                                 plot_weight_sheet, selectivity_map, similarity_by_distance)
-from toponets_exp.brain.plots import curves_figure, selectivity_figure, sheet_map_figure, similarity_figure
+from toponets_exp.brain.plots import curves_figure, sheet_map_figure
+from toponets_exp.brain.sheet_plots import selectivity_figure
+from toponets_exp.brain.similarity_plot import similarity_figure
 from toponets_exp.topo.sheet_pca import sheet_principal_components
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,7 @@ from toponets_exp.brain.gratings import (COLOURS, ORIENTATIONS, PHASES, TDANN_CY
 from toponets_exp.brain.orientation_maps import (cluster_radii, orientation_bins, radial_power_profile,
                                                  spatial_entropy_map, spectrum_slope)
 from toponets_exp.brain.pinwheels import count_pinwheels
-from toponets_exp.brain.plots import plot_orientation_maps
+from toponets_exp.brain.orientation_plot import plot_orientation_maps
 from toponets_exp.data.vision import IMAGENET_MEAN, IMAGENET_STD
 from toponets_exp.evaluation.aggregate import finite_mean
 from toponets_exp.evaluation.context import EvalContext, Section, on_sheets, phase

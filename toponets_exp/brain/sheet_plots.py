@@ -1,0 +1,74 @@
+"""Figures of maps on the sheet per layer: the weight sheet (PCs as colours) and the category-selectivity t maps."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from toponets_exp.brain.plots import MAX_COLUMNS, PANEL_INCHES, save_png, sheet_axes
+from toponets_exp.brain.selectivity import SelectivityMap
+from toponets_exp.brain.stats import ArrayLike, as_float64
+from toponets_exp.topo.sheet_pca import sheet_principal_components, sheet_rgb
+
+
+def plot_weight_sheet(vectors: ArrayLike, sheet: tuple[int, int], path: str | Path, title: str) -> Path:
+    """Sheet of unit weight vectors: PCs 1–3 as RGB (left) and PC 1 alone with a colour bar (right).
+
+    Each unit's vector is scaled to unit norm first (TopoLoss aligns directions, cosine smoothness ignores norms),
+    then projected on the top principal components of all units. Units with similar weights get similar colours,
+    so a topographic layer shows smooth colour patches and a non-topographic one salt-and-pepper noise; the
+    PC-1 panel gives the dominant axis quantitatively.
+    """
+    scores, shares = sheet_principal_components(as_float64(vectors), sheet, 3)
+    rgb = sheet_rgb(scores)
+    fig = Figure(figsize=(2 * PANEL_INCHES + 1.0, PANEL_INCHES + 0.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    left.imshow(rgb, interpolation="nearest")
+    sheet_axes(left, "PC1-3 as RGB (" + ", ".join(f"{100 * s:.0f}%" for s in shares) + " var.)")
+    lim = float(np.max(np.abs(scores[..., 0]))) or 1.0
+    image = right.imshow(scores[..., 0], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    sheet_axes(right, f"PC1 score ({100 * shares[0]:.0f}% var.)")
+    fig.colorbar(image, ax=right, shrink=0.85, label="PC1 score")
+    fig.suptitle(title)
+    return save_png(fig, path)
+
+
+def selectivity_figure(maps: Sequence[SelectivityMap], title: str, stimuli: str,
+                       labels: Mapping[str, str] | None = None) -> Figure:
+    """One t-map panel per category (`labels` names what each category is) on one symmetric colour range stated on
+    the colour bar, the selectivity threshold as a black contour, the stimuli named under the title."""
+    if not maps:
+        raise ValueError("selectivity_figure needs at least one SelectivityMap")
+    labels = labels or {}
+    columns = min(len(maps), MAX_COLUMNS)
+    rows = math.ceil(len(maps) / columns)
+    aspect = float(np.clip(maps[0].t.shape[1] / maps[0].t.shape[0], 1.0, 3.0))  # wide sheets: lower panels
+    fig = Figure(figsize=(columns * PANEL_INCHES + 1.2, rows * (PANEL_INCHES / aspect + 0.9) + 0.8),
+                 layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    finite = np.concatenate([np.abs(m.t[np.isfinite(m.t)]) for m in maps])
+    lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    thresholds = sorted({m.threshold for m in maps})
+    for ax, sel in zip(axes, maps):
+        image = ax.imshow(sel.t, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        if np.nanmin(sel.t) < sel.threshold < np.nanmax(sel.t):
+            ax.contour(sel.t, levels=[sel.threshold], colors="k", linewidths=0.8)
+        sheet_axes(ax, f"{labels.get(str(sel.category), sel.category)}\n{100 * sel.fraction_selective:.1f}% "
+                        f"selective, Moran's I {sel.morans_i:.2f}")
+    for ax in axes[len(maps):]:
+        ax.set_axis_off()
+    fig.colorbar(image, ax=list(axes[:len(maps)]), shrink=0.85,
+                 label=f"Welch t, category vs all other stimuli (one range, ±{lim:.1f}, for every panel)")
+    fig.suptitle(f"{title}\nblack line: t = {', '.join(f'{t:g}' for t in thresholds)} (selective above); "
+                 f"stimuli: {stimuli}")
+    return fig
+
+
+def plot_selectivity_maps(maps: Sequence[SelectivityMap], path: str | Path, title: str, stimuli: str,
+                          labels: Mapping[str, str] | None = None) -> Path:
+    """Write selectivity_figure as a PNG."""
+    return save_png(selectivity_figure(maps, title, stimuli, labels), path)
