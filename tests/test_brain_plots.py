@@ -11,7 +11,7 @@ from matplotlib.colors import to_rgba
 
 from toponets_exp.brain import (plot_bar, plot_curves, plot_selectivity_maps, plot_sheet_map, plot_similarity_curves,
                                 plot_weight_sheet, selectivity_map, similarity_by_distance)
-from toponets_exp.brain.plots import curves_figure, sheet_map_figure
+from toponets_exp.brain.plots import curves_figure, downsampling_figure, sheet_map_figure
 from toponets_exp.brain.sheet_plots import selectivity_figure
 from toponets_exp.brain.similarity_plot import similarity_figure
 from toponets_exp.topo.sheet_pca import sheet_principal_components
@@ -125,6 +125,21 @@ def test_curves_figure_draws_the_chance_line() -> None:
     assert chance.get_label() == "chance (1/10 classes)" and list(chance.get_ydata()) == [0.1, 0.1]
     plain = curves_figure([0.0, 0.5], {"accuracy": [0.9, 0.8]}, "pruning", "sparsity", "accuracy")
     assert [line.get_label() for line in plain.axes[0].get_lines()] == ["accuracy"]
+
+
+def test_downsampling_figure_marks_the_measured_factors_only() -> None:
+    curve = [{"factor": 1, "kept_fraction": 1.0, "metric": 0.99}, {"factor": 2, "kept_fraction": 0.25, "metric": 0.16},
+             {"factor": 4, "kept_fraction": 0.0625, "metric": 0.1}]
+    fig = downsampling_figure(curve, "accuracy", "downsampling", "factor k", (0.1, "1/10 classes"))
+    ax = fig.axes[0]
+    (points,) = [line for line in ax.get_lines() if line.get_label() == "accuracy (measured)"]
+    assert points.get_linestyle() == "None" and points.get_marker() == "o"  # no segment across unmeasured factors
+    assert list(points.get_xdata()) == [1, 2, 4] and list(points.get_ydata()) == [0.99, 0.16, 0.1]
+    assert list(ax.get_xticks()) == [1, 2, 4] and list(ax.get_xticks(minor=True)) == []
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1\n(100% kept)", "2\n(25% kept)", "4\n(6.25% kept)"]
+    assert [t.get_text() for t in ax.texts] == ["0.99", "0.16", "0.1"]  # each measured value written at its marker
+    (chance,) = [line for line in ax.get_lines() if line.get_label().startswith("chance")]
+    assert list(chance.get_ydata()) == [0.1, 0.1]
 
 
 def test_sheet_map_figure_marks_values_past_vmax_and_missing_units() -> None:

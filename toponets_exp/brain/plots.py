@@ -1,5 +1,5 @@
 """PNG figures of the brain-likeness analyses, drawn with matplotlib's object API (no pyplot, no global state): what
-every figure shares, and the figures of plain numbers (bars, curves, one map on the sheet)."""
+every figure shares, and the figures of plain numbers (bars, curves, measured points, one map on the sheet)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from toponets_exp.brain.stats import ArrayLike, as_float64
 from toponets_exp.io import replacing
@@ -45,6 +46,12 @@ def plot_bar(values: dict[str, float], path: str | Path, title: str, ylabel: str
     return save_png(fig, path)
 
 
+def _chance_line(ax: Axes, chance: tuple[float, str] | None) -> None:
+    """A dotted horizontal line at the metric of a guess (value, what guess), when one is given."""
+    if chance is not None:
+        ax.axhline(chance[0], color="0.4", linestyle=":", linewidth=1.2, label=f"chance ({chance[1]})")
+
+
 def curves_figure(x: Sequence[float], curves: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str,
                   chance: tuple[float, str] | None = None) -> Figure:
     """Several y(x) curves on one axis (e.g. accuracy vs pruned fraction per model), with a chance line
@@ -53,8 +60,7 @@ def curves_figure(x: Sequence[float], curves: Mapping[str, Sequence[float]], tit
     ax = fig.subplots()
     for name, y in curves.items():
         ax.plot(x, y, marker="o", markersize=4, label=name)
-    if chance is not None:
-        ax.axhline(chance[0], color="0.4", linestyle=":", linewidth=1.2, label=f"chance ({chance[1]})")
+    _chance_line(ax, chance)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -67,6 +73,38 @@ def plot_curves(x: Sequence[float], curves: Mapping[str, Sequence[float]], path:
                 xlabel: str, ylabel: str, chance: tuple[float, str] | None = None) -> Path:
     """Write curves_figure as a PNG."""
     return save_png(curves_figure(x, curves, title, xlabel, ylabel, chance), path)
+
+
+def downsampling_figure(curve: Sequence[Mapping[str, float]], metric: str, title: str, xlabel: str,
+                        chance: tuple[float, str] | None = None) -> Figure:
+    """The metric at each measured downsampling factor (rows of factor, kept_fraction, metric) as markers only, so
+    nothing is drawn between factors that were not measured; one x tick per factor, with the share kept under it."""
+    factors = [int(row["factor"]) for row in curve]
+    values = [float(row["metric"]) for row in curve]
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(factors, values, linestyle="None", marker="o", markersize=7, label=f"{metric} (measured)")
+    for k, value in zip(factors, values):
+        ax.annotate(f"{value:.3g}", (k, value), textcoords="offset points", xytext=(0, 7), ha="center",
+                    fontsize="small")
+    _chance_line(ax, chance)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(factors, [f"{k}\n({100 * row['kept_fraction']:.3g}% kept)" for k, row in zip(factors, curve)])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(min(factors) / 1.4, max(factors) * 1.4)
+    ax.margins(y=0.12)  # room for the values written above the markers
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_downsampling(curve: Sequence[Mapping[str, float]], path: str | Path, metric: str, title: str, xlabel: str,
+                      chance: tuple[float, str] | None = None) -> Path:
+    """Write downsampling_figure as a PNG."""
+    return save_png(downsampling_figure(curve, metric, title, xlabel, chance), path)
 
 
 def sheet_map_figure(values2d: ArrayLike, title: str, cmap: str = "viridis", label: str | None = None,
