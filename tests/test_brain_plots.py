@@ -7,10 +7,12 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
+from matplotlib import colormaps
 from matplotlib.colors import to_rgba
 
 from toponets_exp.brain import (plot_bar, plot_curves, plot_selectivity_maps, plot_sheet_map, plot_similarity_curves,
                                 plot_weight_sheet, selectivity_map, similarity_by_distance)
+from toponets_exp.brain.orientation_plot import orientation_figure
 from toponets_exp.brain.plots import curves_figure, downsampling_figure, sheet_map_figure
 from toponets_exp.brain.sheet_plots import selectivity_figure
 from toponets_exp.brain.similarity_plot import similarity_figure
@@ -151,3 +153,25 @@ def test_sheet_map_figure_marks_values_past_vmax_and_missing_units() -> None:
     assert image.get_cmap().get_bad() == pytest.approx(to_rgba("0.8"))
     assert fig.axes[1].get_ylabel() == "window (words)"
     assert fig.axes[1].collections or fig.axes[1].patches  # the 'extend' arrow of the colour bar
+
+
+def test_orientation_figure_fades_units_that_are_not_orientation_selective() -> None:
+    theta = np.array([[0.0, 45.0, 90.0], [135.0, 45.0, np.nan]])
+    selective = np.array([[True, False, True], [True, True, False]])
+    fig = orientation_figure({"layer1": theta}, {"layer1": selective}, {"layer1": "67% selective"}, "orientation",
+                             {"layer1": [(0.5, 0.5)]})
+    ax = fig.axes[0]
+    rgb = np.asarray(ax.get_images()[0].get_array())
+    hues = colormaps["hsv"]
+    for r, c in [(0, 0), (0, 2), (1, 0), (1, 1)]:  # selective units: the full colour of their preference
+        assert rgb[r, c] == pytest.approx(hues(theta[r, c] / 180.0)[:3])
+    saturation = rgb.max(axis=-1) - rgb.min(axis=-1)
+    assert saturation[0, 1] < 0.35 * saturation[1, 1]  # the same preference (45°), not selective: faded
+    assert np.argmax(rgb[0, 1]) == np.argmax(rgb[1, 1])  # ... toward grey, keeping its hue
+    assert np.all(rgb[1, 2] == 0.0)  # no preferred orientation: black
+    key = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert any("selective" in t and "circular variance < 0.6" in t and "full colour" in t for t in key)
+    assert any(t.startswith("not selective") and "faded" in t for t in key)
+    assert any("no preferred orientation" in t and "black" in t for t in key)
+    assert any("pinwheel" in t for t in key)
+    assert "selective units" in fig.axes[-1].get_ylabel()  # the colour bar says which units carry full colour
