@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 from matplotlib import colormaps
 from matplotlib.colors import to_rgba
+from matplotlib.contour import ContourSet
 
 from toponets_exp.brain import (plot_bar, plot_curves, plot_selectivity_maps, plot_sheet_map, plot_similarity_curves,
                                 plot_weight_sheet, selectivity_map, similarity_by_distance)
 from toponets_exp.brain.orientation_plot import orientation_figure
 from toponets_exp.brain.plots import curves_figure, downsampling_figure, sheet_map_figure
-from toponets_exp.brain.sheet_plots import selectivity_figure
+from toponets_exp.brain.selectivity import SelectivityMap
+from toponets_exp.brain.sheet_plots import selectivity_figure, shared_t_limit
 from toponets_exp.brain.similarity_plot import similarity_figure
 from toponets_exp.topo.sheet_pca import sheet_principal_components
 
@@ -60,9 +62,10 @@ def test_plot_selectivity_maps(tmp_path: Path) -> None:
     responses = rng.normal(size=(100, 192))
     responses[:20, 40:70] += 2.0
     maps = [selectivity_map(responses, labels, c, (12, 16)) for c in ("face", "body", "scene", "object", "word")]
-    assert_png(plot_selectivity_maps(maps, tmp_path / "sel.png", "Category selectivity, layer4", "fLoc, 100 images"))
+    assert_png(plot_selectivity_maps(maps, tmp_path / "sel.png", "Category selectivity, layer4", "fLoc, 100 images",
+                                     shared_t_limit(maps)))
     with pytest.raises(ValueError, match="at least one"):
-        plot_selectivity_maps([], tmp_path / "none.png", "empty", "none")
+        plot_selectivity_maps([], tmp_path / "none.png", "empty", "none", 1.0)
 
 
 def test_plot_bar_curves_and_sheet_map(tmp_path: Path) -> None:
@@ -111,13 +114,16 @@ def test_selectivity_figure_says_what_the_categories_threshold_range_and_stimuli
     responses[:20, 10:30] += 3.0
     maps = [selectivity_map(responses, labels, c, (8, 8), threshold=3.5) for c in ("0", "1", "2")]
     meaning = {"0": "class 0 (digit 0)", "1": "class 1 (digit 1)", "2": "class 2 (digit 2)"}
-    fig = selectivity_figure(maps, "layer4", "the test split, 60 images of 3 categories", meaning)
+    lim = max(float(np.abs(m.t).max()) for m in maps)
+    assert shared_t_limit(maps) == lim
+    fig = selectivity_figure(maps, "layer4", "the test split, 60 images of 3 categories", 2 * lim, meaning)
     panels = fig.axes[:3]
     assert [ax.get_title().split("\n")[0] for ax in panels] == list(meaning.values())
-    assert "black line: t = 3.5" in fig.get_suptitle() and "60 images of 3 categories" in fig.get_suptitle()
-    lim = max(float(np.abs(m.t).max()) for m in maps)
-    assert all(ax.get_images()[0].get_clim() == (-lim, lim) for ax in panels)
-    assert f"±{lim:.1f}" in fig.axes[3].get_ylabel() and "every panel" in fig.axes[3].get_ylabel()
+    assert "black outline: cells with t > 3.5" in fig.get_suptitle()
+    assert "60 images of 3 categories" in fig.get_suptitle()
+    assert all(ax.get_images()[0].get_clim() == (-2 * lim, 2 * lim) for ax in panels)  # the range it is given
+    label = fig.axes[3].get_ylabel()
+    assert f"±{2 * lim:.1f}" in label and "every panel" in label and "every layer" in label
 
 
 def test_curves_figure_draws_the_chance_line() -> None:
@@ -175,3 +181,26 @@ def test_orientation_figure_fades_units_that_are_not_orientation_selective() -> 
     assert any("no preferred orientation" in t and "black" in t for t in key)
     assert any("pinwheel" in t for t in key)
     assert "selective units" in fig.axes[-1].get_ylabel()  # the colour bar says which units carry full colour
+
+
+def test_selectivity_outline_follows_cell_edges_and_sheet_ticks_are_whole_units() -> None:
+    t = np.zeros((2, 5))
+    t[0, 1:3] = 6.0  # a 1×2 block of selective cells
+    t[1, 4] = 5.0    # one selective cell in the sheet's corner
+    fig = selectivity_figure([SelectivityMap("face", t, t, 0.3, 4.0, 0.0, 0.0)], "layer", "stimuli", 8.0)
+    ax = fig.axes[0]
+    assert not any(isinstance(c, ContourSet) for c in ax.collections)  # no contour interpolated through centres
+    (outline,) = [c for c in ax.collections if c.get_label() == "selective cells' outline"]
+    edges = {frozenset(map(tuple, np.asarray(s).tolist())) for s in outline.get_segments()}
+    h = lambda x0, x1, y: frozenset({(x0, y), (x1, y)})  # noqa: E731  horizontal cell edge
+    v = lambda x, y0, y1: frozenset({(x, y0), (x, y1)})  # noqa: E731  vertical cell edge
+    assert edges == {h(0.5, 1.5, -0.5), h(1.5, 2.5, -0.5), h(0.5, 1.5, 0.5), h(1.5, 2.5, 0.5),
+                     v(0.5, -0.5, 0.5), v(2.5, -0.5, 0.5),
+                     h(3.5, 4.5, 0.5), h(3.5, 4.5, 1.5), v(3.5, 0.5, 1.5), v(4.5, 0.5, 1.5)}
+    assert len(outline.get_segments()) == 10  # each edge once
+    fig.draw_without_rendering()
+    for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, sorted(ax.get_ylim()))):
+        shown = [tick for tick in axis.get_majorticklocs() if lo <= tick <= hi]
+        assert shown and all(float(tick).is_integer() for tick in shown)
+        assert all(label.get_text().lstrip("−-").isdigit() for label in axis.get_majorticklabels()
+                   if label.get_text())

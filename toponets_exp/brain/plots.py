@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from toponets_exp.brain.stats import ArrayLike, as_float64
 from toponets_exp.io import replacing
@@ -28,10 +28,12 @@ def save_png(fig: Figure, path: str | Path) -> Path:
 
 
 def sheet_axes(ax: Axes, title: str) -> None:
-    """Title and axis labels of a panel that shows the cortical sheet."""
+    """Title, axis labels and integer ticks (unit rows and columns) of a panel that shows the cortical sheet."""
     ax.set_title(title)
     ax.set_xlabel("sheet column")
     ax.set_ylabel("sheet row")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_bar(values: dict[str, float], path: str | Path, title: str, ylabel: str) -> Path:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from toponets_exp.brain.plots import MAX_COLUMNS, PANEL_INCHES, save_png, sheet_axes
@@ -37,10 +39,35 @@ def plot_weight_sheet(vectors: ArrayLike, sheet: tuple[int, int], path: str | Pa
     return save_png(fig, path)
 
 
-def selectivity_figure(maps: Sequence[SelectivityMap], title: str, stimuli: str,
+def shared_t_limit(maps: Iterable[SelectivityMap]) -> float:
+    """The largest finite |t| over the maps (1 when there is none): one symmetric colour range for all of them."""
+    peaks = [float(np.abs(m.t[np.isfinite(m.t)]).max()) for m in maps if np.isfinite(m.t).any()]
+    return max(peaks, default=0.0) or 1.0
+
+
+def cell_edges(mask: np.ndarray) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """The cell edges, as (x, y) segments in image coordinates (cell (r, c) spans c ± ½, r ± ½), that separate the
+    cells of a 2-D `mask` from the others or from the outside of the sheet."""
+    padded = np.pad(np.asarray(mask, dtype=bool), 1)
+    vertical = np.argwhere(padded[1:-1, :-1] != padded[1:-1, 1:])   # (row r, edge left of column c)
+    horizontal = np.argwhere(padded[:-1, 1:-1] != padded[1:, 1:-1])  # (edge above row r, column c)
+    return ([((c - 0.5, r - 0.5), (c - 0.5, r + 0.5)) for r, c in vertical.tolist()]
+            + [((c - 0.5, r - 0.5), (c + 0.5, r - 0.5)) for r, c in horizontal.tolist()])
+
+
+def _outline(ax: Axes, sel: SelectivityMap) -> None:
+    """The boundary of the selective cells (t above the threshold), drawn along the cells' edges."""
+    edges = cell_edges(sel.t > sel.threshold)
+    if edges:
+        ax.add_collection(LineCollection(edges, colors="k", linewidths=1.0, label="selective cells' outline"),
+                          autolim=False)
+
+
+def selectivity_figure(maps: Sequence[SelectivityMap], title: str, stimuli: str, lim: float,
                        labels: Mapping[str, str] | None = None) -> Figure:
-    """One t-map panel per category (`labels` names what each category is) on one symmetric colour range stated on
-    the colour bar, the selectivity threshold as a black contour, the stimuli named under the title."""
+    """One t-map panel per category (`labels` names what each category is) on the symmetric colour range ±`lim`
+    that every layer's figure shares (stated on the colour bar), the selective cells outlined along their edges, the
+    stimuli named under the title."""
     if not maps:
         raise ValueError("selectivity_figure needs at least one SelectivityMap")
     labels = labels or {}
@@ -50,25 +77,22 @@ def selectivity_figure(maps: Sequence[SelectivityMap], title: str, stimuli: str,
     fig = Figure(figsize=(columns * PANEL_INCHES + 1.2, rows * (PANEL_INCHES / aspect + 0.9) + 0.8),
                  layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
-    finite = np.concatenate([np.abs(m.t[np.isfinite(m.t)]) for m in maps])
-    lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     thresholds = sorted({m.threshold for m in maps})
     for ax, sel in zip(axes, maps):
         image = ax.imshow(sel.t, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
-        if np.nanmin(sel.t) < sel.threshold < np.nanmax(sel.t):
-            ax.contour(sel.t, levels=[sel.threshold], colors="k", linewidths=0.8)
+        _outline(ax, sel)
         sheet_axes(ax, f"{labels.get(str(sel.category), sel.category)}\n{100 * sel.fraction_selective:.1f}% "
                         f"selective, Moran's I {sel.morans_i:.2f}")
     for ax in axes[len(maps):]:
         ax.set_axis_off()
-    fig.colorbar(image, ax=list(axes[:len(maps)]), shrink=0.85,
-                 label=f"Welch t, category vs all other stimuli (one range, ±{lim:.1f}, for every panel)")
-    fig.suptitle(f"{title}\nblack line: t = {', '.join(f'{t:g}' for t in thresholds)} (selective above); "
+    fig.colorbar(image, ax=list(axes[:len(maps)]), shrink=0.85, label="Welch t, category vs all other stimuli\n"
+                 f"(one range, ±{lim:.1f}, for every panel and every layer)")
+    fig.suptitle(f"{title}\nblack outline: cells with t > {', '.join(f'{t:g}' for t in thresholds)} (selective); "
                  f"stimuli: {stimuli}")
     return fig
 
 
-def plot_selectivity_maps(maps: Sequence[SelectivityMap], path: str | Path, title: str, stimuli: str,
+def plot_selectivity_maps(maps: Sequence[SelectivityMap], path: str | Path, title: str, stimuli: str, lim: float,
                           labels: Mapping[str, str] | None = None) -> Path:
     """Write selectivity_figure as a PNG."""
-    return save_png(selectivity_figure(maps, title, stimuli, labels), path)
+    return save_png(selectivity_figure(maps, title, stimuli, lim, labels), path)
