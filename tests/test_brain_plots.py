@@ -16,9 +16,9 @@ from toponets_exp.brain import (plot_bar, plot_curves, plot_selectivity_maps, pl
 from toponets_exp.brain.orientation_plot import orientation_figure
 from toponets_exp.brain.plots import curves_figure, downsampling_figure, sheet_map_figure
 from toponets_exp.brain.selectivity import SelectivityMap
-from toponets_exp.brain.sheet_plots import selectivity_figure, shared_t_limit
+from toponets_exp.brain.sheet_plots import selectivity_figure, shared_t_limit, weight_sheet_figure
 from toponets_exp.brain.similarity_plot import similarity_figure
-from toponets_exp.topo.sheet_pca import sheet_principal_components
+from toponets_exp.topo.sheet_pca import FULL_SATURATION_SHARE, sheet_principal_components, sheet_rgb
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -48,6 +48,26 @@ def test_sheet_principal_components_capture_the_smooth_axes() -> None:
     assert scores.shape == (16, 32, 3) and np.all(np.diff(shares) <= 0) and shares.sum() <= 1.0
     low_dim = sheet_principal_components(np.eye(4)[:, :2], (2, 2))[0]
     assert np.all(low_dim[..., 2] == 0.0)  # fewer components than requested are zero-padded
+
+
+def test_sheet_rgb_scales_each_pcs_distance_from_grey_by_its_variance_share() -> None:
+    scores = np.random.default_rng(4).normal(size=(8, 8, 3))
+    rgb = sheet_rgb(scores, np.array([2 * FULL_SATURATION_SHARE, FULL_SATURATION_SHARE / 4, 0.0]))
+    reach = np.abs(rgb - 0.5).max(axis=(0, 1))  # per channel, the largest distance from mid-grey
+    assert reach == pytest.approx([0.5, 0.125, 0.0])  # full at >= FULL_SATURATION_SHARE, else in proportion
+
+
+def test_weight_sheet_rgb_of_weak_pcs_stays_near_grey() -> None:
+    noise = np.random.default_rng(3).normal(size=(256, 400))  # no dominant direction: each PC explains ~1 %
+    _, shares = sheet_principal_components(noise, (16, 16))
+    fig = weight_sheet_figure(noise, (16, 16), "noise")
+    rgb = np.asarray(fig.axes[0].get_images()[0].get_array())
+    reach = np.abs(rgb - 0.5).max(axis=(0, 1))
+    assert np.all(reach <= 0.5 * shares / FULL_SATURATION_SHARE + 1e-9) and reach.max() < 0.1
+    assert f"saturation ∝ variance explained (full at ≥ {100 * FULL_SATURATION_SHARE:.0f}%)" in fig.axes[0].get_title()
+    smooth = weight_sheet_figure(smooth_weights(16, 32), (16, 32), "smooth")  # PCs 1-3 explain 17, 14, 12 %
+    reach = np.abs(np.asarray(smooth.axes[0].get_images()[0].get_array()) - 0.5).max(axis=(0, 1))
+    assert reach == pytest.approx([0.5, 0.5, 0.5])
 
 
 def test_plot_similarity_curves(tmp_path: Path) -> None:

@@ -14,29 +14,35 @@ from matplotlib.figure import Figure
 from toponets_exp.brain.plots import MAX_COLUMNS, PANEL_INCHES, save_png, sheet_axes
 from toponets_exp.brain.selectivity import SelectivityMap
 from toponets_exp.brain.stats import ArrayLike, as_float64
-from toponets_exp.topo.sheet_pca import sheet_principal_components, sheet_rgb
+from toponets_exp.topo.sheet_pca import FULL_SATURATION_SHARE, sheet_principal_components, sheet_rgb
 
 
-def plot_weight_sheet(vectors: ArrayLike, sheet: tuple[int, int], path: str | Path, title: str) -> Path:
+def weight_sheet_figure(vectors: ArrayLike, sheet: tuple[int, int], title: str) -> Figure:
     """Sheet of unit weight vectors: PCs 1–3 as RGB (left) and PC 1 alone with a colour bar (right).
 
     Each unit's vector is scaled to unit norm first (TopoLoss aligns directions, cosine smoothness ignores norms),
     then projected on the top principal components of all units. Units with similar weights get similar colours,
-    so a topographic layer shows smooth colour patches and a non-topographic one salt-and-pepper noise; the
+    so a topographic layer shows smooth colour patches and a non-topographic one salt-and-pepper noise; each PC's
+    colour saturation follows its share of the variance (sheet_rgb), so PCs that explain little stay near grey; the
     PC-1 panel gives the dominant axis quantitatively.
     """
     scores, shares = sheet_principal_components(as_float64(vectors), sheet, 3)
-    rgb = sheet_rgb(scores)
     fig = Figure(figsize=(2 * PANEL_INCHES + 1.0, PANEL_INCHES + 0.6), layout="constrained")
     left, right = fig.subplots(1, 2)
-    left.imshow(rgb, interpolation="nearest")
-    sheet_axes(left, "PC1-3 as RGB (" + ", ".join(f"{100 * s:.0f}%" for s in shares) + " var.)")
+    left.imshow(sheet_rgb(scores, shares), interpolation="nearest")
+    sheet_axes(left, "PC1-3 as RGB (" + ", ".join(f"{100 * s:.0f}%" for s in shares) + " var.)\n"
+               f"saturation ∝ variance explained (full at ≥ {100 * FULL_SATURATION_SHARE:.0f}%)")
     lim = float(np.max(np.abs(scores[..., 0]))) or 1.0
     image = right.imshow(scores[..., 0], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     sheet_axes(right, f"PC1 score ({100 * shares[0]:.0f}% var.)")
     fig.colorbar(image, ax=right, shrink=0.85, label="PC1 score")
     fig.suptitle(title)
-    return save_png(fig, path)
+    return fig
+
+
+def plot_weight_sheet(vectors: ArrayLike, sheet: tuple[int, int], path: str | Path, title: str) -> Path:
+    """Write weight_sheet_figure as a PNG."""
+    return save_png(weight_sheet_figure(vectors, sheet, title), path)
 
 
 def shared_t_limit(maps: Iterable[SelectivityMap]) -> float:
