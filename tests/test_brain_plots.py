@@ -105,26 +105,36 @@ def luminance(rgba: tuple[float, ...]) -> float:
     return 0.2126 * rgba[0] + 0.7152 * rgba[1] + 0.0722 * rgba[2]
 
 
-def test_similarity_figure_colours_layers_by_depth_in_weight_and_response_panels() -> None:
+def test_similarity_figure_names_every_layer_and_shows_the_spread_across_layers() -> None:
     rng = np.random.default_rng(2)
     names = [f"layer{i}.conv" for i in range(16)]
     weights = {n: similarity_by_distance(smooth_weights(8, 8), (8, 8)) for n in names}
     responses = {n: similarity_by_distance(rng.normal(size=(64, 5)), (8, 8)) for n in names}
     fig = similarity_figure({"weights": weights, "response profiles": responses}, "c(d)")
-    left, right = fig.axes[:2]
-    assert (left.get_title(), right.get_title()) == ("weights", "response profiles")
-    assert left.get_ylabel() == "mean cosine similarity" and "distance on the sheet" in left.get_xlabel()
-    for ax in (left, right):
-        lines = [line for line in ax.get_lines() if line.get_label() in names]
-        assert [line.get_label() for line in lines] == names
-        shades = [luminance(to_rgba(line.get_color())) for line in lines]
-        assert all(a < b for a, b in zip(shades, shades[1:]))  # one sequential map: darker = earlier
-        assert len({line.get_color() for line in lines}) == 16
-    colourbar = fig.axes[2]
-    assert colourbar.get_ylabel() == "layer depth"
-    assert [t.get_text() for t in colourbar.get_yticklabels()] == ["1: layer0.conv", "16: layer15.conv"]
+    assert len(fig.axes) == 10  # 2 kinds × (4 groups of 4 layers + the across-layer summary)
+    assert "distance on the sheet" in fig.get_supxlabel()
+    for row, (kind, curves) in enumerate({"weights": weights, "response profiles": responses}.items()):
+        *groups, summary = fig.axes[5 * row:5 * row + 5]
+        assert groups[0].get_ylabel() == f"{kind}\nmean cosine similarity"
+        assert [ax.get_title() for ax in groups] == [f"{kind}: layers {i}–{i + 3} of 16" for i in (1, 5, 9, 13)]
+        named = [t.get_text() for ax in groups for t in ax.get_legend().get_texts()]
+        assert named == names  # every layer named once, in depth order
+        for ax in groups:
+            lines = [line for line in ax.get_lines() if line.get_label() in names]
+            shades = [luminance(to_rgba(line.get_color())) for line in lines]
+            assert len(lines) == 4 and all(a < b for a, b in zip(shades, shades[1:]))  # darker = earlier
+            assert len({line.get_marker() for line in lines}) == 4
+        assert summary.get_title() == f"{kind}: all 16 layers"
+        (band,) = [c for c in summary.collections if c.get_label() == "min–max over the layers reaching d"]
+        (mean,) = [ln for ln in summary.get_lines() if ln.get_label() == "mean over the layers reaching d"]
+        at_one = [float(c.similarity[c.distances == 1.0][0]) for c in curves.values()]
+        assert mean.get_ydata()[list(mean.get_xdata()).index(1.0)] == pytest.approx(np.mean(at_one))
+        edge = band.get_paths()[0].vertices
+        assert {round(y, 12) for y in edge[edge[:, 0] == 1.0][:, 1]} >= {round(min(at_one), 12),
+                                                                        round(max(at_one), 12)}
     few = similarity_figure({"weights": dict(list(weights.items())[:3])}, "c(d)")
     assert len(few.axes) == 1 and [t.get_text() for t in few.axes[0].get_legend().get_texts()] == names[:3]
+    assert few.axes[0].get_title() == "weights"
 
 
 def test_selectivity_figure_says_what_the_categories_threshold_range_and_stimuli_are() -> None:

@@ -1,20 +1,28 @@
-"""Figure of the unit similarity c(d) against sheet distance, per layer and per kind of unit vector."""
+"""Figure of the unit similarity c(d) against sheet distance, per layer and per kind of unit vector: layers in small
+named groups, and the spread of c(d) across all layers."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from toponets_exp.brain.plots import save_png
 from toponets_exp.brain.smoothness import MIN_BIN_FRACTION, SimilarityCurve, reliable_bins
 
-LEGEND_MAX = 8  # more curves than this: a colour bar instead of a legend
+GROUP = 4  # layers per panel: more layers are split, in depth order, into groups of at most this many
+MARKERS = ("o", "s", "^", "D")
+
+
+def layer_groups(names: Sequence[str]) -> list[list[str]]:
+    """The layers in depth order cut into consecutive groups of at most GROUP, as even in size as possible."""
+    cuts = np.linspace(0, len(names), math.ceil(len(names) / GROUP) + 1).round().astype(int)
+    return [list(names[a:b]) for a, b in zip(cuts, cuts[1:])]
 
 
 def depth_colours(n: int) -> list[tuple[float, float, float, float]]:
@@ -23,30 +31,60 @@ def depth_colours(n: int) -> list[tuple[float, float, float, float]]:
     return [cmap(0.88 * i / max(n - 1, 1)) for i in range(n)]
 
 
-def similarity_figure(panels: Mapping[str, Mapping[str, SimilarityCurve]], title: str) -> Figure:
-    """c(d) per layer, one panel per kind of unit vector (weights, responses), layers coloured by depth.
+def across_layers(curves: Mapping[str, SimilarityCurve]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The distances in the reliable bins of at least two layers, and there the mean, min and max of c(d) over them."""
+    values: dict[float, list[float]] = {}
+    for curve in curves.values():
+        keep = reliable_bins(curve)
+        for d, c in zip(curve.distances[keep].tolist(), curve.similarity[keep].tolist()):
+            values.setdefault(d, []).append(c)
+    shared = sorted(d for d, v in values.items() if len(v) >= 2)
+    stats = np.array([(np.mean(values[d]), min(values[d]), max(values[d])) for d in shared]).reshape(-1, 3)
+    return np.array(shared), stats[:, 0], stats[:, 1], stats[:, 2]
 
-    A layer keeps its colour across panels; with more than LEGEND_MAX layers a colour bar replaces the legend."""
+
+def _group_panel(ax: Axes, curves: Mapping[str, SimilarityCurve], title: str) -> None:
+    """A few layers' c(d), dark to light in depth order with distinct markers, each named in the legend."""
+    ax.axhline(0.0, color="0.6", linewidth=0.8)
+    for (name, curve), colour, marker in zip(curves.items(), depth_colours(len(curves)), MARKERS):
+        keep = reliable_bins(curve)
+        ax.plot(curve.distances[keep], curve.similarity[keep], marker=marker, markersize=3.5, linewidth=1.2,
+                color=colour, label=name)
+    ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small", loc="upper right")
+
+
+def _summary_panel(ax: Axes, curves: Mapping[str, SimilarityCurve], title: str) -> None:
+    """The mean c(d) over all layers with its min–max band (distances that at least two layers reach)."""
+    distance, mean, low, high = across_layers(curves)
+    ax.axhline(0.0, color="0.6", linewidth=0.8)
+    ax.fill_between(distance, low, high, color="0.75", alpha=0.7, linewidth=0,
+                    label="min–max over the layers reaching d")
+    ax.plot(distance, mean, color="k", marker="o", markersize=3, linewidth=1.4,
+            label="mean over the layers reaching d")
+    ax.set_title(title, fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="x-small", loc="upper right")
+
+
+def similarity_figure(panels: Mapping[str, Mapping[str, SimilarityCurve]], title: str) -> Figure:
+    """c(d), one row per kind of unit vector (weights, responses): the layers in depth-ordered groups of at most GROUP
+    per panel, each named in its panel's legend; with more than one group, a last panel of the mean over all layers
+    with its min–max band."""
     names = list(dict.fromkeys(name for curves in panels.values() for name in curves))
-    colours = dict(zip(names, depth_colours(len(names))))
-    fig = Figure(figsize=(5.0 * len(panels) + 1.4, 4.2), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
-    for ax, (panel, curves) in zip(axes, panels.items()):
-        ax.axhline(0.0, color="0.6", linewidth=0.8)
-        for name, curve in curves.items():
-            keep = reliable_bins(curve)
-            ax.plot(curve.distances[keep], curve.similarity[keep], marker="o", markersize=3, color=colours[name],
-                    label=name)
-        ax.set_xlabel(f"distance on the sheet (units; bins with >= {100 * MIN_BIN_FRACTION:g}% of the pairs)")
-        ax.set_title(panel)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("mean cosine similarity")
-    if len(names) <= LEGEND_MAX:
-        axes[-1].legend(fontsize="small", title="layer (dark: first)")
-    else:
-        depth = ScalarMappable(norm=Normalize(-0.5, len(names) - 0.5), cmap=ListedColormap(list(colours.values())))
-        bar = fig.colorbar(depth, ax=list(axes), shrink=0.9, label="layer depth")
-        bar.set_ticks([0, len(names) - 1], labels=[f"1: {names[0]}", f"{len(names)}: {names[-1]}"])
+    groups = layer_groups(names)
+    columns = len(groups) + (len(groups) > 1)
+    fig = Figure(figsize=(3.3 * columns + 0.8, 2.9 * len(panels) + 0.9), layout="constrained")
+    axes = fig.subplots(len(panels), columns, sharex=True, sharey="row", squeeze=False)
+    for row, (kind, curves) in zip(axes, panels.items()):
+        for ax, group in zip(row, groups):
+            span = f"{kind}: layers {names.index(group[0]) + 1}–{names.index(group[-1]) + 1} of {len(names)}"
+            _group_panel(ax, {n: curves[n] for n in group if n in curves}, span if len(groups) > 1 else kind)
+        if len(groups) > 1:
+            _summary_panel(row[-1], curves, f"{kind}: all {len(curves)} layers")
+        row[0].set_ylabel(f"{kind}\nmean cosine similarity")
+    fig.supxlabel(f"distance on the sheet (units; bins with >= {100 * MIN_BIN_FRACTION:g}% of the pairs)")
     fig.suptitle(title)
     return fig
 
