@@ -62,9 +62,12 @@ def orientation_figure(maps: Mapping[str, np.ndarray], selective: Mapping[str, n
         raise ValueError("orientation_figure needs at least one map")
     columns = min(len(maps), MAX_COLUMNS)
     rows = math.ceil(len(maps) / columns)
-    height = np.mean([min(1.0, m.shape[0] / m.shape[1]) for m in maps.values()]) * PANEL_INCHES  # wide sheets: lower
-    fig = Figure(figsize=(columns * PANEL_INCHES + 1.2, rows * (height + 1.0) + 1.4), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, columns)).ravel()
+    shapes = [m.shape for m in maps.values()]
+    heights = [max(min(1.0, h / w) for h, w in shapes[r * columns:(r + 1) * columns]) for r in range(rows)]
+    image_width = 0.85 * PANEL_INCHES  # a panel's width less its axis labels
+    fig = Figure(figsize=(columns * PANEL_INCHES + 1.2, sum(heights) * image_width + rows * 1.1 + 1.4),
+                 layout="constrained")  # each row as high as its tallest sheet needs: wide sheets, lower rows
+    axes = np.atleast_1d(fig.subplots(rows, columns, height_ratios=heights)).ravel()
     for ax, (name, theta) in zip(axes, maps.items()):
         ax.imshow(orientation_colours(theta, selective[name]), interpolation="nearest")
         _pinwheels(ax, (marks or {}).get(name, ()))

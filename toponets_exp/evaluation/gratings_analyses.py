@@ -55,7 +55,7 @@ def orientation_analysis(ctx: EvalContext) -> tuple[Section, dict[str, Any]]:
         maps[layer.name] = tuning.preferred_orientation.reshape(layer.sheet)
         selective[layer.name] = tuning.selective.reshape(layer.sheet)
         marks[layer.name] = entry.pop("pinwheel_centres")
-        notes[layer.name] = (f"{100 * entry['fraction_selective']:.0f}% selective, "
+        notes[layer.name] = (f"{100 * entry['fraction_selective']:.0f}% selective\n"
                              + (f"smoothness {entry['tdann_smoothness']:.2f}" if entry["tdann_bins"] >= 2
                                 else "smoothness n/a (small sheet)")
                              + (f", {entry['pinwheels']} pinwheels" if entry["pinwheels"] is not None else ""))
