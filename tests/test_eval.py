@@ -311,6 +311,38 @@ def default_eval_config(**model_eval):
                              "eval": OmegaConf.load(Path(__file__).parents[1] / "conf/eval/auto.yaml")})
 
 
+def test_selectivity_figures_of_every_layer_share_one_colour_range(tmp_path, monkeypatch):
+    """The caller sets one t range for all layers' figures: a weakly selective layer is not stretched to its own
+    maximum, so colours compare across layers."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from toponets_exp.brain import sheet_plots
+    from toponets_exp.evaluation.context import EvalContext
+    from toponets_exp.evaluation.settings import eval_settings
+    from toponets_exp.evaluation.vision_analyses import selectivity
+
+    figures = {}
+    monkeypatch.setattr(sheet_plots, "save_png", lambda fig, path: figures.setdefault(Path(path).name, fig))
+    rng = np.random.default_rng(0)
+    acts = {"weak": rng.normal(size=(60, 16)), "strong": rng.normal(size=(60, 32))}
+    acts["strong"][:30, :8] += 4.0  # category 0 drives 8 units of the second layer hard
+    ctx = EvalContext(net=torch.nn.Identity(), data=None, data_misfit=None, model_eval={}, figures=tmp_path,
+                      layers=[SimpleNamespace(name="weak", sheet=(4, 4)), SimpleNamespace(name="strong", sheet=(4, 8))],
+                      settings=eval_settings(default_eval_config()), device=torch.device("cpu"))
+    selectivity(ctx, acts, np.repeat([0, 1], 30), ["0", "1"], {"0": "class 0", "1": "class 1"}, "60 images")
+    assert set(figures) == {"selectivity_weak.png", "selectivity_strong.png"}
+    panels = {name: [ax for ax in fig.axes if ax.get_images()] for name, fig in figures.items()}
+    (clim,) = {ax.get_images()[0].get_clim() for axes in panels.values() for ax in axes}
+    peak = {name: max(float(np.abs(ax.get_images()[0].get_array()).max()) for ax in axes)
+            for name, axes in panels.items()}
+    assert clim == (-peak["selectivity_strong.png"], peak["selectivity_strong.png"])
+    assert peak["selectivity_weak.png"] < clim[1] / 2
+    for fig in figures.values():
+        assert f"±{clim[1]:.1f}" in fig.axes[-1].get_ylabel()
+
+
 def test_settings_resolve_the_kind_and_refuse_a_language_model_without_its_context():
     from toponets_exp.errors import ConfigError
     from toponets_exp.evaluation.settings import eval_settings

@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from toponets_exp.brain import plot_curves
 from toponets_exp.brain.efficiency import DOWNSAMPLING_AXIS, PRUNING_AXIS
+from toponets_exp.brain.plots import plot_curves, plot_downsampling
 from toponets_exp.evaluation.context import phase
 from toponets_exp.evaluation.downsampling import downsampling_curve
 from toponets_exp.evaluation.pruning import pruning_curve
@@ -63,7 +63,8 @@ def efficiency(net: nn.Module, layers: Sequence[TopoLayer], ev: EvalSettings,
         phase("%s under sheet downsampling of %d layer pairs (factors %s)", metric, len(pairs), factors)
         curve = downsampling_curve(net, pairs, factors, evaluate=evaluate)
         out["downsampling"] = {"pairs": pairs, "curve": curve}
-        plot_curves([row["kept_fraction"] for row in curve], {metric: [row["metric"] for row in curve]},
-                    figures / "downsampling.png", f"Task metric vs sheet downsampling (factors {factors})",
-                    DOWNSAMPLING_AXIS, metric, chance)
+        plot_downsampling(curve, figures / "downsampling.png", metric,
+                          f"Task metric vs sheet downsampling (measured at factors {factors})",
+                          f"downsampling factor k (k×k sheet blocks pooled into one unit)\nunder each k: "
+                          f"{DOWNSAMPLING_AXIS}", chance)
     return out

@@ -12,7 +12,7 @@ from toponets_exp.brain.gratings import (COLOURS, ORIENTATIONS, PHASES, TDANN_CY
 from toponets_exp.brain.orientation_maps import (cluster_radii, orientation_bins, radial_power_profile,
                                                  spatial_entropy_map, spectrum_slope)
 from toponets_exp.brain.pinwheels import count_pinwheels
-from toponets_exp.brain.plots import plot_orientation_maps
+from toponets_exp.brain.orientation_plot import plot_orientation_maps
 from toponets_exp.data.vision import IMAGENET_MEAN, IMAGENET_STD
 from toponets_exp.evaluation.aggregate import finite_mean
 from toponets_exp.evaluation.context import EvalContext, Section, on_sheets, phase
@@ -47,21 +47,21 @@ def orientation_analysis(ctx: EvalContext) -> tuple[Section, dict[str, Any]]:
     batches = (images[i:i + ev.batch_size] for i in range(0, len(images), ev.batch_size))
     acts = on_sheets(ctx.layers, record_activations(ctx.net, [layer.name for layer in ctx.layers], batches,
                                                     reduce="mean", device=ctx.device, progress=False, rectify=True))
-    maps, notes, marks, out = {}, {}, {}, {}
+    maps, selective, notes, marks, out = {}, {}, {}, {}, {}
     for layer in ctx.layers:
         tuning = grating_tuning(acts[layer.name], gratings, ev.orientation_preference)
         entry = _map_statistics(tuning, layer.sheet, ev)
         out[layer.name] = {"orientation": entry}
         maps[layer.name] = tuning.preferred_orientation.reshape(layer.sheet)
+        selective[layer.name] = tuning.selective.reshape(layer.sheet)
         marks[layer.name] = entry.pop("pinwheel_centres")
-        notes[layer.name] = (f"{100 * entry['fraction_selective']:.0f}% selective, "
+        notes[layer.name] = (f"{100 * entry['fraction_selective']:.0f}% selective\n"
                              + (f"smoothness {entry['tdann_smoothness']:.2f}" if entry["tdann_bins"] >= 2
                                 else "smoothness n/a (small sheet)")
                              + (f", {entry['pinwheels']} pinwheels" if entry["pinwheels"] is not None else ""))
     title = (f"Preferred orientation on the sheet ({ev.orientation_preference}; {len(images)} sine gratings); "
-             "selective: circular variance < 0.6; TDANN smoothness, differences wrapped to ≤ 90°; "
-             "circles: pinwheels (TDANN's detector)")
-    plot_orientation_maps(maps, notes, ctx.figures / "orientation_maps.png", title, marks)
+             "TDANN smoothness, differences wrapped to ≤ 90°")
+    plot_orientation_maps(maps, selective, notes, ctx.figures / "orientation_maps.png", title, marks)
     return out, {"images": len(images), "size": size, "input": source, "orientations_deg": list(ORIENTATIONS),
                  "cycles_per_image": list(gratings.cycles_per_image), "phases_rad": list(PHASES),
                  "colours": list(COLOURS), "preference": ev.orientation_preference}

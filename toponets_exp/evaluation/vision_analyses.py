@@ -11,7 +11,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from toponets_exp.brain import map_pearson, map_ssim, plot_selectivity_maps, ridge_predictivity, selectivity_map
+from toponets_exp.brain import (SelectivityMap, map_pearson, map_ssim, plot_selectivity_maps, ridge_predictivity,
+                                selectivity_map)
+from toponets_exp.brain.sheet_plots import shared_t_limit
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation.context import EvalContext, Section, file_name, merge_layers, on_sheets, phase
@@ -59,30 +61,39 @@ def accuracy_on(loader: DataLoader, max_batches: int | None, device: torch.devic
 def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.ndarray, categories: Sequence[str],
                 meaning: Mapping[str, str], stimuli: str) -> Section:
     """Per layer and category: t / d′ maps, fraction selective, Moran's I, TDANN smoothness and TDANN's patches of
-    the t map; SSIM (null on a sheet under 3×3, e.g. a 10-way head's 2×5) and Pearson between the category maps."""
+    the t map; SSIM (null on a sheet under 3×3, e.g. a 10-way head's 2×5) and Pearson between the category maps.
+    Every layer's figure shares one colour range, the largest |t| of all layers."""
     ev = ctx.settings
     named = np.asarray(categories)[labels]
     present = [c for c in categories if np.any(named == c)]
+    maps = {layer.name: [selectivity_map(acts[layer.name], named, c, layer.sheet, ev.selectivity_threshold,
+                                         ddof=STD_DDOF[ev.selectivity_std]) for c in present]
+            for layer in ctx.layers}
     leading_bins, out = {}, {}
     for layer in ctx.layers:
-        maps = [selectivity_map(acts[layer.name], named, c, layer.sheet, ev.selectivity_threshold,
-                                ddof=STD_DDOF[ev.selectivity_std]) for c in present]
-        names = [m.category for m in maps]
-        tdann = [map_tdann_smoothness(m.t, layer.sheet, ev) for m in maps]
-        leading_bins[layer.name] = [bins for _, bins in tdann]
-        out[layer.name] = {"selectivity": {
-            m.category: {"fraction_selective": m.fraction_selective, "morans_i": m.morans_i,
-                         "morans_i_topolm": m.morans_i_topolm,
-                         "tdann_smoothness": value, "tdann_bins": bins, "peak_t": float(np.max(m.t)),
-                         **map_patches(m.t, layer.sheet)}
-            for m, (value, bins) in zip(maps, tdann)}, "map_similarity": {
-            "categories": names,
-            "pearson": [[map_pearson(a.t, b.t) for b in maps] for a in maps],
-            "ssim": [[map_ssim(a.t, b.t) for b in maps] for a in maps] if min(layer.sheet) >= 3 else None}}
-        plot_selectivity_maps(maps, ctx.figures / f"selectivity_{file_name(layer.name)}.png",
-                              f"{layer.name}: category selectivity (t, one category vs the rest)", stimuli, meaning)
+        out[layer.name], leading_bins[layer.name] = _layer_selectivity(maps[layer.name], layer.sheet, ev)
     ctx.note(unresolved_note(ctx.layers, leading_bins, ev))
+    lim = shared_t_limit(m for layer_maps in maps.values() for m in layer_maps)
+    for name, layer_maps in maps.items():
+        plot_selectivity_maps(layer_maps, ctx.figures / f"selectivity_{file_name(name)}.png",
+                              f"{name}: category selectivity (t, one category vs the rest)", stimuli, lim, meaning)
     return out
+
+
+def _layer_selectivity(maps: Sequence[SelectivityMap], sheet: Sequence[int],
+                       ev: EvalSettings) -> tuple[dict[str, Any], list[int]]:
+    """One layer's selectivity entry (per category statistics, map similarity) and the leading TDANN bins per map."""
+    tdann = [map_tdann_smoothness(m.t, sheet, ev) for m in maps]
+    entry = {"selectivity": {
+        m.category: {"fraction_selective": m.fraction_selective, "morans_i": m.morans_i,
+                     "morans_i_topolm": m.morans_i_topolm,
+                     "tdann_smoothness": value, "tdann_bins": bins, "peak_t": float(np.max(m.t)),
+                     **map_patches(m.t, sheet)}
+        for m, (value, bins) in zip(maps, tdann)}, "map_similarity": {
+        "categories": [m.category for m in maps],
+        "pearson": [[map_pearson(a.t, b.t) for b in maps] for a in maps],
+        "ssim": [[map_ssim(a.t, b.t) for b in maps] for a in maps] if min(sheet) >= 3 else None}}
+    return entry, [bins for _, bins in tdann]
 
 
 def predictivity(acts: Mapping[str, np.ndarray], ids: Sequence[Any], ev: EvalSettings) -> dict[str, Any]:

@@ -15,9 +15,10 @@ from toponets_exp.topo.sheet_pca import sheet_principal_components, sheet_rgb
 
 
 def sheet_image(vectors: np.ndarray, sheet: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 picture: unit i's scores on the first 3 PCs of the unit-norm weight vectors, as RGB."""
-    scores, _ = sheet_principal_components(vectors, sheet, k=3)
-    return (sheet_rgb(scores) * 255).round().astype(np.uint8)
+    """(H, W, 3) uint8 picture: unit i's scores on the first 3 PCs of the unit-norm weight vectors, as RGB whose
+    saturation follows each PC's share of the variance (sheet_rgb)."""
+    scores, shares = sheet_principal_components(vectors, sheet, k=3)
+    return (sheet_rgb(scores, shares) * 255).round().astype(np.uint8)
 
 
 class TopoSheetImages(Callback):
@@ -42,4 +43,5 @@ class TopoSheetImages(Callback):
             if isinstance(logger, WandbLogger):
                 for name, image in images.items():
                     logger.log_image(key=f"sheets/{name}", images=[image], step=trainer.global_step,
-                                     caption=[f"{name} step {trainer.global_step}: weight PCs 1-3 as RGB"])
+                                     caption=[f"{name} step {trainer.global_step}: weight PCs 1-3 as RGB, "
+                                              "saturation ∝ variance explained"])

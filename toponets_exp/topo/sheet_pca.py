@@ -6,6 +6,8 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import normalize
 
+FULL_SATURATION_SHARE = 0.10  # a PC explaining this share of the variance (or more) spans the full colour range
+
 
 def unit_vectors(vectors: np.ndarray, sheet: tuple[int, int]) -> np.ndarray:
     """Validated (H·W, dim) unit vectors, flattened and scaled to unit L2 norm (zero vectors stay zero)."""
@@ -41,6 +43,9 @@ def _robust_unit_range(x: np.ndarray) -> np.ndarray:
     return np.clip((x - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.full_like(x, 0.5)
 
 
-def sheet_rgb(scores: np.ndarray) -> np.ndarray:
-    """(H, W, 3) colours in [0, 1] of a sheet's scores on PCs 1–3 (each robustly rescaled)."""
-    return np.stack([_robust_unit_range(scores[..., c]) for c in range(3)], axis=-1)
+def sheet_rgb(scores: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """(H, W, 3) colours in [0, 1] of a sheet's scores on PCs 1–3: each robustly rescaled, then its distance from
+    mid-grey scaled by its variance share (full at FULL_SATURATION_SHARE or more), so weak PCs stay near grey."""
+    saturation = np.clip(np.asarray(shares, dtype=np.float64)[:3] / FULL_SATURATION_SHARE, 0.0, 1.0)
+    spread = np.stack([_robust_unit_range(scores[..., c]) for c in range(3)], axis=-1)
+    return 0.5 + (spread - 0.5) * saturation
