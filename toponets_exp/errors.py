@@ -15,6 +15,10 @@ class CheckpointError(ValueError):
     """A checkpoint path that does not exist, cannot be read, or does not fit the model it is loaded into."""
 
 
+class UnsafePickleError(CheckpointError):
+    """A pickle naming a class or function that its reader does not admit; it is refused before anything runs."""
+
+
 def few(names: Sequence[str]) -> str:
     """A few names for a one-line error message, with the total when there are more."""
     return ", ".join(names[:SHOWN]) + (f", ... ({len(names)} in all)" if len(names) > SHOWN else "")
