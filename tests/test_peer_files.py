@@ -157,6 +157,20 @@ def test_files_of_other_layouts_are_refused(tmp_path):
         tdann_resnet(tmp_path / "cut.torch")
 
 
+class Hook:
+    """A training-time object that a checkpoint should not hold (weights_only loading refuses it)."""
+
+
+def test_vissl_file_holding_an_object_names_its_class(tmp_path):
+    path, _ = simclr_file(tmp_path)
+    content = torch.load(path)
+    content["classy_state_dict"]["hooks"] = {"tensorboard": Hook()}
+    torch.save(content, path)
+    with pytest.raises(CheckpointError, match=r"\(UnpicklingError: Unsupported global: GLOBAL test_peer_files\.Hook "
+                                              r"was not an allowed global by default\); expected"):
+        tdann_resnet(path)
+
+
 # --- TopoLM ---------------------------------------------------------------------------------------------------------
 
 TOPOLM_ARGS = dict(n_layer=2, n_head=2, n_embed=16, block_size=8, bias=False, vocab_size=64, dropout=0.0,

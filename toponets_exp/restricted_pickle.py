@@ -52,6 +52,13 @@ class PickledRecord:
         self.fields = dict(fields)
 
 
+def load_failure(err: BaseException) -> str:
+    """What a torch.load failure says in one line: the weights-only unpickler's reason (e.g. the global it refused),
+    not its advice to load the file unsafely; else the error's first line."""
+    text = str(err).strip().rsplit("WeightsUnpickler error:", 1)[-1].strip()
+    return f"{type(err).__name__}: {text.splitlines()[0].split('. ')[0]}" if text else type(err).__name__
+
+
 def _storage_from_bytes(data: bytes, source: str) -> Any:
     """A storage pickled by `torch.storage._load_from_bytes`, read with weights_only=True on the CPU."""
     if not isinstance(data, bytes):
@@ -62,9 +69,8 @@ def _storage_from_bytes(data: bytes, source: str) -> Any:
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - whatever torch.load makes of bytes that are no storage
-        detail = str(err).rsplit("WeightsUnpickler error:", 1)[-1].strip().splitlines() or [type(err).__name__]
         raise UnsafePickleError(f"{source} holds tensor bytes that torch.load(weights_only=True) refuses "
-                                f"({detail[0]}); refused without running them") from None
+                                f"({load_failure(err)}); refused without running them") from None
 
 
 ARRAYS: dict[str, Any] = {

@@ -28,6 +28,7 @@ from torch import nn
 
 from toponets_exp.errors import CheckpointError, few
 from toponets_exp.models.peer_layouts import is_topolm, is_vissl, topolm_args, vissl_state
+from toponets_exp.restricted_pickle import load_failure
 
 
 log = logging.getLogger(__name__)
@@ -55,10 +56,9 @@ def read_file(path: Path) -> Any:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - whatever torch.load makes of a damaged or foreign file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
-            f"checkpoint {str(path)!r} cannot be read with torch.load(weights_only=True) ({type(err).__name__}: "
-            f"{reason}); expected a PyTorch checkpoint file, whole (not truncated or damaged)") from None
+            f"checkpoint {str(path)!r} cannot be read with torch.load(weights_only=True) ({load_failure(err)}); "
+            "expected a PyTorch checkpoint file, whole (not truncated or damaged)") from None
 
 
 def detect_format(path: Path, content: Any) -> str:
