@@ -125,7 +125,7 @@ def _tdann_record(fields: dict[str, Any], source: str) -> TDANNPositions:
         raise CheckpointError(f"{source}: neighborhood_indices are not (neighbourhoods, units) indices of the "
                               f"{len(coordinates)} units")
     width = fields["neighborhood_width"]
-    if isinstance(width, (bool, np.bool_)) or not isinstance(width, (int, float, np.number)) or not width > 0:
+    if isinstance(width, (bool, np.bool_)) or not isinstance(width, (int, float, np.number)) or not 0 < width < np.inf:
         raise CheckpointError(f"{source}: neighborhood_width {width!r} is not a positive number (mm)")
     return TDANNPositions(str(fields["name"]), tuple(dims.tolist()), coordinates,
                           _frozen(hoods.astype(np.int64)), float(width))
