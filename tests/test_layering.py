@@ -8,7 +8,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "toponets_exp"
 # Each package (or top-level module) of toponets_exp by layer: a module may import its own package and lower layers.
 LAYERS = [
     {"errors"},
-    {"checks", "io", "console", "resolvers", "trainer_config"},
+    {"checks", "io", "console", "resolvers", "trainer_config", "restricted_pickle"},
     {"models", "data", "sweep"},
     {"topo", "lit", "resume", "loggers"},
     {"brain"},

@@ -5,6 +5,10 @@ Formats (`format=`; "auto" tells them apart by content):
 - "model": a dict holding the state dict under "model" — the official ViT-B/32 file (torchvision reference
   training script) and the official NanoGPT files (nanoGPT `train.py`, keys possibly prefixed `_orig_mod.`).
 - "lightning": our Lightning `.ckpt`: the state dict under "state_dict", backbone keys prefixed `net.`.
+- "vissl": a TDANN VISSL checkpoint (`model_final_checkpoint_phase199.torch`), read as torchvision ResNet names
+  (`peer_layouts.vissl_state`: the trunk, plus fc when a supervised classifier head is there).
+- "topolm": a TopoLM checkpoint: nanoGPT's layout with model_args spelling `n_embed`; variants whose tensors the
+  project's GPT lacks are refused (`peer_layouts.topolm_args`).
 - "huggingface": a Hugging Face model directory (config.json + weights), e.g. GPT-Neo-125M, read with
   `from_pretrained` from the local directory only.
 Files are read with `torch.load(..., weights_only=True)`; `argparse.Namespace` (the "args" entry the torchvision
@@ -22,7 +26,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from toponets_exp.errors import CheckpointError
+from toponets_exp.errors import CheckpointError, few
+from toponets_exp.models.peer_layouts import is_topolm, is_vissl, topolm_args, vissl_state
+from toponets_exp.restricted_pickle import load_failure
 
 
 log = logging.getLogger(__name__)
@@ -31,16 +37,12 @@ FORMATS = {
     "plain": "a bare state dict {parameter name: tensor} (official ResNet-18/50)",
     "model": "a dict with the state dict under 'model' (official ViT-B/32, NanoGPT)",
     "lightning": "a Lightning checkpoint with 'state_dict' keys prefixed 'net.' (our .ckpt files)",
+    "vissl": "a VISSL checkpoint with classy_state_dict/base_model/model/trunk (TDANN)",
+    "topolm": "a dict with the state dict under 'model' and model_args naming n_embed (TopoLM)",
     "huggingface": "a Hugging Face model directory with config.json (GPT-Neo)",
 }
 LIGHTNING_PREFIX = "net."  # the backbone attribute of every LightningModule in toponets_exp.lit
 COMPILE_PREFIX = "_orig_mod."  # torch.compile's wrapper name inside saved keys
-SHOWN = 5  # keys listed per kind of mismatch in an error message
-
-
-def _few(keys: list[str]) -> str:
-    """A few keys for an error message."""
-    return ", ".join(keys[:SHOWN]) + (f", ... ({len(keys)} in all)" if len(keys) > SHOWN else "")
 
 
 def _expected_formats() -> str:
@@ -54,14 +56,17 @@ def read_file(path: Path) -> Any:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - whatever torch.load makes of a damaged or foreign file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
-            f"checkpoint {str(path)!r} cannot be read with torch.load(weights_only=True) ({type(err).__name__}: "
-            f"{reason}); expected a PyTorch checkpoint file, whole (not truncated or damaged)") from None
+            f"checkpoint {str(path)!r} cannot be read with torch.load(weights_only=True) ({load_failure(err)}); "
+            "expected a PyTorch checkpoint file, whole (not truncated or damaged)") from None
 
 
 def detect_format(path: Path, content: Any) -> str:
     """The format of a loaded checkpoint file, told apart by its top-level keys."""
+    if is_vissl(content):
+        return "vissl"
+    if is_topolm(content):
+        return "topolm"
     if isinstance(content, Mapping):
         if isinstance(content.get("state_dict"), Mapping):
             return "lightning"
@@ -69,7 +74,7 @@ def detect_format(path: Path, content: Any) -> str:
             return "model"
         if content and all(isinstance(v, torch.Tensor) for v in content.values()):
             return "plain"
-        shown = _few([str(k) for k in content])
+        shown = few([str(k) for k in content])
         raise CheckpointError(f"checkpoint {str(path)!r} has top-level keys [{shown}], which fit no known format; "
                               f"expected {_expected_formats()}")
     raise CheckpointError(f"checkpoint {str(path)!r} holds a {type(content).__name__}, not a dict; "
@@ -78,10 +83,14 @@ def detect_format(path: Path, content: Any) -> str:
 
 def extract_state(content: Any, fmt: str, path: Path) -> dict[str, torch.Tensor]:
     """The backbone state dict inside a loaded file of a given format, with `_orig_mod.` prefixes removed."""
-    where = {"plain": None, "model": "model", "lightning": "state_dict"}[fmt]
+    if fmt == "vissl":
+        return vissl_state(content, path)
+    if fmt == "topolm":
+        topolm_args(content, path)
+    where = {"plain": None, "model": "model", "topolm": "model", "lightning": "state_dict"}[fmt]
     state = content.get(where) if isinstance(content, Mapping) and where else content
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        keys = _few([str(k) for k in content]) if isinstance(content, Mapping) else type(content).__name__
+        keys = few([str(k) for k in content]) if isinstance(content, Mapping) else type(content).__name__
         raise CheckpointError(f"checkpoint {str(path)!r} is not in format {fmt!r} ({FORMATS[fmt]}); "
                               f"its top level is [{keys}]")
     if fmt == "lightning":
@@ -119,7 +128,7 @@ def match_state(net: nn.Module, state: Mapping[str, torch.Tensor], source: str) 
     shapes = [f"{k} {tuple(state[k].shape)} (model {tuple(v.shape)})"
               for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or shapes:
-        problems = [f"{name}: {_few(keys)}" for name, keys in
+        problems = [f"{name}: {few(keys)}" for name, keys in
                     (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)) if keys]
         raise CheckpointError(f"{source} does not fit {type(net).__name__} (does the model config match the "
                               f"architecture it was saved from?): " + "; ".join(problems))

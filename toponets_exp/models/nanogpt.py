@@ -5,13 +5,14 @@ available), a 4x GELU MLP, learned positions, the token embedding tied to the ou
 initialisation (N(0, 0.02), residual projections scaled by 1/sqrt(2·n_layer)). Module names
 (`transformer.wte/wpe/h.{i}.ln_1/attn.c_attn/attn.c_proj/ln_2/mlp.c_fc/mlp.c_proj/ln_f`, `lm_head`) follow nanoGPT, so
 the official TopoNets NanoGPT checkpoints (12 layers, 12 heads, 768 wide, context 1024, vocabulary 50 304, no biases)
-load as they are. `forward(idx)` returns the logits (B, T, V).
+load as they are, and so do TopoLM's (`topolm_gpt`). `forward(idx)` returns the logits (B, T, V).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from toponets_exp.errors import ConfigError
-from toponets_exp.models.checkpoints import load_weights
+from toponets_exp.models.checkpoints import load_weights, match_state, read_checkpoint
+from toponets_exp.models.peer_layouts import topolm_architecture
 
 
 class CausalSelfAttention(nn.Module):
@@ -138,3 +140,10 @@ def architecture(state: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) ->
     if isinstance(args, Mapping) and isinstance(args.get("n_head"), int):
         out["n_head"] = args["n_head"]
     return out
+
+
+def topolm_gpt(path: str | Path) -> GPT:
+    """The project's GPT with a TopoLM checkpoint's weights, built as its model_args say."""
+    state, extra, _ = read_checkpoint(path, "topolm")
+    net = gpt(**topolm_architecture(extra["model_args"]))
+    return match_state(net, state, f"TopoLM checkpoint {str(Path(path).expanduser())!r}")

@@ -1,8 +1,10 @@
-"""torchvision ResNet builders (random init) with a small-input stem and the official BlurPool variant."""
+"""torchvision ResNet builders (random init) with a small-input stem and the official BlurPool variant, and TDANN's
+published ResNets (VISSL checkpoints) as torchvision ResNets."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,8 +12,12 @@ import torch
 from torch import nn
 from torchvision import models
 
+from toponets_exp.errors import CheckpointError
 from toponets_exp.models.blurpool import apply_blurpool
-from toponets_exp.models.checkpoints import load_weights
+from toponets_exp.models.checkpoints import load_weights, match_state, read_checkpoint
+
+DEPTHS = {((2, 2, 2, 2), False): 18, ((3, 4, 6, 3), False): 34, ((3, 4, 6, 3), True): 50}  # (blocks, bottleneck)
+TORCHVISION = {18: models.resnet18, 34: models.resnet34, 50: models.resnet50}
 
 
 def _build(arch: Callable[..., models.ResNet], num_classes: int, small_input: bool, blurpool: bool,
@@ -45,3 +51,27 @@ def architecture(state: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) ->
     stem = state["conv1.weight"].shape
     return {"num_classes": int(state["fc.weight"].shape[0]), "small_input": tuple(stem[2:]) == (3, 3),
             "blurpool": any(key.endswith(".blur_filter") for key in state)}
+
+
+def resnet_depth(state: Mapping[str, torch.Tensor]) -> int | None:
+    """18, 34 or 50: the torchvision ResNet whose blocks a state dict holds; None for any other."""
+    blocks = tuple(len({key.split(".")[1] for key in state if key.startswith(f"layer{stage}.")})
+                   for stage in (1, 2, 3, 4))
+    return DEPTHS.get((blocks, "layer1.0.conv3.weight" in state))
+
+
+def tdann_resnet(path: str | Path, depth: int | None = None) -> models.ResNet:
+    """A torchvision ResNet with a TDANN VISSL checkpoint's weights (`depth`, when given, must be the file's); fc is
+    the supervised classifier the file holds, else Identity (the pooled trunk features, as TDANN's SimCLR models)."""
+    source = f"VISSL checkpoint {str(Path(path).expanduser())!r}"
+    state, _, _ = read_checkpoint(path, "vissl")
+    found = resnet_depth(state)
+    if found is None:
+        raise CheckpointError(f"{source}: its trunk's blocks are no torchvision ResNet-18, -34 or -50")
+    if depth is not None and depth != found:
+        raise CheckpointError(f"{source} holds a ResNet-{found} trunk, not the ResNet-{depth} asked for")
+    head = state.get("fc.weight")
+    net = TORCHVISION[found](weights=None, num_classes=1000 if head is None else int(head.shape[0]))
+    if head is None:
+        net.fc = nn.Identity()
+    return match_state(net, state, source)
