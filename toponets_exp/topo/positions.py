@@ -156,6 +156,8 @@ class Placements:
         """Place every placed module's units (swapopt: rank 0 optimises them on its responses to `inputs` and
         broadcasts its placements to every rank)."""
         modules = list({layer.name: layer for layer in layers if placed(layer)}.values())
+        log.info("Unit placement (topo.positions=%s) of %d modules before the first training step", self.kind,
+                 len(modules))
         if self.kind == "swapopt":
             made = self._swap_optimised(pl_module, inputs, modules) if global_rank() == 0 else None
             self.by_module = strategy.broadcast(made, src=0)
