@@ -40,7 +40,8 @@ class RunState(Checkpoint):
     Inside a Slurm job, USR1/USR2/TERM only set a flag (toponets_exp.resume.stop); the state is captured at the end
     of the current training batch (every rank at the same step) and written at the next quiet point. USR1/USR2 then
     hand over to submitit's own handler, which requeues the job with the same arguments (outside submitit: `scontrol
-    requeue`); TERM means Slurm already ends the job, so the process just exits.
+    requeue`); TERM means Slurm already ends the job, so the process just exits. A signal during the unit placement
+    before the first step stops it there, with nothing saved.
     """
 
     def __init__(self, dirpath: str | Path, every_n_train_steps: int, metrics_csv: str | Path) -> None:
