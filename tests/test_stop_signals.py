@@ -1,10 +1,11 @@
 """Inside a Slurm job a stop or requeue signal ends the long phases around training within seconds: the unit
-placement before the first step (nothing saved).
+placement before the first step (nothing saved) and the evaluation after the last (the run stays resumable).
 
 run.py runs in a subprocess; the job is simulated by SLURM_JOB_ID and a stand-in `scontrol` that records its
 arguments, and SIGTERM starts ignored, as submitit's handler (which only logs it) leaves it outside our phases."""
 
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -12,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from cli import cli_env, start_cli
+from cli import cli_env, run_cli, start_cli
 from toponets_exp.resume.stop import current, stop_if_caught, stopping_on_signals
 
 JOB = "4242"
 SMALL = ["trainer.max_steps=1", "trainer.limit_val_batches=0", "trainer.limit_test_batches=1", "data.image_size=8",
          "data.batch_size=16", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
          "topo.layers=[layer3.0.conv1.conv]"]
+EVALUATED = [*SMALL, "eval.after_train=true", "eval.gratings=false", "eval.efficiency=false"]
 STOP_WITHIN = 10.0  # seconds from the signal to the exit, the interpreter's shutdown included
 
 
@@ -90,3 +92,35 @@ def test_a_signal_during_unit_placement_stops_it_before_training(tmp_path, sig, 
            "places the units again" in text
     assert not list(out.rglob("*.ckpt"))  # no checkpoint holds a placement, half-done or whole
     assert scontrol_calls(tmp_path) == requeued
+
+
+@pytest.fixture(scope="module")
+def stopped_evaluation(tmp_path_factory) -> tuple[Path, str, int, float]:
+    """A run trained one step in a Slurm job and sent SIGTERM as its evaluation began: (its directory, output,
+    exit status, seconds from the signal to the exit)."""
+    tmp = tmp_path_factory.mktemp("stopped")
+    out, log = tmp / "run", tmp / "run.out"
+    status, seconds = signal_when_logged([*EVALUATED, f"hydra.run.dir={out}"], job_env(tmp), log,
+                                         "Evaluation: recording", signal.SIGTERM)
+    return out, log.read_text(), status, seconds
+
+
+def test_a_term_during_the_evaluation_after_training_stops_it(stopped_evaluation):
+    out, text, status, seconds = stopped_evaluation
+    assert status == 128 + signal.SIGTERM and seconds < STOP_WITHIN, (status, seconds, text[-3000:])
+    (line,) = [ln for ln in text.splitlines() if "Caught SIGTERM during" in ln]
+    assert ": stopping; training has finished (checkpoints/last.ckpt) but summary.json is not written; the " \
+           "requeued job tests and evaluates it again, as does: python run.py " in line
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert not (out / "report.json").exists() and not (out / "summary.json").exists()
+
+
+def test_the_command_a_stopped_evaluation_logs_evaluates_the_run_again(stopped_evaluation):
+    out, text, _, _ = stopped_evaluation
+    (line,) = [ln for ln in text.splitlines() if "Caught SIGTERM during" in ln]
+    command = shlex.split(line.split("as does: ")[1])
+    assert command[:2] == ["python", "run.py"] and command[-1] == f"resume={out}"
+    resumed = run_cli(*command[2:])
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert f"Resuming {out}" in resumed.stdout
+    assert (out / "report.json").is_file() and (out / "summary.json").is_file()

@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader
 from toponets_exp.brain import map_pearson, map_ssim, plot_selectivity_maps, ridge_predictivity, selectivity_map
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
-from toponets_exp.evaluation.context import EvalContext, Section, file_name, merge_layers, on_sheets, phase
+from toponets_exp.evaluation.context import (EvalContext, Section, file_name, merge_layers, on_sheets, phase,
+                                             stop_point)
 from toponets_exp.evaluation.efficiency_analyses import efficiency
 from toponets_exp.evaluation.gratings_analyses import orientation_analysis
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, warn_unresolved
@@ -49,6 +50,7 @@ def accuracy_on(loader: DataLoader, max_batches: int | None, device: torch.devic
             for i, (x, y) in enumerate(loader):
                 if max_batches is not None and i >= max_batches:
                     break
+                stop_point()
                 correct += (net(x.to(device)).argmax(-1).cpu() == y).sum().item()
                 total += len(y)
         return correct / total
@@ -65,6 +67,7 @@ def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.nda
     present = [c for c in categories if np.any(named == c)]
     leading_bins, out = {}, {}
     for layer in ctx.layers:
+        stop_point()
         maps = [selectivity_map(acts[layer.name], named, c, layer.sheet, ev.selectivity_threshold,
                                 ddof=STD_DDOF[ev.selectivity_std]) for c in present]
         names = [m.category for m in maps]

@@ -16,7 +16,7 @@ from toponets_exp.data.resumable import ResumableLoader
 from toponets_exp.io import replacing
 from toponets_exp.resume.metric_rows import METRIC_ROWS, count_rows
 from toponets_exp.resume.rng import restore_rng, rng_state
-from toponets_exp.resume.stop import StopSignals
+from toponets_exp.resume.stop import StopSignals, stop_if_caught
 
 log = logging.getLogger(__name__)
 LAST = "last.ckpt"
@@ -41,7 +41,7 @@ class RunState(Checkpoint):
     of the current training batch (every rank at the same step) and written at the next quiet point. USR1/USR2 then
     hand over to submitit's own handler, which requeues the job with the same arguments (outside submitit: `scontrol
     requeue`); TERM means Slurm already ends the job, so the process just exits. A signal during the unit placement
-    before the first step stops it there, with nothing saved.
+    before the first step stops it there, with nothing saved; one during the test after training stops the test.
     """
 
     def __init__(self, dirpath: str | Path, every_n_train_steps: int, metrics_csv: str | Path) -> None:
@@ -172,3 +172,8 @@ class RunState(Checkpoint):
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.signals.restore()
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        """A safe point of the test after training (the task's StopSignals says what becomes of the run)."""
+        stop_if_caught("the test of the trained model")
