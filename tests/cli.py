@@ -120,11 +120,18 @@ def run_cli(*args: str, timeout: int = 600, env: dict[str, str] | None = None,
     return run_python("run.py", *args, env=env, timeout=timeout, fresh=fresh)
 
 
-def start_cli(*args: str, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
-    """`python run.py ARGS` started in the background, its output into `log` (or discarded)."""
+def start_cli(*args: str, env: dict[str, str] | None = None, log: Path | None = None,
+              ignored: tuple[signal.Signals, ...] = ()) -> subprocess.Popen:
+    """`python run.py ARGS` started in the background, its output into `log` (or discarded); it starts with the
+    signals in `ignored` ignored, as under a job runner whose handler only logs them (submitit's SIGTERM)."""
     out = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115 - the child holds it
+
+    def ignore() -> None:
+        for sig in ignored:
+            signal.signal(sig, signal.SIG_IGN)
+
     return subprocess.Popen([sys.executable, "run.py", *args], cwd=ROOT, env=env or cli_env(), stdout=out,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, preexec_fn=ignore if ignored else None)
 
 
 def wait_for_writes(path: Path, count: int, proc: subprocess.Popen | None = None, timeout: float = 300.0) -> None:

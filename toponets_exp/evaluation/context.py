@@ -17,6 +17,7 @@ from torch import nn
 
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation.settings import EvalSettings
+from toponets_exp.resume.stop import stop_if_caught
 from toponets_exp.topo import TopoLayer
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,14 @@ def on_sheets(layers: Sequence[TopoLayer], acts: Mapping[str, np.ndarray]) -> di
     return {name: by_name[name].on_sheet(a, dim=-1) if name in by_name else a for name, a in acts.items()}
 
 
+def stop_point() -> None:
+    """A safe point of the evaluation: inside a Slurm job, stop here once a signal has come (resume.stop)."""
+    stop_if_caught("the evaluation")
+
+
 def phase(what: str, *args: Any) -> None:
-    """One progress line as an evaluation phase starts."""
+    """One progress line as an evaluation phase starts (after a stop point)."""
+    stop_point()
     log.info("Evaluation: " + what, *args)
 
 

@@ -15,7 +15,7 @@ from toponets_exp.brain.pinwheels import count_pinwheels
 from toponets_exp.brain.orientation_plot import plot_orientation_maps
 from toponets_exp.data.vision import IMAGENET_MEAN, IMAGENET_STD
 from toponets_exp.evaluation.aggregate import finite_mean
-from toponets_exp.evaluation.context import EvalContext, Section, on_sheets, phase
+from toponets_exp.evaluation.context import EvalContext, Section, on_sheets, phase, stop_point
 from toponets_exp.evaluation.maps import map_tdann_smoothness
 from toponets_exp.evaluation.recording import record_activations
 from toponets_exp.evaluation.settings import EvalSettings
@@ -49,6 +49,7 @@ def orientation_analysis(ctx: EvalContext) -> tuple[Section, dict[str, Any]]:
                                                     reduce="mean", device=ctx.device, progress=False, rectify=True))
     maps, selective, notes, marks, out = {}, {}, {}, {}, {}
     for layer in ctx.layers:
+        stop_point()
         tuning = grating_tuning(acts[layer.name], gratings, ev.orientation_preference)
         entry = _map_statistics(tuning, layer.sheet, ev)
         out[layer.name] = {"orientation": entry}

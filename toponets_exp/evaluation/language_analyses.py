@@ -18,7 +18,7 @@ from toponets_exp.brain.integration import integration_windows
 from toponets_exp.brain.language import embedded_sentences, language_selectivity, make_nonwords
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.evaluation.blimp_scoring import sequence_log_prob
-from toponets_exp.evaluation.context import EvalContext, Section, file_name, on_sheets, phase
+from toponets_exp.evaluation.context import EvalContext, Section, file_name, on_sheets, phase, stop_point
 from toponets_exp.evaluation.efficiency_analyses import efficiency
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, unresolved_note
 from toponets_exp.evaluation.recording import evaluating, record_activations, text_batches
@@ -59,6 +59,7 @@ def loss_on(loader: Any, max_batches: int | None, device: torch.device) -> Calla
             for i, (x, y) in enumerate(loader):
                 if max_batches is not None and i >= max_batches:
                     break
+                stop_point()
                 logits = logits_of(net(x.to(device)))
                 total += F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten(), reduction="sum").item()
                 count += y.numel()
@@ -85,6 +86,7 @@ def language_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict
     per_layer = response_maps(ctx.layers, sent, ev, weights, ctx.figures)
     leading_bins = {}
     for layer in ctx.layers:
+        stop_point()
         sel = language_selectivity(sent[layer.name], non[layer.name], layer.sheet, ev.fdr_alpha)
         tdann, bins = map_tdann_smoothness(sel.t, layer.sheet, ev)
         leading_bins[layer.name] = [bins]

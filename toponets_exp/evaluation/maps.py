@@ -13,7 +13,7 @@ from toponets_exp.brain import (effective_dimensionality, plot_bar, plot_similar
 from toponets_exp.brain.patches import find_patches
 from toponets_exp.brain.tdann import leading_bins, mean_smoothness, tdann_curves
 from toponets_exp.brain.topoformer import topoformer_tgi
-from toponets_exp.evaluation.context import Section, file_name
+from toponets_exp.evaluation.context import Section, file_name, stop_point
 from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.topo import TopoLayer, unit_matrix
 
@@ -56,6 +56,7 @@ def weight_maps(layers: Sequence[TopoLayer], ev: EvalSettings, figures: Path) ->
     """Per topo layer: weight-sheet smoothness with its full c(d) curve, and the sheet's image."""
     out: Section = {}
     for layer in layers:
+        stop_point()
         vectors = layer.on_sheet(unit_matrix(layer.param.detach().float().cpu(), layer.unit_dim)).numpy()
         result = smoothness(vectors, layer.sheet, ev.smoothness, ev.max_pairs, ev.seed)
         out[layer.name] = {"sheet": list(layer.sheet), "weight_smoothness": result.value,
@@ -73,6 +74,7 @@ def response_maps(layers: Sequence[TopoLayer], responses: Mapping[str, np.ndarra
     features = features or responses
     out: Section = {}
     for layer in layers:
+        stop_point()
         result = smoothness(response_profiles(responses[layer.name]), layer.sheet, ev.smoothness, ev.max_pairs,
                             ev.seed)
         tgi = topoformer_tgi(responses[layer.name], layer.sheet, seed=ev.seed)

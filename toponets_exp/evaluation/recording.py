@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from toponets_exp.resume.stop import stop_if_caught
 
 REDUCTIONS = ("mean", "last", "flatten")
 
@@ -186,6 +187,7 @@ def record_activations(
     try:
         with evaluating(model):
             for batch in tqdm(batches, desc="activations", unit="batch", disable=None if progress else True):
+                stop_if_caught("the recording of responses")  # inside a Slurm job, after a signal
                 batch = to_device(batch, device)
                 recorder.mask = batch.get("attention_mask") if isinstance(batch, Mapping) else None
                 run(model, batch)

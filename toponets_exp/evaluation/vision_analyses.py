@@ -16,7 +16,8 @@ from toponets_exp.brain import (SelectivityMap, map_pearson, map_ssim, plot_sele
 from toponets_exp.brain.sheet_plots import shared_t_limit
 from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
-from toponets_exp.evaluation.context import EvalContext, Section, file_name, merge_layers, on_sheets, phase
+from toponets_exp.evaluation.context import (EvalContext, Section, file_name, merge_layers, on_sheets, phase,
+                                             stop_point)
 from toponets_exp.evaluation.efficiency_analyses import efficiency
 from toponets_exp.evaluation.gratings_analyses import orientation_analysis
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, unresolved_note
@@ -51,6 +52,7 @@ def accuracy_on(loader: DataLoader, max_batches: int | None, device: torch.devic
             for i, (x, y) in enumerate(loader):
                 if max_batches is not None and i >= max_batches:
                     break
+                stop_point()
                 correct += (net(x.to(device)).argmax(-1).cpu() == y).sum().item()
                 total += len(y)
         return correct / total
@@ -71,6 +73,7 @@ def selectivity(ctx: EvalContext, acts: Mapping[str, np.ndarray], labels: np.nda
             for layer in ctx.layers}
     leading_bins, out = {}, {}
     for layer in ctx.layers:
+        stop_point()
         out[layer.name], leading_bins[layer.name] = _layer_selectivity(maps[layer.name], layer.sheet, ev)
     ctx.note(unresolved_note(ctx.layers, leading_bins, ev))
     lim = shared_t_limit(m for layer_maps in maps.values() for m in layer_maps)

@@ -88,6 +88,11 @@ def _restart_command(out: Path) -> str:
     return " ".join(["python run.py", *given])
 
 
+def resume_command(out: Path) -> str:
+    """The command that continues the run of `out` in place."""
+    return f"{_restart_command(out)} resume={out}"
+
+
 def _check_unused(out: Path, last: Path) -> None:
     """A fresh run starts in a directory that holds no run: one with a checkpoint or summary is continued with
     resume=, one whose run stopped before its first checkpoint is started again elsewhere (global rank 0 checks:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from toponets_exp.data.resumable import ResumableLoader
 from toponets_exp.io import replacing
 from toponets_exp.resume.metric_rows import METRIC_ROWS, count_rows
 from toponets_exp.resume.rng import restore_rng, rng_state
-from toponets_exp.resume.slurm import REQUEUE_SIGNALS, STOP_SIGNALS, in_slurm_job, requeue_and_exit
+from toponets_exp.resume.stop import StopSignals, stop_if_caught
 
 log = logging.getLogger(__name__)
 LAST = "last.ckpt"
@@ -38,10 +37,11 @@ class RunState(Checkpoint):
     written beside last.ckpt and renamed over it: a crash leaves the previous one whole. It carries the RNGs of
     Python, NumPy and torch, and the training loaders' positions, handed back before the first resumed batch.
 
-    Inside a Slurm job, USR1/USR2/TERM only set a flag; the state is captured at the end of the current training
-    batch (every rank at the same step) and written at the next quiet point. USR1/USR2 then hand over to
-    submitit's own handler, which requeues the job with the same arguments (outside submitit: `scontrol requeue`);
-    TERM means Slurm already ends the job, so the process just exits.
+    Inside a Slurm job, USR1/USR2/TERM only set a flag (toponets_exp.resume.stop); the state is captured at the end
+    of the current training batch (every rank at the same step) and written at the next quiet point. USR1/USR2 then
+    hand over to submitit's own handler, which requeues the job with the same arguments (outside submitit: `scontrol
+    requeue`); TERM means Slurm already ends the job, so the process just exits. A signal during the unit placement
+    before the first step stops it there, with nothing saved; one during the test after training stops the test.
     """
 
     def __init__(self, dirpath: str | Path, every_n_train_steps: int, metrics_csv: str | Path) -> None:
@@ -53,9 +53,8 @@ class RunState(Checkpoint):
         self._wanted = False
         self._stepped = False
         self._loader_states: list[dict[str, int]] = []
-        self.caught: int | None = None       # the signal this rank caught
+        self.signals = StopSignals()         # the fit's signal flag (the signal this rank caught)
         self._stopping: int | None = None    # the signal every rank stops for
-        self._previous: dict[int, Any] = {}  # the handlers ours replaced
 
     # --- capture and write ---------------------------------------------------------------------------------------
     def request(self) -> None:
@@ -86,17 +85,15 @@ class RunState(Checkpoint):
             return
         log.warning("Saved %s at step %d after %s", path or self.path, trainer.global_step,
                     signal.Signals(self._stopping).name)
-        if self._stopping in STOP_SIGNALS:
-            sys.exit(128 + self._stopping)
-        requeue_and_exit(self._stopping, self._previous.get(signal.SIGUSR2))
+        self.signals.exit(self._stopping)
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
         self._stepped = True
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if self._previous:  # a Slurm job: every rank stops at the same step
-            caught = torch.tensor(self.caught or 0, device=pl_module.device)
+        if self.signals.installed:  # a Slurm job: every rank stops at the same step
+            caught = torch.tensor(self.signals.caught or 0, device=pl_module.device)
             caught = int(trainer.strategy.reduce(caught, reduce_op="max"))
             if caught and self._stopping is None:
                 self.request()  # captured now, or at the epoch's end after an epoch's last batch
@@ -169,17 +166,14 @@ class RunState(Checkpoint):
         self._loader_states = []
 
     # --- Slurm signals -------------------------------------------------------------------------------------------
-    def _flag(self, signum: int, frame: Any) -> None:
-        log.warning("Caught %s: checkpointing at the end of this training step", signal.Signals(signum).name)
-        self.caught = signum
-
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "fit" or not in_slurm_job():
-            return
-        for sig in (*REQUEUE_SIGNALS, *STOP_SIGNALS):
-            self._previous[sig] = signal.signal(sig, self._flag)
+        if stage == "fit":
+            self.signals.install()
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
+        self.signals.restore()
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                          batch_idx: int, dataloader_idx: int = 0) -> None:
+        """A safe point of the test after training (the task's StopSignals says what becomes of the run)."""
+        stop_if_caught("the test of the trained model")

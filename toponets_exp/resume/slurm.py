@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
@@ -40,7 +40,7 @@ def cluster_plugins() -> list[Any] | None:
     return [SLURMEnvironment(auto_requeue=False)] if in_slurm_job() else None
 
 
-def requeue_and_exit(signum: int, submitit_handler: Callable[..., Any] | Any) -> None:
+def requeue_and_exit(signum: int, submitit_handler: Callable[..., Any] | Any) -> NoReturn:
     """Requeue through submitit's handler (it resubmits the same call), else with scontrol; then exit."""
     if callable(submitit_handler) and getattr(submitit_handler, "__name__", "") == "checkpoint_and_try_requeue":
         submitit_handler(signal.SIGUSR2, None)  # rank 0 requeues and exits; other ranks return

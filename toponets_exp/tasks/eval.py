@@ -6,11 +6,12 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from toponets_exp.build import build_loggers, output_dir, seed_and_check
+from toponets_exp.build import build_loggers, output_dir, overrides, seed_and_check
 from toponets_exp.build.topo import check_topo_keys
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation import check_model_settings, eval_settings, evaluate, load_for_eval, task_data
 from toponets_exp.loggers import log_report
+from toponets_exp.resume.stop import stopping_on_signals
 
 
 def run_eval(cfg: DictConfig) -> dict[str, Any]:
@@ -25,6 +26,9 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     check_model_settings(settings, model.net, model.layers)
     data = task_data(cfg, model, settings.kind)
     out, loggers = output_dir(cfg), build_loggers(cfg)
-    report = evaluate(model, data, settings, out)
+    stopped = f"no report.json is written; the requeued job evaluates again, as does: python run.py " \
+              f"{' '.join(overrides())}"
+    with stopping_on_signals(stopped):  # a Slurm signal stops the evaluation within seconds
+        report = evaluate(model, data, settings, out)
     log_report(loggers, report, out)
     return report

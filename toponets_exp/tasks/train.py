@@ -13,7 +13,8 @@ from toponets_exp.checks import number
 from toponets_exp.evaluation import EvalModel, TaskData, evaluate
 from toponets_exp.io import write_json
 from toponets_exp.loggers import finish_wandb, log_report
-from toponets_exp.resume.run_dir import SUMMARY
+from toponets_exp.resume.run_dir import SUMMARY, resume_command
+from toponets_exp.resume.stop import stopping_on_signals
 from toponets_exp.summary import finished_summary, headline, print_summary, wandb_runs
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return finished_summary(plan.out, plan.resume)
     run = build_run(cfg, plan)
     run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=plan.start_from)
+    stopped = (f"training has finished (checkpoints/last.ckpt) but {SUMMARY} is not written; the requeued job tests "
+               f"and evaluates it again, as does: {resume_command(plan.out)}")
+    with stopping_on_signals(stopped, run.state.signals.caught):  # a Slurm signal stops the test or evaluation
+        summary = _test_and_evaluate(cfg, run, start)
+    finish_wandb(run.loggers, headline(summary))
+    return summary
+
+
+def _test_and_evaluate(cfg: DictConfig, run: Run, start: float) -> dict[str, Any]:
+    """Test the best checkpoint, evaluate it (eval.after_train) and write summary.json; returns the summary."""
+    plan = run.plan
     best = run.best.best_model_path or None
     test = run.trainer.test(run.module, datamodule=run.datamodule, ckpt_path=best, verbose=False)[0]
     summary = {
@@ -48,7 +60,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         summary.update(wandb_runs(run.loggers))
         write_json(plan.out / SUMMARY, summary)
         print_summary(summary)
-    finish_wandb(run.loggers, headline(summary))
     return summary
 
 

@@ -9,7 +9,9 @@ Swap optimisation (TDANN `spacetorch/swapopt.py::swap_optimize_neighborhoods`; T
 swap_optimize`, run before training by `models/init_pos.py`): starting from a shuffled sheet (TopoLM's start), for
 each of `neighbourhoods` square windows (drawn as the spatial loss's, `sample_neighbourhoods`), `steps` times swap
 the units of two random cells of the window and keep the swap when the window's spatial correlation loss on the
-layer's responses strictly falls (TDANN's rule; TopoLM also keeps a swap that leaves it equal).
+layer's responses strictly falls (TDANN's rule; TopoLM also keeps a swap that leaves it equal). Inside a Slurm job a
+stop or requeue signal ends it between two swaps (toponets_exp.resume.stop): no placement is kept, and the requeued
+job, which finds no checkpoint, places the units again.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from toponets_exp.checks import choice, integer, number
 from toponets_exp.console import global_rank
 from toponets_exp.errors import ConfigError
+from toponets_exp.resume.stop import stop_if_caught
 from toponets_exp.topo.layer import TopoLayer
 from toponets_exp.topo.module_types import output_unit_dim
 from toponets_exp.topo.spatial_correlation import (grid_positions, sample_neighbourhoods, spatial_correlation_loss,
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 POSITIONS = ("identity", "shuffled", "swapopt")
 SWAPOPT_KEYS = {"neighbourhoods", "steps", "radius"}
 SWAPOPT_SAMPLES = 4096  # response samples per layer the swaps are judged on (a conv map's locations add up fast)
+STOPPED = "before training, nothing saved; the requeued job places the units again"
 
 
 def generator(seed: int, index: int) -> torch.Generator:
@@ -64,6 +68,7 @@ def swap_optimise(responses: torch.Tensor, sheet: tuple[int, int], order: torch.
     for window in sample_neighbourhoods(sheet, neighbourhoods, radius, rng, "cpu"):
         current = window_loss(responses, order, window, cells)
         for _ in range(steps):
+            stop_if_caught("unit placement", STOPPED)
             pair = window[torch.randperm(len(window), generator=rng)[:2]]
             order[pair] = order[pair.flip(0)]
             loss = window_loss(responses, order, window, cells)
@@ -156,6 +161,8 @@ class Placements:
         """Place every placed module's units (swapopt: rank 0 optimises them on its responses to `inputs` and
         broadcasts its placements to every rank)."""
         modules = list({layer.name: layer for layer in layers if placed(layer)}.values())
+        log.info("Unit placement (topo.positions=%s) of %d modules before the first training step", self.kind,
+                 len(modules))
         if self.kind == "swapopt":
             made = self._swap_optimised(pl_module, inputs, modules) if global_rank() == 0 else None
             self.by_module = strategy.broadcast(made, src=0)
