@@ -4,16 +4,20 @@ placement before the first step (nothing saved) and the evaluation after the las
 run.py runs in a subprocess; the job is simulated by SLURM_JOB_ID and a stand-in `scontrol` that records its
 arguments, and SIGTERM starts ignored, as submitit's handler (which only logs it) leaves it outside our phases."""
 
+import csv
 import os
 import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from cli import cli_env, run_cli, start_cli
+from toponets_exp.resume.metric_rows import METRIC_ROWS
 from toponets_exp.resume.stop import current, stop_if_caught, stopping_on_signals
 
 JOB = "4242"
@@ -40,15 +44,16 @@ def scontrol_calls(tmp_path: Path) -> list[str]:
     return recorded.read_text().splitlines() if recorded.exists() else []
 
 
-def signal_when_logged(args: list[str], env: dict[str, str], log: Path, line: str,
+def signal_when_logged(args: list[str], env: dict[str, str], log: Path, line: str | Callable[[], bool],
                        sig: signal.Signals) -> tuple[int, float]:
-    """Start run.py ARGS and send `sig` once its output shows `line`: (its exit status, seconds from the signal to
-    the exit)."""
+    """Start run.py ARGS and send `sig` once its output shows `line` (or `line()` is true): (its exit status,
+    seconds from the signal to the exit)."""
     proc = start_cli(*args, env=env, log=log, ignored=(signal.SIGTERM,))
+    ready = line if callable(line) else lambda: line in log.read_text()
     deadline = time.monotonic() + 120
     try:
-        while line not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, f"no {line!r} in:\n{log.read_text()[-3000:]}"
+        while not ready():
+            assert proc.poll() is None and time.monotonic() < deadline, f"not {line!r}:\n{log.read_text()[-3000:]}"
             time.sleep(0.05)
         proc.send_signal(sig)
         sent = time.monotonic()
@@ -92,6 +97,23 @@ def test_a_signal_during_unit_placement_stops_it_before_training(tmp_path, sig, 
            "places the units again" in text
     assert not list(out.rglob("*.ckpt"))  # no checkpoint holds a placement, half-done or whole
     assert scontrol_calls(tmp_path) == requeued
+
+
+def test_a_term_during_training_saves_the_state_of_its_step_and_exits_143(tmp_path):
+    out, log = tmp_path / "run", tmp_path / "run.out"
+    args = [*SMALL, "trainer.max_steps=2000", "trainer.log_every_n_steps=1", "checkpoint.every_n_train_steps=0",
+            "eval.after_train=false", f"hydra.run.dir={out}"]
+    metrics = out / "metrics.csv"
+    status, seconds = signal_when_logged(args, job_env(tmp_path), log, lambda: metrics.is_file() and len(
+        metrics.read_text().splitlines()) > 4, signal.SIGTERM)
+    text = log.read_text()
+    assert status == 128 + signal.SIGTERM and seconds < STOP_WITHIN, (status, seconds, text[-3000:])
+    state = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert f"Saved {out / 'checkpoints' / 'last.ckpt'} at step {state['global_step']} after SIGTERM" in text
+    rows = list(csv.DictReader(metrics.open()))
+    kept = rows[:state[METRIC_ROWS]]  # what a resumed run keeps: every row of the steps before the saved one
+    assert 0 < state["global_step"] < 2000 and {int(r["step"]) for r in kept} == set(range(state["global_step"]))
+    assert all(int(r["step"]) >= state["global_step"] for r in rows[state[METRIC_ROWS]:])
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from toponets_exp.data.resumable import ResumableLoader
 from toponets_exp.io import replacing
 from toponets_exp.resume.metric_rows import METRIC_ROWS, count_rows
 from toponets_exp.resume.rng import restore_rng, rng_state
-from toponets_exp.resume.stop import StopSignals, stop_if_caught
+from toponets_exp.resume.stop import StopSignals, reclaim_term, stop_if_caught
 
 log = logging.getLogger(__name__)
 LAST = "last.ckpt"
@@ -150,8 +150,9 @@ class RunState(Checkpoint):
 
         Lightning restores them itself only when the train loader is built after the checkpoint is loaded; a module
         whose configure_optimizers asks for `trainer.estimated_stepping_batches` builds it earlier, and the saved
-        positions would be dropped.
+        positions would be dropped. (First, TERM goes back to the flag alone: `reclaim_term`.)
         """
+        reclaim_term()
         loaders = trainer.train_dataloader
         if isinstance(loaders, dict):
             loaders = list(loaders.values())
@@ -172,6 +173,9 @@ class RunState(Checkpoint):
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.signals.restore()
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        reclaim_term()  # TERM back to the task's flag alone for the test after training
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:

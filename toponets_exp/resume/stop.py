@@ -78,6 +78,14 @@ def current() -> StopSignals | None:
     return None
 
 
+def reclaim_term() -> None:
+    """Make the current flag TERM's only handler again. Lightning composes its own with it when a fit or test starts,
+    and its own ends that fit or test at the next batch with exit status 0, before the run state is written."""
+    owner = current()
+    if owner is not None:
+        signal.signal(signal.SIGTERM, owner._flag)
+
+
 def stop_if_caught(during: str, outcome: str | None = None) -> None:
     """A safe point of a long phase: exit or requeue now if a Slurm signal was caught (no-op outside a job)."""
     owner = current()
