@@ -4,6 +4,7 @@ them (reduction, τ schedule, overlap, spatial loss, unit positions)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from torch import nn
 
 from toponets_exp.errors import ConfigError
+from toponets_exp.resume.stop import stop_if_caught
 from toponets_exp.topo import TopoLayer, TopoLossCallback
 from toponets_exp.topo.selection import matches as _matches, select_configured
 
@@ -21,6 +23,7 @@ CONF_MODEL = Path(__file__).resolve().parents[2] / "conf" / "model"
 EMBEDDED_DATA = {"vision": "digits", "language": "text_embedded"}  # what each kind of model trains on offline
 SELECTION = ("loss", "weight", "layers", "factor")
 CALLBACK = ("reduction", "overlap", "positions", "swapopt", "schedule", "spatial")
+PLACEMENT_STOPPED = "before training, nothing saved; the requeued job places the units again"  # a stopped placement
 
 
 def _plain(node: Any) -> Any:
@@ -92,9 +95,11 @@ def _check_own_layers(cfg: DictConfig, net: nn.Module) -> None:
 
 
 def build_topo(cfg: DictConfig, layers: list[TopoLayer]) -> TopoLossCallback:
-    """The callback that trains the selected layers, configured by the rest of `topo`, seeded with `seed`."""
+    """The callback that trains the selected layers, configured by the rest of `topo`, seeded with `seed`; its unit
+    placement stops between two swaps on a Slurm signal."""
     topo = cfg.topo
     return TopoLossCallback(layers, reduction=topo.reduction,
                             schedule=instantiate(topo.schedule, _convert_="all"), overlap=topo.overlap,
                             spatial=_plain(topo.spatial), seed=cfg.seed, positions=topo.positions,
-                            swapopt=_plain(topo.swapopt))
+                            swapopt=_plain(topo.swapopt),
+                            placement_safe_point=partial(stop_if_caught, "unit placement", PLACEMENT_STOPPED))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -45,7 +45,8 @@ class TopoLossCallback(Callback):
 
     def __init__(self, layers: Sequence[TopoLayer], reduction: str = "mean", schedule: Schedule | None = None,
                  overlap: bool = False, spatial: Mapping[str, Any] | None = None, seed: int = 0,
-                 positions: str = "identity", swapopt: Mapping[str, Any] | None = None) -> None:
+                 positions: str = "identity", swapopt: Mapping[str, Any] | None = None,
+                 placement_safe_point: Callable[[], None] | None = None) -> None:
         super().__init__()
         choice("topo.reduction", reduction, ("mean", "sum"))
         boolean("topo.overlap", overlap)
@@ -67,7 +68,7 @@ class TopoLossCallback(Callback):
         self.measured = TopoLoss(weights + extra, reduction) if extra else self.loss
         self.spatial = SpatialCorrelation.from_config(responses, seed, spatial or {}) if responses else None
         self.concurrent = ConcurrentTopoGrad(self.loss) if overlap and self.loss is not None else None
-        self.placements = Placements.from_config(positions, swapopt or {}, seed, selected)
+        self.placements = Placements.from_config(positions, swapopt or {}, seed, selected, placement_safe_point)
 
     @property
     def state_key(self) -> str:

@@ -9,15 +9,15 @@ Swap optimisation (TDANN `spacetorch/swapopt.py::swap_optimize_neighborhoods`; T
 swap_optimize`, run before training by `models/init_pos.py`): starting from a shuffled sheet (TopoLM's start), for
 each of `neighbourhoods` square windows (drawn as the spatial loss's, `sample_neighbourhoods`), `steps` times swap
 the units of two random cells of the window and keep the swap when the window's spatial correlation loss on the
-layer's responses strictly falls (TDANN's rule; TopoLM also keeps a swap that leaves it equal). Inside a Slurm job a
-stop or requeue signal ends it between two swaps (toponets_exp.resume.stop): no placement is kept, and the requeued
-job, which finds no checkpoint, places the units again.
+layer's responses strictly falls (TDANN's rule; TopoLM also keeps a swap that leaves it equal). A `safe_point`, called
+between two swaps, may end it there (the run's stop on a Slurm signal, toponets_exp.resume.stop): no placement is
+kept, and the requeued job, which finds no checkpoint, places the units again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,6 @@ import torch
 from toponets_exp.checks import choice, integer, number
 from toponets_exp.console import global_rank
 from toponets_exp.errors import ConfigError
-from toponets_exp.resume.stop import stop_if_caught
 from toponets_exp.topo.layer import TopoLayer
 from toponets_exp.topo.module_types import output_unit_dim
 from toponets_exp.topo.spatial_correlation import (grid_positions, sample_neighbourhoods, spatial_correlation_loss,
@@ -37,7 +36,6 @@ log = logging.getLogger(__name__)
 POSITIONS = ("identity", "shuffled", "swapopt")
 SWAPOPT_KEYS = {"neighbourhoods", "steps", "radius"}
 SWAPOPT_SAMPLES = 4096  # response samples per layer the swaps are judged on (a conv map's locations add up fast)
-STOPPED = "before training, nothing saved; the requeued job places the units again"
 
 
 def generator(seed: int, index: int) -> torch.Generator:
@@ -60,15 +58,18 @@ def window_loss(responses: torch.Tensor, order: torch.Tensor, window: torch.Tens
 
 
 def swap_optimise(responses: torch.Tensor, sheet: tuple[int, int], order: torch.Tensor, neighbourhoods: int,
-                  steps: int, radius: float, rng: torch.Generator) -> tuple[torch.Tensor, int]:
-    """(the optimised placement, swaps kept) from `order`, on responses (samples, units) of the layer's units."""
+                  steps: int, radius: float, rng: torch.Generator,
+                  safe_point: Callable[[], None] | None = None) -> tuple[torch.Tensor, int]:
+    """(the optimised placement, swaps kept) from `order`, on responses (samples, units) of the layer's units;
+    `safe_point` is called before every swap."""
     order = order.clone()
     cells = grid_positions(sheet, dtype=responses.dtype)
     kept = 0
     for window in sample_neighbourhoods(sheet, neighbourhoods, radius, rng, "cpu"):
         current = window_loss(responses, order, window, cells)
         for _ in range(steps):
-            stop_if_caught("unit placement", STOPPED)
+            if safe_point is not None:
+                safe_point()
             pair = window[torch.randperm(len(window), generator=rng)[:2]]
             order[pair] = order[pair.flip(0)]
             loss = window_loss(responses, order, window, cells)
@@ -126,10 +127,11 @@ class Placements:
     steps: int = 50
     radius: float = 3.0
     by_module: dict[str, torch.Tensor] = field(default_factory=dict)
+    safe_point: Callable[[], None] | None = None  # called between two swaps (the run's stop on a signal)
 
     @classmethod
-    def from_config(cls, kind: str, swapopt: Mapping[str, Any], seed: int,
-                    layers: Sequence[TopoLayer]) -> Placements:
+    def from_config(cls, kind: str, swapopt: Mapping[str, Any], seed: int, layers: Sequence[TopoLayer],
+                    safe_point: Callable[[], None] | None = None) -> Placements:
         """The checked settings (topo.positions, topo.swapopt.*)."""
         choice("topo.positions", kind, POSITIONS)
         unknown = sorted(set(swapopt) - SWAPOPT_KEYS)
@@ -141,7 +143,7 @@ class Placements:
                               "keeps the identity layout (use topo.positions=identity with loss=wiring)")
         made = cls(kind, seed, integer("topo.swapopt.neighbourhoods", swapopt.get("neighbourhoods", 100), 1),
                    integer("topo.swapopt.steps", swapopt.get("steps", 50), 0),
-                   number("topo.swapopt.radius", swapopt.get("radius", 3.0), 1.0))
+                   number("topo.swapopt.radius", swapopt.get("radius", 3.0), 1.0), safe_point=safe_point)
         for layer in layers if kind == "swapopt" else []:  # a window that does not fit fails now, not at step 0
             if placed(layer):
                 try:
@@ -179,7 +181,7 @@ class Placements:
             rng = generator(self.seed, index)
             start = shuffled(layer.sheet[0] * layer.sheet[1], rng)
             made[layer.name], kept = swap_optimise(responses[layer.name], layer.sheet, start, self.neighbourhoods,
-                                                   self.steps, self.radius, rng)
+                                                   self.steps, self.radius, rng, self.safe_point)
             log.info("swap optimisation of %s: %d of %d swaps kept", layer.name, kept,
                      self.neighbourhoods * self.steps)
         return made
