@@ -56,7 +56,8 @@ quick_flag=()
 markers="gpu"
 if [ "$quick" = 1 ]; then quick_flag=(--quick); markers="gpu and not slow"; fi
 
-stage tests 150 "$python" -m pytest -q -m "$markers" tests/test_gpu.py -p no:cacheprovider
+# in this process (the GPU machine's wheels need not hold pytest-xdist, which the project's addopts use)
+stage tests 150 "$python" -m pytest -q -m "$markers" tests/test_gpu.py -p no:cacheprovider -o "addopts=-ra --strict-markers"
 stage topoloss_float32 75 "$python" benchmarks/topoloss_bench.py --device "$device" --dtype float32 "${quick_flag[@]}"
 benches=(topoloss_float32 throughput)
 if [ "$quick" = 0 ]; then

@@ -13,6 +13,15 @@ import toponets_exp  # noqa: F401  registers trainer=lightning, which a test tha
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 torch.set_num_threads(min(torch.get_num_threads(), 2))
+SHARED_CLUSTER = {"test_slurm", "test_slurm_ddp"}  # the modules that submit to the one Slurm cluster
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist's loadgroup, a module's tests run on one worker, one after the other (its module-scoped
+    fixtures are built once), and the Slurm modules on the same one (one cluster, one job queue at a time)."""
+    for item in items:
+        module = item.module.__name__ if item.module is not None else item.nodeid
+        item.add_marker(pytest.mark.xdist_group("slurm" if module in SHARED_CLUSTER else module))
 
 
 @pytest.fixture(scope="session")
