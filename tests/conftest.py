@@ -2,8 +2,11 @@
 several test modules read (each trained once per session through run.py; what a test adds to one, such as a line of
 its run.log, no other test reads)."""
 
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,14 +17,39 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 torch.set_num_threads(min(torch.get_num_threads(), 2))
 SHARED_CLUSTER = {"test_slurm", "test_slurm_ddp"}  # the modules that submit to the one Slurm cluster
+FIRST = ("test_slurm_ddp", "test_slurm", "test_fuzz", "test_eval", "test_benchmarks", "test_resume")  # the longest
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist, whole modules go to a worker (a module's fixtures are built once), both Slurm modules to
+    the same one (one cluster, one job queue at a time), in collection order (the longest first)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "slurm" if Path(module).stem in SHARED_CLUSTER else module
+
+    config.option.loadscopereorder = False
+    return ModuleScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist's loadgroup, a module's tests run on one worker, one after the other (its module-scoped
-    fixtures are built once), and the Slurm modules on the same one (one cluster, one job queue at a time)."""
-    for item in items:
-        module = item.module.__name__ if item.module is not None else item.nodeid
-        item.add_marker(pytest.mark.xdist_group("slurm" if module in SHARED_CLUSTER else module))
+    """The longest modules first (FIRST), each module's tests in their own order: a worker that takes one early
+    leaves the short ones to fill the end."""
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(Path(str(item.path)).stem, len(FIRST)))
+
+
+@pytest.fixture(autouse=True)
+def _environment_kept() -> Iterator[None]:
+    """What a test adds to os.environ ends with it (Lightning's PL_GLOBAL_SEED from an in-process run, say): later
+    runs of run.py get the environment the session started with, and the warm interpreter serves them."""
+    saved = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+    yield
+    for key in set(os.environ) - set(saved) - {"PYTEST_CURRENT_TEST"}:
+        del os.environ[key]
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
