@@ -54,6 +54,15 @@ def _chance_line(ax: Axes, chance: tuple[float, str] | None) -> None:
         ax.axhline(chance[0], color="0.4", linestyle=":", linewidth=1.2, label=f"chance ({chance[1]})")
 
 
+def _label_axes(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, axis labels, a light grid and the legend of a panel of curves or points."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+
+
 def curves_figure(x: Sequence[float], curves: Mapping[str, Sequence[float]], title: str, xlabel: str, ylabel: str,
                   chance: tuple[float, str] | None = None) -> Figure:
     """Several y(x) curves on one axis (e.g. accuracy vs pruned fraction per model), with a chance line
@@ -63,11 +72,7 @@ def curves_figure(x: Sequence[float], curves: Mapping[str, Sequence[float]], tit
     for name, y in curves.items():
         ax.plot(x, y, marker="o", markersize=4, label=name)
     _chance_line(ax, chance)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    _label_axes(ax, title, xlabel, ylabel)
     return fig
 
 
@@ -95,11 +100,7 @@ def downsampling_figure(curve: Sequence[Mapping[str, float]], metric: str, title
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlim(min(factors) / 1.4, max(factors) * 1.4)
     ax.margins(y=0.12)  # room for the values written above the markers
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(metric)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    _label_axes(ax, title, xlabel, metric)
     return fig
 
 
