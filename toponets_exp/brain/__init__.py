@@ -15,5 +15,6 @@ from toponets_exp.brain.selectivity import SelectivityMap, selectivity_map
 from toponets_exp.brain.smoothness import (SimilarityCurve, SmoothnessResult, response_profiles,
                                            similarity_by_distance, smoothness)
 from toponets_exp.brain.map_statistics import map_pearson, map_ssim, morans_i
+from toponets_exp.brain.patches import Patch, find_patches_at
 from toponets_exp.brain.tdann import tdann_curves_at, tdann_smoothness, tdann_smoothness_at
 from toponets_exp.brain.stats import benjamini_hochberg, d_prime, welch_t, welch_t_pvalues
