@@ -20,8 +20,8 @@ SHEET_MM = 70.0
 
 
 def layer_positions(channels: int, side: int, seed: int) -> np.ndarray:
-    """(C·side², 2) positions in [0, 70] mm: unit (c, h, w) at its anchor ((w, h) + ½)·pitch plus a uniform offset of
-    ±pitch/2 (TDANN's place_conv with random offsets)."""
+    """(C·side², 2) positions in [0, 70] mm: unit (c, h, w) at its anchor ((w, h) + ½)·pitch plus a uniform offset
+    of ±pitch/2 (TDANN's place_conv with random offsets)."""
     pitch = SHEET_MM / side
     _, h, w = np.meshgrid(np.arange(channels), np.arange(side), np.arange(side), indexing="ij")
     anchors = (np.stack([w.ravel(), h.ravel()], axis=1) + 0.5) * pitch

@@ -14,7 +14,7 @@ from toponets_exp.brain.tdann import tdann_curves
 
 
 def layer_positions(channels: int, rows: int, cols: int, spacing: float, seed: int) -> np.ndarray:
-    """(C·H·W, 2) mm positions, channel-major: unit (c, h, w) at (w, h)·spacing plus a uniform jitter of ±spacing/2."""
+    """(C·H·W, 2) mm positions, channel-major: unit (c, h, w) at (w, h)·spacing plus a uniform ±spacing/2 jitter."""
     c, h, w = np.meshgrid(np.arange(channels), np.arange(rows), np.arange(cols), indexing="ij")
     anchors = np.stack([w.ravel(), h.ravel()], axis=1) * spacing
     return anchors + np.random.default_rng(seed).uniform(-spacing / 2, spacing / 2, anchors.shape)

@@ -3,6 +3,7 @@ topographic smoothness, selectivity, predictivity, language selectivity, integra
 BLiMP accuracy; and their plots."""
 
 from toponets_exp.brain.blimp import blimp_accuracy, load_blimp
+from toponets_exp.brain.correlation_windows import correlation_smoothness_at, correlation_windows_at
 from toponets_exp.brain.dimensionality import effective_dimensionality
 from toponets_exp.brain.efficiency import block_pool
 from toponets_exp.brain.integration import IntegrationResult, integration_windows
