@@ -9,6 +9,7 @@ from toponets_exp.brain.efficiency import block_pool
 from toponets_exp.brain.integration import IntegrationResult, integration_windows
 from toponets_exp.brain.language import LanguageSelectivity, embedded_sentences, language_selectivity, make_nonwords
 from toponets_exp.brain.plots import plot_bar, plot_curves, plot_sheet_map
+from toponets_exp.brain.position_plots import plot_position_maps
 from toponets_exp.brain.sheet_plots import plot_selectivity_maps, plot_weight_sheet
 from toponets_exp.brain.similarity_plot import plot_similarity_curves
 from toponets_exp.brain.predictivity import PredictivityResult, ridge_predictivity
