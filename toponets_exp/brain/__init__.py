@@ -1,6 +1,6 @@
 """Brain-likeness measures, each a function of arrays (responses, weights, maps on the sheet): dimensionality,
 topographic smoothness, selectivity, predictivity, language selectivity, integration windows, sheet block pooling,
-BLiMP accuracy; and their plots."""
+BLiMP accuracy; the TDANN measures also at units' explicit positions (mm); and their plots."""
 
 from toponets_exp.brain.blimp import blimp_accuracy, load_blimp
 from toponets_exp.brain.correlation_windows import correlation_smoothness_at, correlation_windows_at
