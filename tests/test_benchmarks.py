@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAST_LINES = {  # script -> keys of its last line, in order
     "eval_bench.py": ["eval_seconds_total", "record_s", "smoothness_s", "ed_s", "selectivity_s"],
     "input_bench.py": ["images_per_s_folder", "images_per_s_prepared", "speedup_prepared_per_worker"],
+    "peer_eval_bench.py": ["peer_eval_seconds", "peak_rss_gb", "units"],
     "loss_step_time.py": ["step_ms_tau0", "step_ratio_topoloss", "step_ratio_spatial_correlation",
                           "step_ratio_wiring"],
     "topoloss_bench.py": ["speedup_vs_official_resnet18", "speedup_vs_official_gpt", "callback_overhead_resnet18_pct",

@@ -16,64 +16,10 @@ from toponets_exp.models.checkpoints import load_weights, read_checkpoint
 from toponets_exp.models.nanogpt import topolm_gpt
 from toponets_exp.models.resnet import tdann_resnet
 
+from peer_standins import (TOPOLM_ARGS, SpatialTrunk, VisslResNetTrunk, save_topolm, save_vissl, simclr_file,
+                           topolm_state, trained_like)
+
 IMAGES = torch.randn(2, 3, 64, 64)
-
-
-class SpatialTrunk(nn.Module):
-    """TDANN's SpatialResNet18/50 trunk as VISSL saves it (spacetorch/models/trunks/resnet.py): a torchvision ResNet
-    as `base_model` and its blocks aliased in `_feature_blocks` (conv1, maxpool, layer1_0 ..., avgpool)."""
-
-    def __init__(self, base: models.ResNet) -> None:
-        super().__init__()
-        self.base_model = base
-        blocks = [(f"layer{stage}_{i}", block) for stage in (1, 2, 3, 4)
-                  for i, block in enumerate(getattr(base, f"layer{stage}"))]
-        self._feature_blocks = nn.ModuleDict([("conv1", base.conv1), ("maxpool", base.maxpool), *blocks,
-                                              ("avgpool", base.avgpool)])
-
-
-class VisslResNetTrunk(nn.Module):
-    """TDANN's VisslResNet (`custom_resnet`) trunk: `_feature_blocks` aliases conv1, bn1, the relu and whole stages."""
-
-    def __init__(self, base: models.ResNet) -> None:
-        super().__init__()
-        self.base_model = base
-        self._feature_blocks = nn.ModuleDict(
-            [("conv1", base.conv1), ("bn1", base.bn1), ("conv1_relu", base.relu), ("maxpool", base.maxpool),
-             *[(f"layer{stage}", getattr(base, f"layer{stage}")) for stage in (1, 2, 3, 4)],
-             ("avgpool", base.avgpool)])
-
-
-def trained_like(net: models.ResNet) -> models.ResNet:
-    """`net` with BatchNorm statistics off their defaults (so a buffer left unloaded shows), in eval mode."""
-    torch.manual_seed(7)
-    for module in net.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.normal_()
-            module.running_var.uniform_(0.5, 2.0)
-            module.weight.data.normal_(1.0, 0.1)
-    return net.eval()
-
-
-def save_vissl(path: Path, trunk: dict[str, torch.Tensor], heads: dict[str, torch.Tensor]) -> Path:
-    """A checkpoint as VISSL writes it (vissl/hooks/log_hooks.py; classy_state_dict from get_classy_state)."""
-    classy = {"train": True, "base_model": {"model": {"trunk": trunk, "heads": heads},
-                                            "meta": {"trunk": {}, "heads": []}},
-              "meters": [], "optimizer": {"optim": {"state": {}, "param_groups": []}}, "phase_idx": 199,
-              "train_phase_idx": 199, "num_updates": 500400, "losses": [6.1, 6.0], "hooks": {}, "loss": {}}
-    torch.save({"phase_idx": 199, "iteration": 500400, "loss": {}, "iteration_num": 500400, "train_phase_idx": 199,
-                "classy_state_dict": classy}, path)
-    return path
-
-
-def simclr_file(tmp_path: Path) -> tuple[Path, models.ResNet]:
-    """A SimCLR SpatialResNet18 checkpoint (fc Identity, projection-MLP heads) and the net it was saved from."""
-    torch.manual_seed(0)
-    base = trained_like(models.resnet18(weights=None))
-    base.fc = nn.Identity()
-    heads = {"0.0.clf.0.weight": torch.randn(512, 512), "0.0.clf.0.bias": torch.randn(512),
-             "0.1.clf.0.weight": torch.randn(128, 512), "0.1.clf.0.bias": torch.randn(128)}
-    return save_vissl(tmp_path / "model_final_checkpoint_phase199.torch", SpatialTrunk(base).state_dict(), heads), base
 
 
 def test_simclr_trunk_reproduces_the_saved_net_exactly(tmp_path):
@@ -172,30 +118,6 @@ def test_vissl_file_holding_an_object_names_its_class(tmp_path):
 
 
 # --- TopoLM ---------------------------------------------------------------------------------------------------------
-
-TOPOLM_ARGS = dict(n_layer=2, n_head=2, n_embed=16, block_size=8, bias=False, vocab_size=64, dropout=0.0,
-                   alpha=2.5, position_dir="gpt2-positions-5-5", accum="mean", activation_decay=0, head_loss=False,
-                   attn_proj=False, finetune=False, with_resid=True)
-BLOCK = {"ln_1.weight": (16,), "attn.c_attn.weight": (48, 16), "attn.c_proj.weight": (16, 16), "ln_2.weight": (16,),
-         "mlp.c_fc.weight": (64, 16), "mlp.c_proj.weight": (16, 64)}  # TopoLM's names (models/model.py), bias=False
-
-
-def topolm_state(prefix: str = "") -> OrderedDict[str, torch.Tensor]:
-    """A TopoLM state dict of TOPOLM_ARGS' shapes, wte and lm_head one tensor (TopoLM ties them)."""
-    torch.manual_seed(3)
-    wte = torch.randn(64, 16)
-    state = OrderedDict([("transformer.wte.weight", wte), ("transformer.wpe.weight", torch.randn(8, 16))])
-    state.update({f"transformer.h.{i}.{name}": torch.randn(shape) for i in range(2) for name, shape in BLOCK.items()})
-    state.update({"transformer.ln_f.weight": torch.randn(16), "lm_head.weight": wte})
-    return OrderedDict((prefix + k, v) for k, v in state.items())
-
-
-def save_topolm(path: Path, state: dict[str, torch.Tensor], **args) -> Path:
-    """A checkpoint as TopoLM's models/train.py writes it."""
-    torch.save({"model": state, "optimizer": {"state": {}, "param_groups": [{"lr": 6e-4, "betas": (0.9, 0.95)}]},
-                "model_args": {**TOPOLM_ARGS, **args}, "iter_num": 500, "best_val_loss": torch.tensor(3.4),
-                "config": {"radius": 5, "neighborhoods_per_batch": 5, "alpha": 2.5}}, path)
-    return path
 
 
 @pytest.mark.parametrize("prefix", ["", "_orig_mod."])

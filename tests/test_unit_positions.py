@@ -22,61 +22,7 @@ from toponets_exp.errors import CheckpointError, UnsafePickleError
 from toponets_exp.topo.unit_positions import (read_tdann_layer, read_tdann_positions, read_topolm_layer,
                                               read_topolm_positions)
 
-
-@dataclass
-class TDANNLayerPositions:
-    """The fields of TDANN's LayerPositions (spacetorch/models/positions.py), pickled under its class path."""
-    name: str
-    dims: Any
-    coordinates: np.ndarray
-    neighborhood_indices: np.ndarray
-    neighborhood_width: float
-
-
-@dataclass
-class TopoLMLayerPositions:
-    """The fields of TopoLM's LayerPositions (models/positions.py), pickled under its class path."""
-    name: str
-    coordinates: torch.Tensor
-    neighborhood_indices: torch.Tensor
-    neighborhoods_per_batch: int
-
-
-TDANNLayerPositions.__module__, TDANNLayerPositions.__qualname__ = "spacetorch.models.positions", "LayerPositions"
-TopoLMLayerPositions.__module__, TopoLMLayerPositions.__qualname__ = "positions", "LayerPositions"
-
-
-@pytest.fixture
-def authors_classes(monkeypatch):
-    """The stand-in classes importable where the authors' classes live, so that pickle.dump accepts them and names
-    them as the authors' own files do."""
-    for cls in (TDANNLayerPositions, TopoLMLayerPositions):
-        module = cls.__module__
-        parts = module.split(".")
-        for depth in range(1, len(parts) + 1):
-            monkeypatch.setitem(sys.modules, ".".join(parts[:depth]), types.ModuleType(".".join(parts[:depth])))
-        monkeypatch.setattr(sys.modules[module], "LayerPositions", cls, raising=False)
-
-
-def tdann_layer(name: str = "layer1.0", dims: tuple[int, ...] = (4, 3, 3), seed: int = 0) -> TDANNLayerPositions:
-    """A TDANN layer: coordinates in mm, 5 neighbourhoods of 6 unit indices."""
-    rng = np.random.default_rng(seed)
-    units = int(np.prod(dims))
-    return TDANNLayerPositions(name, dims, rng.uniform(0, 10, (units, 2)),
-                               np.stack([rng.choice(units, 6, replace=False) for _ in range(5)]), 1.626)
-
-
-def save_pkl(record: Any, path: Path) -> Path:
-    """`record` pickled as the authors' `save` does (pickle.dump)."""
-    with path.open("wb") as stream:
-        pickle.dump(record, stream)
-    return path
-
-
-def save_npz(record: TDANNLayerPositions, path: Path) -> Path:
-    """`record` as TDANN's `save_np` writes it (np.savez of its fields)."""
-    np.savez(path, **vars(record))
-    return path
+from peer_standins import authors_classes, save_npz, save_pkl, tdann_layer, topolm_layer  # noqa: F401 - a fixture
 
 
 def test_tdann_pkl_and_npz_of_one_layer_read_equal(tmp_path, authors_classes):
@@ -196,15 +142,6 @@ def test_pickles_that_run_code_are_refused_unrun(tmp_path, authors_classes, kind
         else:  # the TopoLM reader admits that function, but reads the bytes with torch.load(weights_only=True)
             assert re.search(r" holds tensor bytes that torch\.load\(weights_only=True\) refuses \(.*\); refused "
                              r"without running them$", str(err.value))
-
-
-def topolm_layer(name: str, seed: int = 0, per_batch: int = 5) -> TopoLMLayerPositions:
-    """A TopoLM layer as init_pos.py makes one: a shuffled 4 x 4 sheet, 4 masks of the 3 x 3 windows."""
-    generator = torch.Generator().manual_seed(seed)
-    cells = torch.Tensor([(x, y) for x in range(4) for y in range(4)])[torch.randperm(16, generator=generator)]
-    masks = torch.stack([((cells - torch.tensor([cx, cy])).abs().max(1).values < 2).to(int)
-                         for cx in (1, 2) for cy in (1, 2)])
-    return TopoLMLayerPositions(name, cells, masks, per_batch)
 
 
 def test_topolm_directory_reads_its_tensors(tmp_path, authors_classes):

@@ -19,7 +19,7 @@ from toponets_exp.build.topo import build_topo, select_topo_layers
 from toponets_exp.build.trainer import build_trainer, check_trainer, checkpoints, run_callbacks, sheet_images
 from toponets_exp.checks import boolean, integer
 from toponets_exp.errors import ConfigError
-from toponets_exp.evaluation import EvalSettings, check_model_settings, eval_settings
+from toponets_exp.evaluation import EvalSettings, check_model_settings, eval_settings, positions_for
 from toponets_exp.io import write_text
 from toponets_exp.resume import RunState, reset_metrics, resume_point
 from toponets_exp.resume.run_dir import RESOLVED, ResumePoint
@@ -104,6 +104,7 @@ def build_run(cfg: DictConfig, plan: Plan) -> Run:
     layers = unique_layers(selected)
     if plan.evaluation is not None:  # before a logger writes its run id
         check_model_settings(plan.evaluation, module.net, layers)
+        positions_for(plan.evaluation, module.net, {})
     topo = build_topo(cfg, selected)
     best, state = checkpoints(cfg, module, plan.out)
     loggers = build_loggers(cfg)

@@ -78,15 +78,26 @@ def orientation_aggregate(per_layer: PerLayer) -> dict[str, Any]:
            **counted_mean("orientation_tdann_smoothness", [resolved_tdann(e) for e in entries],
                           "orientation_tdann_maps", left_out=False)}
     for key in ("spatial_entropy", "cluster_radius", "radial_spectrum_slope", "pinwheel_density"):
-        out.update(counted_mean(key, [e[key] for e in entries], f"{key}_maps", left_out=False))
-    out["pinwheels"] = sum(e["pinwheels"] for e in entries if e["pinwheels"] is not None)
+        out.update(counted_mean(key, [e.get(key) for e in entries], f"{key}_maps", left_out=False))
+    out["pinwheels"] = sum(e["pinwheels"] for e in entries if e.get("pinwheels") is not None)
     out["orientation_maps"] = len(entries)
     return out
+
+
+def left_out_aggregate(per_layer: PerLayer) -> dict[str, Any]:
+    """The grid-only measures left out at explicit positions, with how many layers left each out (nothing on
+    sheets)."""
+    counts: dict[str, int] = {}
+    for entry in per_layer.values():
+        for measure in entry.get("left_out", {}):
+            counts[measure] = counts.get(measure, 0) + 1
+    return {"left_out_layers": dict(sorted(counts.items()))} if counts else {}
 
 
 def aggregate(per_layer: PerLayer) -> dict[str, Any]:
     """Every aggregate of the report."""
     return {
+        **left_out_aggregate(per_layer),
         "weight_smoothness": mean_of(per_layer, "weight_smoothness"),
         "response_smoothness": mean_of(per_layer, "response_smoothness"),
         "effective_dimensionality": mean_of(per_layer, "effective_dimensionality"),

@@ -7,7 +7,7 @@ import copy
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ class EvalModel:
     checkpoint: str
     architecture: dict[str, Any]  # the model.net keys read from the checkpoint ({} when none were)
     topo_weight: float | None     # the τ it was trained with, when known
+    model_args: dict[str, Any] = field(default_factory=dict)  # a nanoGPT-style file's model_args (TopoLM's)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ def load_for_eval(cfg: DictConfig, path: str) -> EvalModel:
     read: dict[str, Any] = {}
     model_cfg = copy.deepcopy(cfg)
     placements = Placements()
+    model_args: dict[str, Any] = {}
     if location.is_dir():  # a Hugging Face directory brings its own config
         net = load_weights(instantiate(cfg.model.net, _convert_="all"), location)
         tau = None
@@ -101,10 +103,11 @@ def load_for_eval(cfg: DictConfig, path: str) -> EvalModel:
         match_state(net, state, f"checkpoint {str(location)!r} (format {fmt})")
         log.info("loaded %d tensors into %s from %s (format %s)", len(state), type(net).__name__, location, fmt)
         tau = trained_topo_weight(location, extra)
+        model_args = dict(extra["model_args"]) if isinstance(extra.get("model_args"), dict) else {}
         placements.load_state_dict(callback_state(extra).get("placements", {}))  # where training put the units
     layers = unique_layers(select_configured(cfg.topo, net))
     place(layers, placements.by_module)
-    return EvalModel(net, layers, model_cfg.model, str(path), read, tau)
+    return EvalModel(net, layers, model_cfg.model, str(path), read, tau, model_args)
 
 
 def data_misfit(cfg: DictConfig, model: DictConfig, kind: str, datamodule: L.LightningDataModule) -> str | None:

@@ -12,13 +12,16 @@ kept, never a layer's full activations over the stimulus set:
 
 A module output that is a tuple or list (e.g. a transformer block's ``(hidden, ...)``) is recorded by its first
 element. With ``rectify=True`` the output is rectified (max(x, 0), a ReLU after the layer) before it is reduced.
+``units[name]`` keeps only those flat indices of a layer's reduced row (a sample of a large layer's units);
+a name in ``inputs`` is recorded at its module's first input instead of its output (a residual stream that enters
+a module).
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -130,22 +133,42 @@ def reduce_output(output: Any, reduce: str, mask: torch.Tensor | None, name: str
 class _Recorder:
     """Forward hooks that reduce each named module's output once per forward call into per-batch rows."""
 
-    def __init__(self, modules: Mapping[str, nn.Module], reduce: str, rectify: bool = False) -> None:
+    def __init__(self, modules: Mapping[str, nn.Module], reduce: str, rectify: bool = False,
+                 units: Mapping[str, np.ndarray] | None = None, inputs: Collection[str] = ()) -> None:
         self.reduce, self.rectify = reduce, rectify
+        self.units = {name: torch.as_tensor(index, dtype=torch.long) for name, index in (units or {}).items()}
         self.mask: torch.Tensor | None = None
         self.current: dict[str, np.ndarray] = {}
         self.chunks: dict[str, list[np.ndarray]] = {name: [] for name in modules}
-        self.handles = [module.register_forward_hook(self._hook(name)) for name, module in modules.items()]
+        self.handles = [module.register_forward_pre_hook(self._pre_hook(name)) if name in inputs
+                        else module.register_forward_hook(self._hook(name)) for name, module in modules.items()]
+
+    def _keep(self, name: str, output: Any) -> None:
+        """Store the reduced (and unit-selected) rows of one module call for the current batch."""
+        if name in self.current:
+            raise ValueError(f"layer {name!r} ran more than once in one forward pass (a shared module); "
+                              "record a module that runs once per input")
+        rows = reduce_output(output, self.reduce, self.mask, name, self.rectify)
+        if name in self.units:
+            index = self.units[name]
+            if index.numel() and int(index.max()) >= rows.shape[1]:
+                raise ValueError(f"layer {name!r} has {rows.shape[1]} units, fewer than the unit indices given "
+                                  f"for it (up to {int(index.max())})")
+            rows = rows[:, index.to(rows.device)]
+        self.current[name] = rows.detach().cpu().numpy().astype(np.float32, copy=False)
 
     def _hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
         """A hook storing the reduced output of module `name` for the current batch."""
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             """Reduce this forward call's output to (B, units) rows on the CPU."""
-            if name in self.current:
-                raise ValueError(f"layer {name!r} ran more than once in one forward pass (a shared module); "
-                                  "record a module that runs once per input")
-            rows = reduce_output(output, self.reduce, self.mask, name, self.rectify)
-            self.current[name] = rows.detach().cpu().numpy().astype(np.float32, copy=False)
+            self._keep(name, output)
+        return hook
+
+    def _pre_hook(self, name: str) -> Callable[[nn.Module, Any], None]:
+        """A hook storing the reduced first input of module `name` for the current batch."""
+        def hook(module: nn.Module, inputs: Any) -> None:
+            """Reduce this forward call's first input to (B, units) rows on the CPU."""
+            self._keep(name, inputs)
         return hook
 
     def commit(self) -> None:
@@ -172,6 +195,8 @@ def record_activations(
     forward: Callable[[nn.Module, Any], Any] | None = None,
     progress: bool = True,
     rectify: bool = False,
+    units: Mapping[str, np.ndarray] | None = None,
+    inputs: Collection[str] = (),
 ) -> dict[str, np.ndarray]:
     """Each named module's output over all batches as a float32 (stimuli × units) array, keyed by layer name.
 
@@ -183,7 +208,7 @@ def record_activations(
     modules = resolve_modules(model, layer_names)
     device = torch.device(device) if device is not None else model_device(model)
     run = forward or default_forward
-    recorder = _Recorder(modules, reduce, rectify)
+    recorder = _Recorder(modules, reduce, rectify, units, inputs)
     try:
         with evaluating(model):
             for batch in tqdm(batches, desc="activations", unit="batch", disable=None if progress else True):

@@ -31,9 +31,16 @@ CHOICES: dict[str, Sequence[str]] = {
     "tokenizer": ("auto", "data", "gpt2", "bytes"),
     "orientation_preference": PREFERENCES,
 }
-POSITIVE_INTS = ("batch_size", "max_pairs", "n_sentences", "tdann.num_bins", "tdann.num_samples")
-OPTIONAL_POSITIVE_INTS = ("metric_batches", "max_categories", "max_per_category", "tdann.sample_size")
-BOOLEANS = ("after_train", "architecture_from_checkpoint", "efficiency", "gratings")
+POSITIVE_INTS = ("batch_size", "max_pairs", "n_sentences", "tdann.num_bins", "tdann.num_samples",
+                 "positions.max_units", "positions.selectivity.num_samples", "positions.orientation.num_samples",
+                 "positions.orientation.max_units", "positions.windows.num_bins")
+OPTIONAL_POSITIVE_INTS = ("metric_batches", "max_categories", "max_per_category", "tdann.sample_size",
+                          "positions.windows.window_number_limit")
+SAMPLE_SIZES = ("positions.selectivity.sample_size", "positions.orientation.sample_size",
+                "positions.windows.unit_number_limit")  # unit samples: at least a pair
+POSITIVE_DISTANCES = ("tdann.distance_cutoff", "positions.selectivity.distance_cutoff",
+                      "positions.orientation.distance_cutoff")
+BOOLEANS = ("after_train", "architecture_from_checkpoint", "efficiency", "gratings", "readout", "positions.rescale")
 NEURAL_DATA_KEYS = ("responses", "stimuli")
 
 
@@ -48,12 +55,47 @@ class TdannSettings:
 
 
 @dataclass(frozen=True)
+class SampleSettings:
+    """How TDANN samples units for the smoothness of a map at positions (eval.positions.selectivity / orientation)."""
+
+    num_samples: int
+    sample_size: int
+    distance_cutoff: float | None
+    min_mean_response: float | None = None
+    max_units: int | None = None
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """TDANN's windows of units for response correlation vs distance (eval.positions.windows); width None: auto."""
+
+    width: float | None
+    window_number_limit: int | None
+    unit_number_limit: int | None
+    edge_buffer: float
+    num_bins: int
+
+
+@dataclass(frozen=True)
+class PositionSettings:
+    """eval.positions: a peer's positions directory and how its layers are measured at their coordinates."""
+
+    dir: str | None
+    rescale: bool
+    max_units: int
+    selectivity: SampleSettings
+    orientation: SampleSettings
+    windows: WindowSettings
+
+
+@dataclass(frozen=True)
 class EvalSettings:
     """One evaluation's checked settings: eval.* (lists as tuples), the run's seed and the kind of evaluation."""
 
     kind: str                 # vision | language: eval.kind, or with auto the model's own (model.eval.kind)
     seed: int                 # subsampled pairs, TDANN's samples, TGI's pairs, cross-validation folds, non-words
     tdann: TdannSettings
+    positions: PositionSettings
     after_train: bool
     device: str
     layers: tuple[str, ...]
@@ -67,6 +109,7 @@ class EvalSettings:
     metric_batches: int | None
     pruning: tuple[float, ...]
     downsampling: tuple[int, ...]
+    label: str | None
     stimuli: str | None
     image_size: int
     max_categories: int | None
@@ -74,6 +117,8 @@ class EvalSettings:
     selectivity_threshold: float
     gratings: bool
     orientation_preference: str
+    readout: bool
+    readout_test_fraction: float
     neural_data: str | None
     predictivity_layers: tuple[str, ...]
     cv_folds: int
@@ -99,9 +144,16 @@ def _check_numbers(ev: dict[str, Any]) -> None:
     """Counts, rates and lists of eval.*."""
     for key in POSITIVE_INTS + OPTIONAL_POSITIVE_INTS:
         integer(f"eval.{key}", _get(ev, key), 1, optional=key in OPTIONAL_POSITIVE_INTS, accepted="a positive integer")
-    cutoff = ev["tdann"]["distance_cutoff"]
-    must("eval.tdann.distance_cutoff", cutoff, cutoff is None or (is_number(cutoff) and cutoff > 0),
-         "a positive distance in sheet units (or null)")
+    for key in SAMPLE_SIZES:
+        integer(f"eval.{key}", _get(ev, key), 2, optional=key.endswith("unit_number_limit"),
+                accepted="an integer >= 2 (units)")
+    for key in POSITIVE_DISTANCES:
+        cutoff = _get(ev, key)
+        must(f"eval.{key}", cutoff, cutoff is None or (is_number(cutoff) and cutoff > 0),
+             "a positive distance in sheet units or mm (or null)")
+    _check_positions(ev["positions"])
+    share = ev["readout_test_fraction"]
+    must("eval.readout_test_fraction", share, is_number(share) and 0 < share < 1, "a fraction in (0, 1)")
     integer("eval.cv_folds", ev["cv_folds"], 2)
     integer("eval.image_size", ev["image_size"], 8, accepted="an integer >= 8 (pixels)")
     must("eval.selectivity_threshold", ev["selectivity_threshold"], is_number(ev["selectivity_threshold"]),
@@ -113,6 +165,31 @@ def _check_numbers(ev: dict[str, Any]) -> None:
           "a list of positive integers (k x k)")
     items("eval.integration_distances", ev["integration_distances"], lambda d: is_int(d) and d >= 0,
           "a non-empty list of integers >= 0", nonempty=True)
+
+
+def _check_positions(positions: dict[str, Any]) -> None:
+    """eval.positions' own numbers: the response floor, the window width and buffer, the directory."""
+    floor = positions["selectivity"]["min_mean_response"]
+    must("eval.positions.selectivity.min_mean_response", floor, floor is None or is_number(floor),
+         "a number (or null: every unit)")
+    windows = positions["windows"]
+    width = windows["width"]
+    must("eval.positions.windows.width", width, width == "auto" or (is_number(width) and width > 0),
+         "a positive width (mm for TDANN) or auto")
+    must("eval.positions.windows.edge_buffer", windows["edge_buffer"],
+         is_number(windows["edge_buffer"]) and windows["edge_buffer"] >= 0, "a distance >= 0")
+    given = positions["dir"]
+    must("eval.positions.dir", given, given is None or (isinstance(given, str) and Path(given).expanduser().is_dir()),
+         "a directory of layer position files (TDANN's layer1.0.pkl ..., TopoLM's layer.0.attn.pkl ...) or null")
+
+
+def _position_settings(positions: dict[str, Any]) -> PositionSettings:
+    """The checked eval.positions as a record (window width auto as None)."""
+    windows = dict(positions["windows"], width=None if positions["windows"]["width"] == "auto"
+                   else positions["windows"]["width"])
+    return PositionSettings(positions["dir"], positions["rescale"], positions["max_units"],
+                            SampleSettings(**positions["selectivity"]), SampleSettings(**positions["orientation"]),
+                            WindowSettings(**windows))
 
 
 def _check_values(ev: dict[str, Any]) -> None:
@@ -127,7 +204,7 @@ def _check_values(ev: dict[str, Any]) -> None:
             raise ConfigError(f"eval.device={ev['device']!r} is not a torch device ({err}); use auto, cpu, cuda, "
                               "cuda:0 ...") from None
     for key in BOOLEANS:
-        boolean(f"eval.{key}", ev[key])
+        boolean(f"eval.{key}", _get(ev, key))
     for key in ("layers", "predictivity_layers"):
         items(f"eval.{key}", ev[key], lambda name: isinstance(name, str), "a list of module names")
 
@@ -186,5 +263,10 @@ def eval_settings(cfg: DictConfig) -> EvalSettings:
             _check_neural_data(ev["neural_data"])
     else:
         _check_language(cfg, ev)
-    given = {f.name: _frozen(ev[f.name]) for f in fields(EvalSettings) if f.name not in ("kind", "seed", "tdann")}
-    return EvalSettings(kind=kind, seed=integer("seed", cfg.seed), tdann=TdannSettings(**ev["tdann"]), **given)
+    label = ev["label"]
+    must("eval.label", label, label is None or (isinstance(label, str) and label.strip() != ""),
+         "a model name (or null: the checkpoint file's name)")
+    own = ("kind", "seed", "tdann", "positions")
+    given = {f.name: _frozen(ev[f.name]) for f in fields(EvalSettings) if f.name not in own}
+    return EvalSettings(kind=kind, seed=integer("seed", cfg.seed), tdann=TdannSettings(**ev["tdann"]),
+                        positions=_position_settings(ev["positions"]), **given)

@@ -21,6 +21,7 @@ from toponets_exp.evaluation.context import (EvalContext, Section, file_name, me
 from toponets_exp.evaluation.efficiency_analyses import efficiency
 from toponets_exp.evaluation.gratings_analyses import orientation_analysis
 from toponets_exp.evaluation.maps import map_patches, map_tdann_smoothness, response_maps, unresolved_note
+from toponets_exp.evaluation.readout import readout
 from toponets_exp.evaluation.recording import evaluating, record_activations
 from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.evaluation.stimuli import stimulus_loader
@@ -148,6 +149,8 @@ def vision_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict[s
             chance = (1.0 / n_classes, f"1/{n_classes} classes") if n_classes else None
             out["efficiency"] = efficiency(ctx.net, ctx.layers, ev, ctx.model_eval["downsample"], "accuracy", evaluate,
                                            ctx.figures, chance)
+    if ev.readout:
+        out["readout"] = readout(ctx, loader, np.asarray(categories)[labels])
     if ev.neural_data:
         out["predictivity"] = predictivity(acts, ids, ev)
     return per_layer, out

@@ -60,6 +60,25 @@ def resnet_depth(state: Mapping[str, torch.Tensor]) -> int | None:
     return DEPTHS.get((blocks, "layer1.0.conv3.weight" in state))
 
 
+def tdann_trunk(depth: int = 18, num_classes: int = 0) -> models.ResNet:
+    """The torchvision ResNet of a TDANN VISSL file: `num_classes` > 0 for a supervised model's classifier, 0 for a
+    SimCLR trunk (fc is Identity: the pooled trunk features)."""
+    if depth not in TORCHVISION:
+        raise ValueError(f"depth={depth!r}: TDANN's trunks are ResNet-{', -'.join(map(str, TORCHVISION))}")
+    net = TORCHVISION[depth](weights=None, num_classes=max(int(num_classes), 1))
+    if num_classes == 0:
+        net.fc = nn.Identity()
+    return net
+
+
+def tdann_architecture(state: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The `tdann_trunk` arguments of a TDANN state dict: its depth and its classifier's classes (0: none)."""
+    depth = resnet_depth(state)
+    if depth is None:
+        raise KeyError("layer1.0.conv1.weight of a ResNet-18, -34 or -50 trunk")
+    return {"depth": depth, "num_classes": int(state["fc.weight"].shape[0]) if "fc.weight" in state else 0}
+
+
 def tdann_resnet(path: str | Path, depth: int | None = None) -> models.ResNet:
     """A torchvision ResNet with a TDANN VISSL checkpoint's weights (`depth`, when given, must be the file's); fc is
     the supervised classifier the file holds, else Identity (the pooled trunk features, as TDANN's SimCLR models)."""
@@ -70,8 +89,4 @@ def tdann_resnet(path: str | Path, depth: int | None = None) -> models.ResNet:
         raise CheckpointError(f"{source}: its trunk's blocks are no torchvision ResNet-18, -34 or -50")
     if depth is not None and depth != found:
         raise CheckpointError(f"{source} holds a ResNet-{found} trunk, not the ResNet-{depth} asked for")
-    head = state.get("fc.weight")
-    net = TORCHVISION[found](weights=None, num_classes=1000 if head is None else int(head.shape[0]))
-    if head is None:
-        net.fc = nn.Identity()
-    return match_state(net, state, source)
+    return match_state(tdann_trunk(**tdann_architecture(state, {})), state, source)
