@@ -70,6 +70,7 @@ def test_a_tdann_simclr_trunk_evaluates_at_its_positions_in_one_command(tmp_path
         assert entry["effective_dimensionality"] > 1.0
         assert entry["orientation"]["units_tuned"] == min(300, entry["units"])
     assert report["aggregate"]["left_out_layers"]["morans_i"] == len(RESNET18_AT_32PX)
+    assert report["aggregate"]["pinwheels"] is None  # not counted (grid-only), rather than zero
     assert report["aggregate"]["tdann_maps_used"] == 3 * len(RESNET18_AT_32PX)
     readout = report["readout"]
     assert readout["layer"] == "avgpool" and readout["test"] == 9 and readout["train"] == 9

@@ -30,6 +30,8 @@ TINY_VISION = ["data.image_size=8", "data.batch_size=16"]
 TINY_EVAL = ["eval.pruning=[0.0,0.5]", "eval.downsampling=[1,2]", "eval.metric_batches=2", "eval.max_per_category=4"]
 TINY_LANGUAGE_EVAL = ["eval.n_sentences=40", "eval.integration_distances=[0,1,2]", "eval.pruning=[0.0,0.5]",
                       "eval.downsampling=[1,2]", "eval.metric_batches=2"]
+TINY_PEER = ["eval.image_size=32", "eval.max_per_category=4", "eval.batch_size=16", "eval.positions.orientation.max_units=200",
+             "eval.positions.selectivity.num_samples=20", "eval.positions.windows.unit_number_limit=200"]
 TINY_IMAGENET = ["hardware=cpu", "data.num_classes=2", "data.image_size=32", "data.eval_image_size=32",
                  "data.batch_size=4", "data.num_workers=0", "data.pin_memory=false"]
 
@@ -81,6 +83,12 @@ RECIPES = [
     Recipe(r"^-m experiment=paper_trends_digits$", TINY_TRAIN + TINY_VISION + ["topo.weight=0,5", "seed=0",
                                                                               "eval.after_train=false"]),
     Recipe(r"^--help$"),
+    Recipe(r"^topo\.weight=[05] 'eval\.label=\"TopoNets τ=[05]\"' ", TINY_TRAIN + TINY_VISION + TINY_EVAL),
+    Recipe(r"^task=eval model=tdann_resnet ckpt_path=outputs/peers/tdann_(simclr|supervised)/", TINY_PEER,
+           {"outputs/peers": "{peers}"}),
+    Recipe(r"^task=eval model=nanogpt ckpt_path=outputs/peers/topolm/ckpt\.pt ", ["eval.n_sentences=40"],
+           {"outputs/peers": "{peers}"}),
+    Recipe(r"^task=report report\.eval_dirs=\[outputs/compare/", []),
     Recipe(r"^-m hardware=slurm model=resnet18 topo\.weight=0,1,5,10,50 hydra\.launcher\.partition=gpu "
            r"hydra\.launcher\.account=mylab",
            TINY_TRAIN + TINY_VISION + ["eval.after_train=false", "topo.weight=0,5"],
@@ -195,12 +203,19 @@ def _official(scratch: Path, name: str) -> Path:
     return path
 
 
+def _peers(scratch: Path) -> Path:
+    """The stand-ins of `python tools/peer_files.py outputs/peers --size 64`, at the tiny lines' 32 px."""
+    return Path(subprocess.run([sys.executable, str(ROOT / "tools" / "peer_files.py"), str(scratch / "peers"),
+                                "--size", "32"], check=True, capture_output=True).args[2])
+
+
 FIXTURES = {"floc": _floc, "imagenet": _imagenet, "sentences": _sentences, "blimp": _blimp,
             "scratch": lambda scratch: scratch,
             "official_resnet18": lambda scratch: _official(scratch, "all_topo_tau_10.0.pt"),
             "official_resnet50": lambda scratch: _official(scratch, "all_topo_tau_30.0.pt"),
             "official_vit": lambda scratch: _official(scratch, "tau_10.0.pt"),
-            "official_nanogpt": lambda scratch: _official(scratch, "nanogpt_tau_3.0.pt")}
+            "official_nanogpt": lambda scratch: _official(scratch, "nanogpt_tau_3.0.pt"),
+            "peers": _peers}
 
 
 def placeholders(recipe: Recipe) -> set[str]:
@@ -238,9 +253,16 @@ def run_line(args: str, recipe: Recipe, names: dict[str, str], scratch: Path, nu
     names = stand_ins(recipe, names, scratch)
     for old, new in recipe.replace.items():
         text = text.replace(old, new.format(**names))
+    for readme_dir, dir_here in names.items():  # an output directory an earlier line named (hydra.run.dir=...)
+        if readme_dir.startswith("outputs/"):
+            text = text.replace(readme_dir, dir_here)
     multirun = re.search(r"(^| )-m( |$)", text) is not None
     where = scratch / f"line{num:02d}"
     place = f"hydra.sweep.dir={where}" if multirun else f"hydra.run.dir={where}"
+    named = re.search(r"(?:^| )hydra\.run\.dir=(\S+)", text)
+    if named:  # the line's own output directory becomes this line's scratch directory, for later lines to read
+        names[named.group(1)] = str(where)
+        text = text.replace(named.group(0), "")
     argv = split_args(text) + recipe.extra + ([] if "resume=" in text or args == "--help" else [place])
     if "-m" in argv:  # a trailing -m (as a README line may end) would split the overrides appended after it
         argv.remove("-m")

@@ -79,7 +79,8 @@ def orientation_aggregate(per_layer: PerLayer) -> dict[str, Any]:
                           "orientation_tdann_maps", left_out=False)}
     for key in ("spatial_entropy", "cluster_radius", "radial_spectrum_slope", "pinwheel_density"):
         out.update(counted_mean(key, [e.get(key) for e in entries], f"{key}_maps", left_out=False))
-    out["pinwheels"] = sum(e["pinwheels"] for e in entries if e.get("pinwheels") is not None)
+    counted = [e["pinwheels"] for e in entries if e.get("pinwheels") is not None]
+    out["pinwheels"] = sum(counted) if counted else None  # None: no map was a lattice to count them on
     out["orientation_maps"] = len(entries)
     return out
 

@@ -12,6 +12,7 @@ from toponets_exp.brain.gratings import grating_tuning, make_gratings
 from toponets_exp.brain.position_plots import plot_position_maps
 from toponets_exp.brain.stats import d_prime, welch_t
 from toponets_exp.errors import ConfigError
+from toponets_exp.evaluation.aggregate import finite_mean
 from toponets_exp.evaluation.context import EvalContext, Section, file_name, phase, stop_point
 from toponets_exp.evaluation.gratings_analyses import grating_input
 from toponets_exp.evaluation.positioned import PositionedLayer, PositionSet
@@ -37,7 +38,7 @@ def check_sizes(ctx: EvalContext, positions: PositionSet, batch: Any, reduce: st
 
 
 def record_units(ctx: EvalContext, layers: list[PositionedLayer], batches: Any, rectify: bool = False,
-            reduce: str = "flatten", forward: Any = None) -> dict[str, np.ndarray]:
+                 reduce: str = "flatten", forward: Any = None) -> dict[str, np.ndarray]:
     """The recorded units of each positioned layer, by layer name."""
     acts = record_activations(ctx.net, [l.module for l in layers], batches, reduce=reduce, device=ctx.device,
                               forward=forward, rectify=rectify, units={l.module: l.units for l in layers},
@@ -59,7 +60,7 @@ def _category_maps(acts: np.ndarray, named: np.ndarray, present: list[str], laye
         t = welch_t(acts[inside], acts[~inside], ddof=STD_DDOF[ev.selectivity_std])
         dp = d_prime(acts[inside], acts[~inside], ddof=STD_DDOF[ev.selectivity_std])
         entries[category] = {"fraction_selective": float(np.mean(t > ev.selectivity_threshold)),
-                             "peak_t": float(np.max(t)), "mean_d_prime": float(np.nanmean(dp)),
+                             "peak_t": float(np.max(t)), "mean_d_prime": finite_mean(dp.tolist()),
                              **tdann_smoothness(t, layer, sampling, seed, eligible),
                              **t_map_patches(t, layer)}
         maps.append((category, t))
@@ -84,6 +85,8 @@ def positioned_vision(ctx: EvalContext, positions: PositionSet) -> tuple[Section
     named = np.asarray(categories)[np.concatenate(labels)]
     present = [c for c in categories if np.any(named == c)]
     seeds = layer_seeds(layers, ev.seed)
+    phase("ED, response correlation vs distance, category t maps, TDANN smoothness and patches of %d positioned "
+          "layers", len(layers))
     per_layer: Section = {}
     for layer in layers:
         stop_point()
@@ -116,7 +119,7 @@ def positioned_orientation(ctx: EvalContext, positions: PositionSet) -> tuple[Se
     phase("orientation tuning of %d positioned layers to %d sine gratings", len(tuned), len(images))
     batches = (images[i:i + ev.batch_size] for i in range(0, len(images), ev.batch_size))
     acts = record_units(ctx, tuned, batches, rectify=True)
-    out, maps = {}, []
+    out = {}
     for layer, seed in zip(tuned, layer_seeds(tuned, ev.seed).values()):
         stop_point()
         tuning = grating_tuning(acts[layer.name], gratings, ev.orientation_preference)
@@ -125,7 +128,7 @@ def positioned_orientation(ctx: EvalContext, positions: PositionSet) -> tuple[Se
         out[layer.name] = {"units_tuned": int(len(layer.units)), "fraction_selective": float(np.mean(tuning.selective)),
                            "units_without_preference": int(np.sum(~finite)),
                            **tdann_smoothness(theta, layer, sampling, seed, period=180.0)}
-        plot_position_maps([(f"{layer.name}", np.where(finite, theta, np.nan))], layer.coordinates,
+        plot_position_maps([(layer.name, np.where(finite, theta, np.nan))], layer.coordinates,
                            ctx.figures / f"orientation_{file_name(layer.name)}.png",
                            f"{layer.name}: preferred orientation (deg) at TDANN's positions", cyclic=True)
     return out, {"images": len(images), "size": size, "input": source, "preference": ev.orientation_preference}
