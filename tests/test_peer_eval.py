@@ -5,6 +5,7 @@ layouts); files that do not fit are refused in one line, exit 2, nothing written
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from toponets_exp.evaluation.recording import record_activations
 from toponets_exp.models.nanogpt import gpt
 
 from cli import run_cli
+from test_unit_positions import Payload
 from peer_standins import (RESNET18_AT_32PX, authors_classes, save_npz, save_pkl, save_topolm, simclr_file,  # noqa: F401
                            tdann_positions, topolm_layer, topolm_state)
 
@@ -90,6 +92,10 @@ def test_positions_of_another_model_are_refused_before_anything_is_written(tmp_p
         "topolm": (tmp_path / "topolm",
                    "eval.positions.dir holds topolm layers layer.0.attn, layer.0.mlp, which name no module of ResNet"),
     }
+    hostile = tdann_positions(tmp_path / "hostile", RESNET18_AT_32PX)
+    marker = tmp_path / "ran"
+    save_pkl(Payload(os.system, f"touch {marker}"), hostile / "layer2.0.pkl")  # a pickle that runs a command
+    cases["pickle"] = (hostile, "layer2.0.pkl' names posix.system, which this reader does not admit")
     (tmp_path / "topolm").mkdir()
     for name in ("layer.0.attn", "layer.0.mlp"):
         save_pkl(topolm_layer(name), tmp_path / "topolm" / f"{name}.pkl")
@@ -98,6 +104,7 @@ def test_positions_of_another_model_are_refused_before_anything_is_written(tmp_p
         proc = run_cli(*common, f"eval.positions.dir={directory}", f"hydra.run.dir={out}")
         assert proc.returncode == 2 and message in proc.stdout, (case, proc.stdout[-2000:])
         assert not out.exists()
+    assert not marker.exists()
 
 
 def test_tdann_sets_are_rescaled_as_tdann_analyses_read_them_and_large_layers_sampled(tmp_path, authors_classes):
