@@ -10,7 +10,7 @@ from typing import Any
 
 from lightning.pytorch.loggers import WandbLogger
 
-from toponets_exp.resume.run_dir import SUMMARY, ResumePoint
+from toponets_exp.resume.run_dir import SUMMARY, ResumePoint, run_command
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +20,8 @@ def finished_summary(out: Path, resume: ResumePoint) -> dict[str, Any]:
     summary = json.loads((out / SUMMARY).read_text())
     best = summary.get("best_checkpoint") or str(resume.path)
     log.info("The run in %s has finished (%d optimizer steps; %s): nothing to train, and its results stay as they "
-             "are. Train further with a larger trainer.max_epochs or trainer.max_steps; evaluate again with: python "
-             "run.py task=eval ckpt_path=%s", out, resume.step, SUMMARY, best)
+             "are. Train further with a larger trainer.max_epochs or trainer.max_steps; evaluate again with: %s", out,
+             resume.step, SUMMARY, run_command(["task=eval", f"ckpt_path={best}"]))
     return summary
 
 

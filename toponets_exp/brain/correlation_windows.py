@@ -20,7 +20,7 @@ import numpy as np
 
 from toponets_exp.brain.smoothness import (METHODS, SimilarityCurve, SmoothnessResult, largest_outward_drop,
                                            reliable_bins)
-from toponets_exp.brain.stats import ArrayLike, as_float64
+from toponets_exp.brain.stats import ArrayLike, as_float64, unit_positions_of
 from toponets_exp.brain.tdann import bin_means, bin_sums, mean_smoothness
 
 WINDOW_WIDTH_MM = 1.5      # WindowParams().width
@@ -72,13 +72,12 @@ def _limit(name: str, value: int | None, least: int) -> None:
 def _checked(features: ArrayLike, positions: ArrayLike, width: float, window_number_limit: int | None,
              unit_number_limit: int | None, edge_buffer: int, num_bins: int) -> tuple[np.ndarray, np.ndarray]:
     """Validated float64 features (n_stimuli, N) and positions (N, 2)."""
-    f, p = as_float64(features), as_float64(positions)
+    f = as_float64(features)
     if f.ndim != 2 or f.shape[0] < 2 or f.shape[1] < 2:
         raise ValueError(f"features must be (n_stimuli, N) with at least 2 stimuli and 2 units, got shape {f.shape}")
-    if p.shape != (f.shape[1], 2):
-        raise ValueError(f"positions must be ({f.shape[1]}, 2), an (x, y) per unit, got shape {p.shape}")
-    if not (np.all(np.isfinite(f)) and np.all(np.isfinite(p))):
-        raise ValueError("features and positions must be finite (NaN or infinite entries found)")
+    p = unit_positions_of(positions, f.shape[1])
+    if not np.all(np.isfinite(f)):
+        raise ValueError("features contain NaN or infinite entries")
     if not (np.isfinite(width) and width > 0):
         raise ValueError(f"width={width!r} must be a positive window side")
     _limit("window_number_limit", window_number_limit, 1)

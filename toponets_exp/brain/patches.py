@@ -32,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import ConvexHull, Delaunay, QhullError, cKDTree
 
-from toponets_exp.brain.stats import ArrayLike, as_float64
+from toponets_exp.brain.stats import ArrayLike, as_float64, unit_positions_of
 
 TDANN_SHEET_MM = 70.0        # TDANN's VTC sheet (constants.VTC_SIZE)
 TDANN_SIGMA_MM = 2.4         # find_patches' smoothing width
@@ -114,13 +114,10 @@ def alpha_shape_area(points: np.ndarray, max_radius: float) -> float:
 
 def _checked(t: ArrayLike, positions: ArrayLike, mm: float) -> tuple[np.ndarray, np.ndarray]:
     """Validated float64 t (N,) and positions (N, 2)."""
-    t, p = as_float64(t), as_float64(positions)
+    t = as_float64(t)
     if t.ndim != 1 or t.size < 1:
         raise ValueError(f"t must be a 1-D array of one t per unit, got shape {t.shape}")
-    if p.shape != (t.size, 2):
-        raise ValueError(f"positions must be ({t.size}, 2), an (x, y) per unit, got shape {p.shape}")
-    if not np.all(np.isfinite(p)):
-        raise ValueError("positions contain NaN or infinite entries")
+    p = unit_positions_of(positions, t.size)
     if not (np.isfinite(mm) and mm > 0):
         raise ValueError(f"mm={mm!r} must be a positive, finite number of position units per TDANN millimetre")
     return t, p

@@ -19,6 +19,16 @@ def as_float64(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def unit_positions_of(positions: ArrayLike, units: int) -> np.ndarray:
+    """Validated float64 (units, 2) positions, an (x, y) per unit, all finite."""
+    p = as_float64(positions)
+    if p.shape != (units, 2):
+        raise ValueError(f"positions must be ({units}, 2), an (x, y) per unit, got shape {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("positions contain NaN or infinite entries")
+    return p
+
+
 def _groups(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Validated (n_a, units) and (n_b, units) float64 groups with at least 2 samples each."""
     a, b = as_float64(a), as_float64(b)

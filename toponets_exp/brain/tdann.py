@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from toponets_exp.brain.stats import ArrayLike, as_float64
+from toponets_exp.brain.stats import ArrayLike, as_float64, unit_positions_of
 
 PAIR_CHUNK = 1 << 22  # pairs per chunk of the distance/difference computation (bounds memory on large sheets)
 
@@ -140,13 +140,10 @@ def _check_settings(n: int, num_bins: int, num_samples: int, sample_size: int | 
 def _checked_map(values: ArrayLike, positions: ArrayLike,
                  eligible: ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Validated float64 values (N,), positions (N, 2) and boolean mask (N,) or None."""
-    v, p = as_float64(values), as_float64(positions)
+    v = as_float64(values)
     if v.ndim != 1 or v.size < 2:
         raise ValueError(f"values must be a 1-D array of at least 2 units, got shape {v.shape}")
-    if p.shape != (v.size, 2):
-        raise ValueError(f"positions must be ({v.size}, 2), an (x, y) per unit, got shape {p.shape}")
-    if not np.all(np.isfinite(p)):
-        raise ValueError("positions contain NaN or infinite entries")
+    p = unit_positions_of(positions, v.size)
     mask = None
     if eligible is not None:
         mask = np.asarray(eligible)

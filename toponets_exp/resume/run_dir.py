@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -80,17 +82,22 @@ def _extends(cfg: DictConfig, summary: dict[str, Any]) -> bool:
             or (isinstance(steps, int) and steps > max(summary.get("optimizer_steps", 0), 0)))
 
 
-def _restart_command(out: Path) -> str:
+def run_command(given: Sequence[str]) -> str:
+    """`python run.py` with these overrides, quoted for a POSIX shell (an override may hold spaces or quotes)."""
+    return shlex.join(["python", "run.py", *given])
+
+
+def _restart_command(out: Path, *extra: str) -> str:
     """The command that starts the run of `out` again, in a new directory, from its first start's overrides."""
     saved = out / ".hydra" / "overrides.yaml"
     given = [str(o) for o in OmegaConf.load(saved) if not str(o).startswith(("hydra.run.dir=", "resume="))] \
         if saved.is_file() else []
-    return " ".join(["python run.py", *given])
+    return run_command([*given, *extra])
 
 
 def resume_command(out: Path) -> str:
     """The command that continues the run of `out` in place."""
-    return f"{_restart_command(out)} resume={out}"
+    return _restart_command(out, f"resume={out}")
 
 
 def _check_unused(out: Path, last: Path) -> None:

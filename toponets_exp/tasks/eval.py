@@ -12,6 +12,7 @@ from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation import (check_model_settings, eval_settings, evaluate, load_for_eval, positions_for,
                                      task_data)
 from toponets_exp.loggers import log_report
+from toponets_exp.resume.run_dir import run_command
 from toponets_exp.resume.stop import stopping_on_signals
 
 
@@ -29,8 +30,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     positions = positions_for(settings, model.net, model.model_args)
     data = task_data(cfg, model, settings.kind)
     out, loggers = output_dir(cfg), build_loggers(cfg)
-    stopped = f"no report.json is written; the requeued job evaluates again, as does: python run.py " \
-              f"{' '.join(overrides())}"
+    stopped = f"no report.json is written; the requeued job evaluates again, as does: {run_command(overrides())}"
     with stopping_on_signals(stopped):  # a Slurm signal stops the evaluation within seconds
         report = evaluate(model, data, settings, out, positions)
     log_report(loggers, report, out)
