@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision import models
 
 from toponets_exp.evaluation.positioned import TDANN_RESCALE, read_position_set
 from toponets_exp.evaluation.readout import linear_readout
@@ -20,8 +21,8 @@ from toponets_exp.models.nanogpt import gpt
 
 from cli import run_cli
 from test_unit_positions import Payload
-from peer_standins import (RESNET18_AT_32PX, authors_classes, save_npz, save_pkl, save_topolm, simclr_file,  # noqa: F401
-                           tdann_positions, topolm_layer, topolm_state)
+from peer_standins import (RESNET18_AT_32PX, SpatialTrunk, authors_classes, save_npz, save_pkl,  # noqa: F401
+                           save_topolm, save_vissl, simclr_file, tdann_positions, topolm_layer, topolm_state)
 
 GRID_ONLY = {"weight_smoothness", "morans_i", "morans_i_topolm", "topoformer_tgi", "map_similarity_ssim"}
 
@@ -181,3 +182,25 @@ def test_linear_readout_holds_out_a_stratified_split():
     assert result["chance"] == pytest.approx(1 / 3)
     lone = linear_readout(features[:21], labels[:21], 0.5, seed=1)  # category c has one stimulus
     assert lone["accuracy"] is None and "2 stimuli each" in lone["why_none"]
+
+
+def test_a_supervised_tdann_model_on_its_task_data_reports_its_classifier_accuracy(tmp_path, authors_classes):
+    torch.manual_seed(0)
+    base = models.resnet18(weights=None, num_classes=10)
+    heads = {"0.clf.0.weight": base.fc.weight.detach(), "0.clf.0.bias": base.fc.bias.detach()}
+    base.fc = torch.nn.Identity()
+    checkpoint = save_vissl(tmp_path / "model_final_checkpoint_phase199.torch", SpatialTrunk(base).state_dict(),
+                            heads)
+    out = tmp_path / "eval"
+    proc = run_cli("task=eval", "model=tdann_resnet", f"ckpt_path={checkpoint}", "data.image_size=32",
+                   f"eval.positions.dir={tdann_positions(tmp_path / 'positions', RESNET18_AT_32PX)}",
+                   "eval.gratings=false", "eval.max_per_category=3", "eval.metric_batches=2",
+                   "eval.positions.selectivity.num_samples=5", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["architecture_from_checkpoint"] == {"depth": 18, "num_classes": 10}
+    assert 0.0 <= report["task_accuracy"] <= 1.0 and report["n_stimuli"] == 30  # digits' test split as stimuli
+    assert report["accuracy"] == {"value": report["task_accuracy"], "source": "classifier",
+                                  "what": "the model's classifier, task test split"}
+    assert report["readout"]["test"] == 15
+    assert report["aggregate"]["left_out_layers"]["efficiency"] == len(RESNET18_AT_32PX)

@@ -11,7 +11,7 @@ from PIL import Image
 from cli import read_csv, run_cli
 
 GRID_ONLY = {"weight_smoothness": 4, "morans_i": 4, "morans_i_topolm": 4, "topoformer_tgi": 4,
-             "map_similarity_ssim": 4, "efficiency_downsampling": 4}
+             "map_similarity_ssim": 4, "efficiency": 4}
 
 
 def eval_report(label: str, kind: str = "vision", accuracy: float | None = None, source: str | None = None,

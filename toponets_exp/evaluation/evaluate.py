@@ -46,6 +46,14 @@ def _conventions(settings: EvalSettings) -> dict[str, Any]:
                                "seed": settings.seed}}
 
 
+def _position_conventions(settings: EvalSettings) -> dict[str, Any]:
+    """How the statistics are defined for units at their own positions (TDANN's analyses, spacetorch)."""
+    p = settings.positions
+    return {"selectivity_std": settings.selectivity_std, "ed_features": "unpooled (every recorded unit)",
+            "max_units": p.max_units, "patches": "TDANN's find_patches on the units' positions, lengths as given (mm)",
+            "tdann_selectivity": p.selectivity, "tdann_orientation": p.orientation, "windows": p.windows}
+
+
 def _context(model: EvalModel, data: TaskData, settings: EvalSettings, figures: Path) -> EvalContext:
     """What the analyses share: the model on eval.device, its model.eval.* settings, and (language) the tokenizer."""
     model_eval = {"downsample": {}, "context": None, **OmegaConf.to_container(model.config.get("eval", {}),
@@ -94,7 +102,8 @@ def evaluate(model: EvalModel, data: TaskData, settings: EvalSettings, out: Path
         "task": "eval", "kind": settings.kind, "label": model_label(settings, model.checkpoint),
         "checkpoint": model.checkpoint, "model": model.config.net._target_,
         "architecture_from_checkpoint": model.architecture, "topo_weight": model.topo_weight,
-        "smoothness_method": settings.smoothness, "tdann": settings.tdann, "conventions": _conventions(settings),
+        "smoothness_method": settings.smoothness, "tdann": settings.tdann,
+        "conventions": _conventions(settings) if positions is None else _position_conventions(settings),
         "positions": positions.describe() if positions is not None else None,
         "accuracy": headline_accuracy(model_level),
         "aggregate": aggregate(per_layer), "layers": per_layer, **model_level, "skipped": ctx.skipped,

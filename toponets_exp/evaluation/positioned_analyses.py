@@ -11,6 +11,7 @@ import torch
 from toponets_exp.brain.gratings import grating_tuning, make_gratings
 from toponets_exp.brain.position_plots import plot_position_maps
 from toponets_exp.brain.stats import d_prime, welch_t
+from toponets_exp.data.resumable import whole_split
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation.aggregate import finite_mean
 from toponets_exp.evaluation.context import EvalContext, Section, file_name, phase, stop_point
@@ -21,7 +22,7 @@ from toponets_exp.evaluation.positioned_maps import (layer_maps, layer_seeds, t_
 from toponets_exp.evaluation.readout import readout
 from toponets_exp.evaluation.recording import record_activations
 from toponets_exp.evaluation.stimuli import stimulus_loader
-from toponets_exp.evaluation.vision_analyses import STD_DDOF
+from toponets_exp.evaluation.vision_analyses import STD_DDOF, accuracy_on
 
 
 def check_sizes(ctx: EvalContext, positions: PositionSet, batch: Any, reduce: str = "flatten",
@@ -101,6 +102,12 @@ def positioned_vision(ctx: EvalContext, positions: PositionSet) -> tuple[Section
         per_layer_orientation, out["gratings"] = positioned_orientation(ctx, positions)
         for name, entry in per_layer_orientation.items():
             per_layer[name]["orientation"] = entry
+    if ctx.data is None:
+        ctx.skip("task_accuracy", "the task's test split")
+    else:  # the classifier's accuracy (pruning and sheet downsampling are grid-only here)
+        ctx.data.setup("test")
+        out["task_accuracy"] = accuracy_on(whole_split(ctx.data.test_dataloader()), ev.metric_batches,
+                                           ctx.device)(ctx.net)
     if ev.readout:
         out["readout"] = readout(ctx, loader, named)
     return per_layer, out

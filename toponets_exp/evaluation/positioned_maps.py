@@ -10,20 +10,20 @@ from typing import Any
 import numpy as np
 
 from toponets_exp.brain import effective_dimensionality
+from toponets_exp.brain.correlation_windows import WINDOW_WIDTH_MM, correlation_smoothness_at
 from toponets_exp.brain.patches import find_patches_at
 from toponets_exp.brain.tdann import leading_bins, mean_smoothness, tdann_curves_at
-from toponets_exp.brain.correlation_windows import correlation_smoothness_at
 from toponets_exp.evaluation.positioned import PositionedLayer, PositionSet
 from toponets_exp.evaluation.settings import EvalSettings, SampleSettings
 
-TDANN_WINDOW_MM = 1.5  # spacetorch/utils/spatial_utils.py WindowParams.width
-GRID_ONLY = {          # measure -> why it is not computed at explicit positions
-    "weight_smoothness": "a block output's units share their channel's weights; no weight vector per position",
+GRID_ONLY = {  # measure -> why it is not computed at explicit positions
+    "weight_smoothness": "the units are a module's output values (a block's C·H·W, a residual stream), not one "
+                         "weight vector each",
     "morans_i": "Moran's I with rook neighbours on a lattice",
     "morans_i_topolm": "Moran's I with queen neighbours on a lattice",
     "topoformer_tgi": "Topoformer's TGI on a torus of the sheet",
     "map_similarity_ssim": "SSIM compares images of the sheet",
-    "efficiency_downsampling": "sheet downsampling pools k x k blocks of the lattice",
+    "efficiency": "pruning and sheet downsampling act on the topo layers' weight sheets, not on positioned units",
 }
 VISION_GRID_ONLY = {
     "pinwheels": "TDANN's pinwheel detector reads an image of the orientation map",
@@ -44,7 +44,7 @@ def window_width(layer: PositionedLayer, positions: PositionSet, ev: EvalSetting
     if ev.positions.windows.width is not None:
         return float(ev.positions.windows.width)
     if positions.format == "tdann":
-        return TDANN_WINDOW_MM
+        return WINDOW_WIDTH_MM
     return float(np.ptp(layer.coordinates, axis=0).min())
 
 

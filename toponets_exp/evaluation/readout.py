@@ -41,11 +41,12 @@ def linear_readout(features: np.ndarray, labels: np.ndarray, test_fraction: floa
 
 
 def headline_accuracy(model_level: Mapping[str, Any]) -> dict[str, Any]:
-    """The accuracy a comparison plots: the classifier's on the task's test split (efficiency at sparsity 0) where it
-    ran, else the linear read-out's on held-out stimuli; what it is, in words."""
+    """The accuracy a comparison plots: the classifier's on the task's test split (efficiency at sparsity 0, or the
+    positioned evaluation's task_accuracy) where it ran, else the linear read-out's on held-out stimuli; what it is,
+    in words."""
     efficiency = model_level.get("efficiency") or {}
     pruning = efficiency.get("pruning", {}) if efficiency.get("metric") == "accuracy" else {}
-    base = next((v for k, v in pruning.items() if float(k) == 0.0), None)
+    base = next((v for k, v in pruning.items() if float(k) == 0.0), model_level.get("task_accuracy"))
     if base is not None:
         return {"value": base, "source": "classifier", "what": "the model's classifier, task test split"}
     readout = model_level.get("readout") or {}
