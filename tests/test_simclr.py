@@ -1,6 +1,9 @@
 """The SimCLR objective: its loss is NT-Xent as SimCLR defines it, its head TDANN's, its views torchvision's ops drawn
-from its own generator, and a resumed run draws the views (and reaches the weights) of an uninterrupted one."""
+from its own generator, a resumed run draws the views (and reaches the weights) of an uninterrupted one, and
+`python run.py experiment=simclr_digits` trains, tests and evaluates a trunk."""
 
+import json
+import math
 from functools import partial
 
 import lightning as L
@@ -12,6 +15,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from torchvision.transforms.v2 import functional as TF
 
+from cli import read_csv, run_cli
+from test_experiments import composed
 from toponets_exp.build.data import check_model_data
 from toponets_exp.data.resumable import ResumableLoader
 from toponets_exp.errors import ConfigError
@@ -206,6 +211,7 @@ def test_a_checkpoint_of_another_rank_count_restarts_the_views_from_the_step(cap
     assert torch.equal(module.views_rng.get_state(), expected.get_state())
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")  # a step called without a trainer
 def test_held_out_views_do_not_depend_on_training() -> None:
     module = small_simclr(seed=2)
     module.eval()
@@ -220,3 +226,40 @@ def test_held_out_views_do_not_depend_on_training() -> None:
     first = val_loss()
     V.two_views(batch[0], module._training_views(), module.settings, STATS)  # training draws views meanwhile
     assert val_loss() == first
+
+
+def test_simclr_digits_recipe_has_tdanns_settings() -> None:
+    cfg = composed("simclr_digits", "hydra.runtime.output_dir=/tmp/out")
+    plain = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    assert plain["model"]["lit"]["_target_"] == "toponets_exp.lit.SimCLR" and plain["model"]["lit"]["seed"] == 0
+    assert plain["model"]["net"] == {"_target_": "toponets_exp.models.resnet.tdann_trunk", "depth": 18,
+                                     "num_classes": 0, "small_input": True}
+    assert plain["optim"]["lr"] == pytest.approx(0.3 * 128 / 256) and plain["optim"]["weight_decay"] == 1e-6
+    assert plain["optim"]["momentum"] == 0.9 and plain["optim"]["nesterov"] is False
+    assert plain["lr_schedule"]["min_lr_ratio"] == 0 and plain["lr_schedule"]["warmup_steps"] == 0
+    assert plain["topo"]["weight"] == 0 and plain["eval"]["efficiency"] is False
+    settings = V.view_settings(plain["model"]["lit"]["views"])
+    assert settings == V.ViewSettings(blur_sigma=settings.blur_sigma)  # TDANN's, the blur scaled to 16 px
+
+
+def test_simclr_digits_experiment_trains_tests_and_reads_out(tmp_path) -> None:
+    """The experiment end to end on tiny settings (one layer's maps evaluated): a trunk trained by SimCLR, its test
+    loss, the evaluation's linear read-out of its pooled features (no classifier to score), checkpoints and
+    metrics, and the LR scaled to the global batch of 16."""
+    out = tmp_path / "run"
+    proc = run_cli("experiment=simclr_digits", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                   "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.log_every_n_steps=1",
+                   "data.image_size=8", "data.batch_size=16", "trainer.enable_progress_bar=false",
+                   "trainer.enable_model_summary=false", "eval.gratings=false", "topo.layers=[layer4.1.conv1]",
+                   f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["optimizer_steps"] == 2 and math.isfinite(summary["test"]["loss"])
+    report = json.loads((out / "report.json").read_text())
+    assert report["readout"]["layer"] == "avgpool" and report["readout"]["features"] == 512
+    assert report["accuracy"]["source"] == "readout" and "efficiency" not in report
+    rows = read_csv(out / "metrics.csv")
+    assert [r["train/loss_step"] for r in rows if r.get("train/loss_step")] and any(r.get("val/loss") for r in rows)
+    assert {p.name for p in (out / "checkpoints").iterdir()} >= {"last.ckpt"}
+    resolved = OmegaConf.load(out / "config_resolved.yaml")
+    assert resolved.optim.lr == pytest.approx(0.3 * 16 / 256)
