@@ -83,6 +83,18 @@ def test_loss_is_nt_xent_as_simclr_defines_it() -> None:
                                    atol=1e-5, rtol=0)
 
 
+def test_loss_is_float32_under_bf16_autocast() -> None:
+    module = small_simclr()
+    module.eval()
+    views = torch.randn(2, 6, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        projected = module.projections(*views)
+        loss = module.views_loss(*views)
+    assert projected[0].dtype == torch.bfloat16 and loss.dtype == torch.float32
+    expected = nt_xent_by_definition(*(z.float() for z in projected), 0.1)
+    torch.testing.assert_close(loss.double(), expected, atol=1e-5, rtol=0)
+
+
 def test_head_is_tdanns_mlp() -> None:
     """Linear(512, 512) with bias, ReLU, Linear(512, 128) with bias: VISSL's mlp heads of TDANN's config."""
     module = SimCLR(nn.Flatten(), **OPTIM)

@@ -84,9 +84,11 @@ class SimCLR(ResumableEpochMetrics):
         return self.head(features).chunk(2)
 
     def views_loss(self, view0: torch.Tensor, view1: torch.Tensor, gather: bool = True) -> torch.Tensor:
-        """NT-Xent of the two views' projections; with `gather`, every rank's projections are the negatives."""
+        """NT-Xent of the two views' projections, in float32 under mixed precision too (similarities / 0.1 in bf16
+        would be off by a few hundredths); with `gather`, every rank's projections are the negatives."""
         z0, z1 = self.projections(view0, view1)
-        return (self.criterion if gather else self.eval_criterion)(z0, z1)
+        with torch.autocast(z0.device.type, enabled=False):
+            return (self.criterion if gather else self.eval_criterion)(z0.float(), z1.float())
 
     def _training_views(self) -> torch.Generator:
         """The training views' generator: seeded from (seed, global rank) at the first step unless restored."""
