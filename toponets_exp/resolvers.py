@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
+
+from toponets_exp.errors import ConfigError
 
 
 def first_set(value: Any, default: Any) -> Any:
@@ -29,8 +31,21 @@ def new_run_subdir(directory: str, subdir: str) -> str | None:
     return None if holds_more_than_hydra(directory) else subdir
 
 
+def linear_lr(base: float, per: int, batch_size: int, devices: Any, num_nodes: int = 1, accumulate: int = 1) -> float:
+    """Linear LR scaling (Goyal et al. 2017; VISSL's auto_lr_scaling, TDANN's SimCLR): `base` per `per` images of the
+    global batch, batch_size x devices x num_nodes x accumulate; `devices` a count or a list of devices."""
+    count = len(devices) if isinstance(devices, (list, tuple, ListConfig)) else devices
+    factors = {"data.batch_size": batch_size, "trainer.devices": count, "trainer.num_nodes": num_nodes,
+               "trainer.accumulate_grad_batches": accumulate}
+    for key, value in factors.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{key}={value!r}: optim.lr's linear scaling (linear_lr) needs it as a whole number "
+                              ">= 1 (devices counted, not -1 or auto); set it, or set optim.lr to a number")
+    return float(base) * batch_size * count * num_nodes * accumulate / per
+
+
 def register() -> None:
     """Register the project's resolvers (idempotent)."""
-    for name, resolver in (("first_set", first_set), ("new_run_subdir", new_run_subdir)):
+    for name, resolver in (("first_set", first_set), ("new_run_subdir", new_run_subdir), ("linear_lr", linear_lr)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pydoc
 from pathlib import Path
 
 import lightning as L
@@ -25,13 +26,22 @@ def _data_keys(option: Path) -> set[str]:
     return keys
 
 
+def uses_labels(cfg: DictConfig) -> bool:
+    """Whether the LightningModule of `model.lit` trains on the data's labels (its class's `uses_labels`, true unless
+    it says otherwise, as SimCLR does)."""
+    target = pydoc.locate(str(cfg.model.get("lit", {}).get("_target_", "")))
+    return bool(getattr(target, "uses_labels", True))
+
+
 def check_model_data(cfg: DictConfig) -> None:
     """An image model needs labelled images and a language model token ids: else one line naming the data options
-    that fit (`data.num_classes` marks image classification data, `data.vocab_size` text data)."""
+    that fit (`data.num_classes` marks image classification data, `data.vocab_size` text data). A model trained
+    without the labels (SimCLR) need not have an output per class."""
     kind = str(cfg.model.get("eval", {}).get("kind", "vision"))
     key, what = PROVIDES[kind]
     if key in cfg.data:
-        check_output_size(cfg, key)
+        if uses_labels(cfg):
+            check_output_size(cfg, key)
         return
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
     model, data = choices.get("model", "this model"), choices.get("data", "this data")

@@ -60,23 +60,26 @@ def resnet_depth(state: Mapping[str, torch.Tensor]) -> int | None:
     return DEPTHS.get((blocks, "layer1.0.conv3.weight" in state))
 
 
-def tdann_trunk(depth: int = 18, num_classes: int = 0) -> models.ResNet:
+def tdann_trunk(depth: int = 18, num_classes: int = 0, small_input: bool = False) -> models.ResNet:
     """The torchvision ResNet of a TDANN VISSL file: `num_classes` > 0 for a supervised model's classifier, 0 for a
-    SimCLR trunk (fc is Identity: the pooled trunk features)."""
+    SimCLR trunk (fc is Identity: the pooled trunk features); `small_input`: the 3x3/1 stem without max-pool of
+    `resnet18(small_input=True)`, for images of 8-32 px (not in TDANN's files)."""
     if depth not in TORCHVISION:
         raise ValueError(f"depth={depth!r}: TDANN's trunks are ResNet-{', -'.join(map(str, TORCHVISION))}")
-    net = TORCHVISION[depth](weights=None, num_classes=max(int(num_classes), 1))
+    net = _build(TORCHVISION[depth], max(int(num_classes), 1), small_input, False, None)
     if num_classes == 0:
         net.fc = nn.Identity()
     return net
 
 
 def tdann_architecture(state: Mapping[str, torch.Tensor], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """The `tdann_trunk` arguments of a TDANN state dict: its depth and its classifier's classes (0: none)."""
+    """The `tdann_trunk` arguments of a TDANN state dict: its depth and its classifier's classes (0: none); and
+    small_input=True for a trunk of ours with the small-input stem (TDANN's files have ImageNet's)."""
     depth = resnet_depth(state)
     if depth is None:
         raise KeyError("layer1.0.conv1.weight of a ResNet-18, -34 or -50 trunk")
-    return {"depth": depth, "num_classes": int(state["fc.weight"].shape[0]) if "fc.weight" in state else 0}
+    found = {"depth": depth, "num_classes": int(state["fc.weight"].shape[0]) if "fc.weight" in state else 0}
+    return {**found, "small_input": True} if tuple(state["conv1.weight"].shape[2:]) == (3, 3) else found
 
 
 def tdann_resnet(path: str | Path, depth: int | None = None) -> models.ResNet:
