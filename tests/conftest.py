@@ -52,6 +52,17 @@ def _environment_kept() -> Iterator[None]:
     os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def _hydra_runtime_kept() -> Iterator[None]:
+    """A Hydra runtime a test sets (HydraConfig, as a composed run's) ends with it: later tests in the same worker see
+    none, as a library call outside a run does, and their messages do not name another test's config groups."""
+    from hydra.core.hydra_config import HydraConfig
+
+    before = HydraConfig.instance().cfg
+    yield
+    HydraConfig.instance().cfg = before
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> tuple[Path, str]:
     """A tiny run (TINY, seed 3, τ 5) trained through run.py: its directory and its output."""
