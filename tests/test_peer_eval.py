@@ -15,7 +15,7 @@ from torchvision import models
 
 from toponets_exp.evaluation.positioned import TDANN_RESCALE, read_position_set
 from toponets_exp.evaluation.readout import linear_readout
-from toponets_exp.evaluation.settings import PositionSettings, SampleSettings, WindowSettings
+from toponets_exp.evaluation.position_settings import PositionSettings, SampleSettings, WindowSettings
 from toponets_exp.evaluation.recording import record_activations
 from toponets_exp.models.nanogpt import gpt
 

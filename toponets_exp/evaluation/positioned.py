@@ -25,7 +25,8 @@ import numpy as np
 from torch import nn
 
 from toponets_exp.errors import ConfigError, few
-from toponets_exp.evaluation.settings import EvalSettings, PositionSettings
+from toponets_exp.evaluation.position_settings import PositionSettings
+from toponets_exp.evaluation.settings import EvalSettings
 from toponets_exp.topo.unit_positions import read_tdann_positions, read_topolm_positions
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from toponets_exp.brain.correlation_windows import WINDOW_WIDTH_MM, correlation_
 from toponets_exp.brain.patches import find_patches_at
 from toponets_exp.brain.tdann import leading_bins, mean_smoothness, tdann_curves_at
 from toponets_exp.evaluation.positioned import PositionedLayer, PositionSet
-from toponets_exp.evaluation.settings import EvalSettings, SampleSettings
+from toponets_exp.evaluation.position_settings import SampleSettings
+from toponets_exp.evaluation.settings import EvalSettings
 
 GRID_ONLY = {  # measure -> why it is not computed at explicit positions
     "weight_smoothness": "the units are a module's output values (a block's C·H·W, a residual stream), not one "

@@ -140,8 +140,8 @@ class _Recorder:
         self.mask: torch.Tensor | None = None
         self.current: dict[str, np.ndarray] = {}
         self.chunks: dict[str, list[np.ndarray]] = {name: [] for name in modules}
-        self.handles = [module.register_forward_pre_hook(self._pre_hook(name)) if name in inputs
-                        else module.register_forward_hook(self._hook(name)) for name, module in modules.items()]
+        self.handles = [module.register_forward_pre_hook(self._hook(name, True)) if name in inputs
+                        else module.register_forward_hook(self._hook(name, False)) for name, module in modules.items()]
 
     def _keep(self, name: str, output: Any) -> None:
         """Store the reduced (and unit-selected) rows of one module call for the current batch."""
@@ -157,18 +157,11 @@ class _Recorder:
             rows = rows[:, index.to(rows.device)]
         self.current[name] = rows.detach().cpu().numpy().astype(np.float32, copy=False)
 
-    def _hook(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
-        """A hook storing the reduced output of module `name` for the current batch."""
-        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            """Reduce this forward call's output to (B, units) rows on the CPU."""
-            self._keep(name, output)
-        return hook
-
-    def _pre_hook(self, name: str) -> Callable[[nn.Module, Any], None]:
-        """A hook storing the reduced first input of module `name` for the current batch."""
-        def hook(module: nn.Module, inputs: Any) -> None:
-            """Reduce this forward call's first input to (B, units) rows on the CPU."""
-            self._keep(name, inputs)
+    def _hook(self, name: str, at_input: bool) -> Callable[..., None]:
+        """A hook storing the reduced output (`at_input`: first input) of module `name` for the current batch."""
+        def hook(module: nn.Module, inputs: Any, output: Any = None) -> None:
+            """Reduce this forward call's output (or input) to (B, units) rows on the CPU."""
+            self._keep(name, inputs if at_input else output)
         return hook
 
     def commit(self) -> None:

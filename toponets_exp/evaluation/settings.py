@@ -18,6 +18,7 @@ from toponets_exp.brain.gratings import PREFERENCES
 from toponets_exp.brain.smoothness import METHODS
 from toponets_exp.checks import boolean, choice, integer, is_int, is_number, items, must
 from toponets_exp.errors import ConfigError
+from toponets_exp.evaluation.position_settings import PositionSettings, check_positions, position_settings
 from toponets_exp.evaluation.recording import REDUCTIONS
 from toponets_exp.evaluation.stimulus_folder import check_stimuli
 
@@ -52,40 +53,6 @@ class TdannSettings:
     num_samples: int
     sample_size: int | None
     distance_cutoff: float | None
-
-
-@dataclass(frozen=True)
-class SampleSettings:
-    """How TDANN samples units for the smoothness of a map at positions (eval.positions.selectivity / orientation)."""
-
-    num_samples: int
-    sample_size: int
-    distance_cutoff: float | None
-    min_mean_response: float | None = None
-    max_units: int | None = None
-
-
-@dataclass(frozen=True)
-class WindowSettings:
-    """TDANN's windows of units for response correlation vs distance (eval.positions.windows); width None: auto."""
-
-    width: float | None
-    window_number_limit: int | None
-    unit_number_limit: int | None
-    edge_buffer: float
-    num_bins: int
-
-
-@dataclass(frozen=True)
-class PositionSettings:
-    """eval.positions: a peer's positions directory and how its layers are measured at their coordinates."""
-
-    dir: str | None
-    rescale: bool
-    max_units: int
-    selectivity: SampleSettings
-    orientation: SampleSettings
-    windows: WindowSettings
 
 
 @dataclass(frozen=True)
@@ -151,7 +118,7 @@ def _check_numbers(ev: dict[str, Any]) -> None:
         cutoff = _get(ev, key)
         must(f"eval.{key}", cutoff, cutoff is None or (is_number(cutoff) and cutoff > 0),
              "a positive distance in sheet units or mm (or null)")
-    _check_positions(ev["positions"])
+    check_positions(ev["positions"])
     share = ev["readout_test_fraction"]
     must("eval.readout_test_fraction", share, is_number(share) and 0 < share < 1, "a fraction in (0, 1)")
     integer("eval.cv_folds", ev["cv_folds"], 2)
@@ -165,31 +132,6 @@ def _check_numbers(ev: dict[str, Any]) -> None:
           "a list of positive integers (k x k)")
     items("eval.integration_distances", ev["integration_distances"], lambda d: is_int(d) and d >= 0,
           "a non-empty list of integers >= 0", nonempty=True)
-
-
-def _check_positions(positions: dict[str, Any]) -> None:
-    """eval.positions' own numbers: the response floor, the window width and buffer, the directory."""
-    floor = positions["selectivity"]["min_mean_response"]
-    must("eval.positions.selectivity.min_mean_response", floor, floor is None or is_number(floor),
-         "a number (or null: every unit)")
-    windows = positions["windows"]
-    width = windows["width"]
-    must("eval.positions.windows.width", width, width == "auto" or (is_number(width) and width > 0),
-         "a positive width (mm for TDANN) or auto")
-    must("eval.positions.windows.edge_buffer", windows["edge_buffer"],
-         is_number(windows["edge_buffer"]) and windows["edge_buffer"] >= 0, "a distance >= 0")
-    given = positions["dir"]
-    must("eval.positions.dir", given, given is None or (isinstance(given, str) and Path(given).expanduser().is_dir()),
-         "a directory of layer position files (TDANN's layer1.0.pkl ..., TopoLM's layer.0.attn.pkl ...) or null")
-
-
-def _position_settings(positions: dict[str, Any]) -> PositionSettings:
-    """The checked eval.positions as a record (window width auto as None)."""
-    windows = dict(positions["windows"], width=None if positions["windows"]["width"] == "auto"
-                   else positions["windows"]["width"])
-    return PositionSettings(positions["dir"], positions["rescale"], positions["max_units"],
-                            SampleSettings(**positions["selectivity"]), SampleSettings(**positions["orientation"]),
-                            WindowSettings(**windows))
 
 
 def _check_values(ev: dict[str, Any]) -> None:
@@ -269,4 +211,4 @@ def eval_settings(cfg: DictConfig) -> EvalSettings:
     own = ("kind", "seed", "tdann", "positions")
     given = {f.name: _frozen(ev[f.name]) for f in fields(EvalSettings) if f.name not in own}
     return EvalSettings(kind=kind, seed=integer("seed", cfg.seed), tdann=TdannSettings(**ev["tdann"]),
-                        positions=_position_settings(ev["positions"]), **given)
+                        positions=position_settings(ev["positions"]), **given)
