@@ -52,6 +52,20 @@ def test_imagenet_folders_give_normalised_batches(image_folder: Path) -> None:
     assert len(dm.test_dataloader().dataset) == 6
 
 
+def test_imagenet_center_crop_training_images_are_the_eval_transforms(image_folder: Path) -> None:
+    """data.train_crop=center (SimCLR makes its own views): training items are resized and centre-cropped as val's,
+    the same every epoch; another value is a one-line config error."""
+    dm = ImageNetDataModule(root=str(image_folder), num_classes=3, image_size=32, batch_size=4, num_workers=0,
+                            pin_memory=False, train_crop="center")
+    dm.setup("fit")
+    item, label = dm.splits["train"][5]
+    image, same = dm.splits["train"].base[5]
+    assert label == same and torch.equal(item, imagenet_eval_transform(32)(image))
+    assert torch.equal(dm.splits["train"][5][0], item)
+    with pytest.raises(ConfigError, match="data.train_crop='corner'"):
+        ImageNetDataModule(root=str(image_folder), num_classes=3, train_crop="corner")
+
+
 def test_imagenet_eval_transform_is_resize_then_center_crop() -> None:
     yy, xx = np.mgrid[0:90, 0:130] / 40.0
     smooth = np.stack([np.sin(xx), np.cos(yy), np.sin(xx + yy)], -1)  # smooth, so resampling details stay small

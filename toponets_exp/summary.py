@@ -30,6 +30,9 @@ def headline(summary: dict[str, Any]) -> dict[str, float]:
     values = {f"test/{k}": v for k, v in summary["test"].items()}
     values["topo/final_mean_unweighted"] = summary["topo"]["mean_unweighted"]
     values.update({f"eval/{k}": v for k, v in summary.get("eval", {}).items() if isinstance(v, (int, float))})
+    accuracy = summary.get("eval", {}).get("accuracy") or {}
+    if accuracy.get("value") is not None:
+        values["eval/accuracy"] = accuracy["value"]
     return values
 
 
@@ -52,6 +55,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         ev = summary["eval"]
         lines.append(f"weight smoothness {ev['weight_smoothness']:.4f}, effective dimensionality "
                      f"{ev['effective_dimensionality']:.2f} (means over topo layers; {ev['report']})")
+        accuracy = ev.get("accuracy") or {}
+        if accuracy.get("value") is not None:
+            lines.append(f"accuracy {accuracy['value']:.4f} ({accuracy['what']})")
     for run in summary.get("wandb", []):
         lines.append(f"W&B run {run['url']}" if run["url"] else f"W&B offline run {run['dir']} "
                      f"(upload with: wandb sync {run['dir']})")

@@ -11,19 +11,23 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from toponets_exp.build.data import build_datamodule, check_model_data
 from toponets_exp.build.loggers import build_loggers, check_loggers
 from toponets_exp.build.module import build_module, example_input
-from toponets_exp.build.topo import build_topo, select_topo_layers
+from toponets_exp.build.tdann import build_tdann, run_positions, tdann_settings, write_positions
+from toponets_exp.build.topo import TDANN, build_topo, placement_safe_point, select_topo_layers
 from toponets_exp.build.trainer import build_trainer, check_trainer, checkpoints, run_callbacks, sheet_images
-from toponets_exp.checks import boolean, integer
+from toponets_exp.checks import boolean, integer, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.evaluation import EvalSettings, check_model_settings, eval_settings, positions_for
 from toponets_exp.io import write_text
 from toponets_exp.resume import RunState, reset_metrics, resume_point
 from toponets_exp.resume.run_dir import RESOLVED, ResumePoint
 from toponets_exp.topo import TopoLayer, TopoLossCallback
+from toponets_exp.topo.tdann_hooks import TDANNSpatial
+from toponets_exp.topo.unit_positions import TDANNPositions
 from toponets_exp.topo.selection import unique_layers
 
 
@@ -94,6 +98,19 @@ class Run:
     trainer: L.Trainer
 
 
+def tdann_loss(cfg: DictConfig, plan: Plan, net: nn.Module,
+               datamodule: L.LightningDataModule) -> tuple[TDANNSpatial | None, dict[str, TDANNPositions]]:
+    """With topo.loss=tdann: TDANN's loss on its blocks at their positions, and those positions if they are to be
+    written to the run directory (made now, or read from topo.tdann.positions_dir); else (None, {})."""
+    if cfg.topo.loss != TDANN:
+        return None, {}
+    settings = tdann_settings(cfg.topo.tdann)
+    positions, new = run_positions(settings, net, datamodule, cfg.seed, plan.out, plan.resume is not None,
+                                   placement_safe_point())
+    loss = build_tdann(settings, net, positions, number("topo.weight", cfg.topo.weight, 0.0), cfg.seed)
+    return loss, positions if new else {}
+
+
 def build_run(cfg: DictConfig, plan: Plan) -> Run:
     """Data, model, topographic losses, checkpoints, loggers and trainer (each checked as it is made), then the run
     directory prepared by global rank 0: metrics.csv cut to the resumed checkpoint, the resolved config written."""
@@ -105,13 +122,16 @@ def build_run(cfg: DictConfig, plan: Plan) -> Run:
     if plan.evaluation is not None:  # before a logger writes its run id
         check_model_settings(plan.evaluation, module.net, layers)
         positions_for(plan.evaluation, module.net, {})
-    topo = build_topo(cfg, selected)
+    tdann, positions = tdann_loss(cfg, plan, module.net, datamodule)
+    topo = build_topo(cfg, selected, tdann)
     best, state = checkpoints(cfg, module, plan.out)
     loggers = build_loggers(cfg)
     callbacks = run_callbacks(cfg, topo, best, state, sheet_images(cfg, layers, loggers))
     trainer = build_trainer(cfg, callbacks, loggers, plan.out)  # knows this process's global rank
     if trainer.is_global_zero:  # the one writer of the run directory
         reset_metrics(plan.out, plan.resume)
+        if positions:
+            write_positions(positions, plan.out)
         if plan.resume is None:
             write_text(plan.out / RESOLVED, OmegaConf.to_yaml(cfg, resolve=True))
     return Run(plan, datamodule, module, layers, topo, best, state, loggers, trainer)

@@ -3,7 +3,7 @@ them (reduction, τ schedule, overlap, spatial loss, unit positions)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,13 @@ from toponets_exp.errors import ConfigError
 from toponets_exp.resume.stop import stop_if_caught
 from toponets_exp.topo import TopoLayer, TopoLossCallback
 from toponets_exp.topo.selection import matches as _matches, select_configured
+from toponets_exp.topo.tdann_hooks import TDANNSpatial
 
 CONF_MODEL = Path(__file__).resolve().parents[2] / "conf" / "model"
 EMBEDDED_DATA = {"vision": "digits", "language": "text_embedded"}  # what each kind of model trains on offline
 SELECTION = ("loss", "weight", "layers", "factor")
-CALLBACK = ("reduction", "overlap", "positions", "swapopt", "schedule", "spatial")
+CALLBACK = ("reduction", "overlap", "positions", "swapopt", "schedule", "spatial", "tdann")
+TDANN = "tdann"  # topo.loss of TDANN's loss on blocks at TDANN positions (toponets_exp.build.tdann)
 PLACEMENT_STOPPED = "before training, nothing saved; the requeued job places the units again"  # a stopped placement
 
 
@@ -43,7 +45,12 @@ def select_topo_layers(cfg: DictConfig, net: nn.Module) -> list[TopoLayer]:
     `topo.loss` unless an item sets its own (a bad selection is a ConfigError, before anything is trained)."""
     check_topo_keys(cfg)
     _check_own_layers(cfg, net)
-    return select_configured(cfg.topo, net)
+    if cfg.topo.loss != TDANN:
+        return select_configured(cfg.topo, net)
+    measured = cfg.topo.copy()  # TDANN's loss trains the blocks of topo.tdann; topo.layers' sheets are measured
+    with open_dict(measured):
+        measured.loss, measured.weight = "topoloss", 0.0
+    return select_configured(measured, net)
 
 
 def _patterns(layers: Any) -> list[str]:
@@ -94,12 +101,17 @@ def _check_own_layers(cfg: DictConfig, net: nn.Module) -> None:
                       f"layer of {type(net).__name__}: they are another model's; run it with {' or '.join(fits)}")
 
 
-def build_topo(cfg: DictConfig, layers: list[TopoLayer]) -> TopoLossCallback:
-    """The callback that trains the selected layers, configured by the rest of `topo`, seeded with `seed`; its unit
-    placement stops between two swaps on a Slurm signal."""
+def build_topo(cfg: DictConfig, layers: list[TopoLayer], tdann: TDANNSpatial | None = None) -> TopoLossCallback:
+    """The callback that trains the selected layers (and TDANN's blocks, `tdann`), configured by the rest of `topo`,
+    seeded with `seed`; its unit placement stops between two swaps on a Slurm signal."""
     topo = cfg.topo
     return TopoLossCallback(layers, reduction=topo.reduction,
                             schedule=instantiate(topo.schedule, _convert_="all"), overlap=topo.overlap,
                             spatial=_plain(topo.spatial), seed=cfg.seed, positions=topo.positions,
                             swapopt=_plain(topo.swapopt),
-                            placement_safe_point=partial(stop_if_caught, "unit placement", PLACEMENT_STOPPED))
+                            placement_safe_point=placement_safe_point(), tdann=tdann)
+
+
+def placement_safe_point() -> Callable[[], None]:
+    """A safe point of a unit placement: a Slurm signal stops the run there, nothing saved."""
+    return partial(stop_if_caught, "unit placement", PLACEMENT_STOPPED)

@@ -15,7 +15,7 @@ from toponets_exp.data.prepared import PreparedDataError, PreparedImages, read_m
 from toponets_exp.data.resumable import check_loader_args, eval_loader, train_loader
 from toponets_exp.data.vision import (IMAGENET_MEAN, IMAGENET_STD, Transformed, check_image_size,
                                       imagenet_eval_transform, imagenet_train_transform)
-from toponets_exp.checks import integer
+from toponets_exp.checks import choice, integer
 from toponets_exp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -90,10 +90,14 @@ def check_prepared_split(prepared_dir: str, split: str, max_side: int, quality: 
                               f"data.prepared_{key}={meta[key]} or prepare again into another directory")
 
 
+TRAIN_CROPS = ("random", "center")
+
+
 class ImageNetDataModule(L.LightningDataModule):
     """`root`/train and `root`/val class folders (or HF `hf_name` splits, or the splits of `prepared_dir` made from
     class folders by task=prepare); test evaluates the val split, as the ImageNet test labels are not public.
-    Train: RandomResizedCrop + flip; eval: resize ·256/224, center crop."""
+    Train: RandomResizedCrop + flip (`train_crop` center: as eval, for a module that makes its own views); eval:
+    resize ·256/224, center crop."""
 
     pixel_stats = (IMAGENET_MEAN, IMAGENET_STD)  # the standardisation of [0, 1] pixels the model sees: (mean, std)
 
@@ -106,8 +110,10 @@ class ImageNetDataModule(L.LightningDataModule):
                  num_classes: int = 1000, image_size: int = 224, eval_image_size: int | None = None,
                  batch_size: int = 256, num_workers: int = 8, pin_memory: bool = True, train_split: str = "train",
                  val_split: str = "val", image_column: str = "image", label_column: str = "label",
-                 prepared_dir: str | None = None, prepared_max_side: int = 256, prepared_quality: int = 90) -> None:
+                 prepared_dir: str | None = None, prepared_max_side: int = 256, prepared_quality: int = 90,
+                 train_crop: str = "random") -> None:
         super().__init__()
+        choice("data.train_crop", train_crop, TRAIN_CROPS)
         largest_crop = check_loader_and_crops(batch_size, num_workers, image_size, eval_image_size)
         if prepared_dir is not None:
             check_prepared_options(prepared_max_side, prepared_quality, largest_crop)
@@ -167,7 +173,8 @@ class ImageNetDataModule(L.LightningDataModule):
             train, val, n_classes = self._hf()
         if n_classes != hp.num_classes:
             raise ConfigError(f"data.num_classes={hp.num_classes} but the data has {n_classes} classes")
-        self.splits = {"train": Transformed(train, imagenet_train_transform(hp.image_size)),
+        train_transform = imagenet_train_transform if hp.train_crop == "random" else imagenet_eval_transform
+        self.splits = {"train": Transformed(train, train_transform(hp.image_size)),
                        "val": Transformed(val, imagenet_eval_transform(hp.eval_image_size or hp.image_size))}
         log.info("images: %d train, %d val, %d classes", len(train), len(val), n_classes)
 

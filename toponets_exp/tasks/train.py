@@ -55,7 +55,8 @@ def _test_and_evaluate(cfg: DictConfig, run: Run, start: float) -> dict[str, Any
         if plan.evaluation is not None:
             report = _evaluate(cfg, run, best or str(run.state.path))
             log_report(run.trainer.loggers, report, plan.out)
-            summary["eval"] = {"report": str(plan.out / "report.json"), **report["aggregate"]}
+            summary["eval"] = {"report": str(plan.out / "report.json"), **report["aggregate"],
+                               "accuracy": report["accuracy"]}
             summary["wall_time_s"] = round(time.perf_counter() - start, 1)
         summary.update(wandb_runs(run.loggers))
         write_json(plan.out / SUMMARY, summary)

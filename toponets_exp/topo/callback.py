@@ -13,12 +13,13 @@ from lightning.pytorch.callbacks import Callback
 from toponets_exp.checks import boolean, choice, integer
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.layer import TopoLayer
-from toponets_exp.topo.metrics import mean_topoloss, step_metrics, validation_metrics
+from toponets_exp.topo.metrics import layer_listing, mean_topoloss, step_metrics, validation_metrics
 from toponets_exp.topo.overlap import ConcurrentTopoGrad
 from toponets_exp.topo.positions import Placements, place
 from toponets_exp.topo.schedule import Constant, Schedule
-from toponets_exp.topo.selection import measured_sheets, weight_layers
+from toponets_exp.topo.selection import measured_sheets, trainable, weight_layers
 from toponets_exp.topo.spatial_hooks import SpatialCorrelation
+from toponets_exp.topo.tdann_hooks import TDANNLayer, TDANNSpatial
 from toponets_exp.topo.step import backward_factor, check_exact_strategy, check_finite, scaler_skips_step
 from toponets_exp.topo.topoloss import TopoLoss
 
@@ -35,8 +36,9 @@ class TopoLossCallback(Callback):
     in float32 on the float32 master weights with autocast off. With `overlap`, it is computed concurrently with the
     step's forward/backward (a side CUDA stream, or a CPU worker thread) and only added in the hook.
 
-    Spatial correlation (layers with loss=spatial_correlation): forward hooks, during training batches only, join
-    the loss of each layer's responses to the same backward (toponets_exp.topo.spatial_hooks).
+    Spatial correlation (layers with loss=spatial_correlation) and TDANN's loss on blocks at TDANN positions
+    (`tdann`): forward hooks, during training batches only, join the loss of each layer's responses to the same
+    backward (toponets_exp.topo.spatial_hooks, toponets_exp.topo.tdann_hooks).
 
     Every selected layer's unweighted TopoLoss is logged at each validation, whichever loss trains it; the trained
     losses every trainer.log_every_n_steps optimizer steps. Frozen layers (requires_grad=False) are left out of
@@ -46,7 +48,7 @@ class TopoLossCallback(Callback):
     def __init__(self, layers: Sequence[TopoLayer], reduction: str = "mean", schedule: Schedule | None = None,
                  overlap: bool = False, spatial: Mapping[str, Any] | None = None, seed: int = 0,
                  positions: str = "identity", swapopt: Mapping[str, Any] | None = None,
-                 placement_safe_point: Callable[[], None] | None = None) -> None:
+                 placement_safe_point: Callable[[], None] | None = None, tdann: TDANNSpatial | None = None) -> None:
         super().__init__()
         choice("topo.reduction", reduction, ("mean", "sum"))
         boolean("topo.overlap", overlap)
@@ -56,17 +58,13 @@ class TopoLossCallback(Callback):
         selected = list(layers)
         weights = weight_layers(selected)
         responses = [layer for layer in selected if layer.loss == "spatial_correlation"]
-        frozen = [layer.key for layer in weights if not layer.param.requires_grad]
-        if frozen:
-            if len(frozen) == len(weights) and not responses:
-                raise ConfigError(f"topo.layers selects only frozen layers (requires_grad=False): {', '.join(frozen)}")
-            log.warning("TopoLoss skips %d frozen layer(s) (requires_grad=False), left out of its mean: %s",
-                        len(frozen), ", ".join(frozen))
-        weights = [layer for layer in weights if layer.param.requires_grad]
+        weights = trainable(weights, bool(responses or tdann))
         self.loss = TopoLoss(weights, reduction) if weights else None
         extra = measured_sheets(selected, {layer.key for layer in weights})
         self.measured = TopoLoss(weights + extra, reduction) if extra else self.loss
         self.spatial = SpatialCorrelation.from_config(responses, seed, spatial or {}) if responses else None
+        self.tdann = tdann
+        self.response_losses = [loss for loss in (self.spatial, tdann) if loss is not None]
         self.concurrent = ConcurrentTopoGrad(self.loss) if overlap and self.loss is not None else None
         self.placements = Placements.from_config(positions, swapopt or {}, seed, selected, placement_safe_point)
 
@@ -94,7 +92,8 @@ class TopoLossCallback(Callback):
 
     def _trained_layers(self) -> list[TopoLayer]:
         """The layers either loss trains."""
-        return (self.loss.layers if self.loss else []) + (self.spatial.layers if self.spatial else [])
+        return (self.loss.layers if self.loss else []) + [layer for loss in self.response_losses
+                                                          for layer in loss.layers]
 
     def _held_layers(self) -> list[TopoLayer]:
         """Every layer object the callback's losses hold (each once)."""
@@ -109,8 +108,11 @@ class TopoLossCallback(Callback):
         """TopoLoss's τ multiplier per layer now."""
         return {layer.key: self.multiplier(layer) for layer in self.loss.layers} if self.loss else {}
 
-    def _spatial_coefficient(self, layer: TopoLayer) -> float:
-        """m · τ of a spatial layer, over the layer count for the mean reduction."""
+    def _spatial_coefficient(self, layer: TopoLayer | TDANNLayer) -> float:
+        """m · τ of a spatial layer, over the layer count for the mean reduction; m · τ · its weight of a TDANN block
+        (TDANN's weighted sum)."""
+        if isinstance(layer, TDANNLayer):
+            return self.multiplier(layer) * layer.weight * layer.layer_weight
         count = len(self.spatial.layers) if self.reduction == "mean" else 1
         return self.multiplier(layer) * layer.weight / count
 
@@ -128,11 +130,10 @@ class TopoLossCallback(Callback):
         if stage != "fit":
             return
         check_exact_strategy(trainer.strategy)
-        for kind, layers in (("TopoLoss", self.loss.layers if self.loss else []),
-                             ("spatial correlation loss", self.spatial.layers if self.spatial else [])):
+        for kind, layers in ((f"TopoLoss ({self.reduction})", self.loss.layers if self.loss else []),
+                             *((loss.title, loss.layers) for loss in self.response_losses)):
             if layers:
-                listing = ", ".join(f"{l.key} {l.sheet[0]}x{l.sheet[1]} τ={l.weight:g}" for l in layers)
-                log.info("%s on %d layers (%s): %s", kind, len(layers), self.reduction, listing)
+                log.info("%s on %d layers: %s", kind, len(layers), layer_listing(layers))
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and len(trainer.optimizers) != 1:
@@ -145,9 +146,8 @@ class TopoLossCallback(Callback):
         if self.placements.pending:
             self.placements.make(pl_module, batch[0], self._held_layers(), trainer.strategy)
             place(self._held_layers(), self.placements.by_module)
-        if self.spatial is not None:
-            self.spatial.attach(trainer.global_step, batch_idx, self._spatial_coefficient,
-                                lambda: backward_factor(trainer))
+        for loss in self.response_losses:
+            loss.attach(trainer.global_step, batch_idx, self._spatial_coefficient, lambda: backward_factor(trainer))
         if self.concurrent is not None and self._weights_active and not self.concurrent.pending:
             scales = self._weight_scales()
             if any(scales.values()):
@@ -155,15 +155,16 @@ class TopoLossCallback(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if self.spatial is not None:
-            self.spatial.detach()
+        for loss in self.response_losses:
+            loss.detach()
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
         if not self.active or scaler_skips_step(trainer, optimizer):
             return  # a step the fp16 GradScaler skips: no topo gradient (one in flight stays valid: the weights
             # do not change), and the τ schedules do not advance
         scales = self._weight_scales()
-        spatial = self.spatial.total(self._spatial_coefficient) if self.spatial is not None else None
+        terms = [term for loss in self.response_losses if (term := loss.total(self._spatial_coefficient)) is not None]
+        spatial = torch.stack(terms).sum() if terms else None
         multiplier = self.schedule.value
         for schedule in self.schedules:
             schedule.step()
@@ -178,7 +179,7 @@ class TopoLossCallback(Callback):
                     total, per_layer = self.loss.accumulate_grad(scales, dtype=torch.float32)
             check_finite("TopoLoss", total, per_layer, trainer.global_step, "have non-finite weights (NaN/Inf)")
         if spatial is not None:
-            check_finite("the spatial correlation loss", spatial, self.spatial.values, trainer.global_step,
+            check_finite("the spatial correlation loss", spatial, self._response_values(), trainer.global_step,
                          "have non-finite responses (NaN/Inf)")
         if trainer.global_step % trainer.log_every_n_steps == 0:
             self._log(trainer, total, per_layer, spatial, multiplier)
@@ -187,8 +188,8 @@ class TopoLossCallback(Callback):
         """Wait for and drop a topo gradient still in flight, stop its worker, and remove any forward hooks."""
         if self.concurrent is not None:
             self.concurrent.close()
-        if self.spatial is not None:
-            self.spatial.detach()
+        for loss in self.response_losses:
+            loss.detach()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.close()
@@ -206,10 +207,14 @@ class TopoLossCallback(Callback):
         return {"reduction": self.reduction, "total": float(total), "mean_unweighted": float(mean),
                 "per_layer": {name: float(v) for name, v in per_layer.items()}}
 
+    def _response_values(self) -> dict[str, torch.Tensor]:
+        """Each response loss's per-layer value in the last training batch."""
+        return {name: value for loss in self.response_losses for name, value in loss.values.items()}
+
     def _log(self, trainer: L.Trainer, total: torch.Tensor | None, per_layer: dict[str, torch.Tensor],
              spatial: torch.Tensor | None, multiplier: float) -> None:
         """Write topo metrics straight to the loggers (every trainer.log_every_n_steps optimizer steps)."""
-        metrics = step_metrics(total, per_layer, spatial, self.spatial.values if self.spatial else {}, multiplier)
+        metrics = step_metrics(total, per_layer, spatial, self._response_values(), multiplier)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 

@@ -4,6 +4,7 @@ unweighted losses of the measured sheets."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -28,6 +29,12 @@ def step_metrics(total: torch.Tensor | None, per_layer: Mapping[str, torch.Tenso
         metrics["spatial/total"] = float(spatial)
     metrics["topo/tau_multiplier"] = multiplier
     return metrics
+
+
+def layer_listing(layers: Sequence[Any]) -> str:
+    """The trained layers for the log: name, sheet (or a block's output dims) and τ."""
+    return ", ".join(f"{layer.key} {getattr(layer, 'sheet', None) or layer.positions.dims} τ={layer.weight:g}"
+                     for layer in layers)
 
 
 def validation_metrics(layers: Sequence[TopoLayer], per_layer: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -21,6 +22,8 @@ from toponets_exp.topo.module_types import is_hf_conv1d, param_unit_dim
 from toponets_exp.topo.wiring import has_wiring_cost, wire_layers
 from toponets_exp.topo.schedule import Schedule
 from toponets_exp.topo.sheet import sheet_shape
+
+log = logging.getLogger(__name__)
 
 def matches(pattern: str, name: str) -> bool:
     """Glob match by default; a `re:` prefix makes the pattern a full-match regular expression."""
@@ -191,6 +194,18 @@ def output_sheet(layer: TopoLayer) -> TopoLayer:
 def weight_layers(selected: Sequence[TopoLayer]) -> list[TopoLayer]:
     """The layers a loss on the weights trains: TopoLoss's, and those with a wiring cost."""
     return [layer for layer in selected if layer.loss == "topoloss" or has_wiring_cost(layer)]
+
+
+def trainable(weights: Sequence[TopoLayer], others: bool) -> list[TopoLayer]:
+    """The weight layers that get gradients: frozen ones (requires_grad=False) left out with one warning naming them,
+    a ConfigError if none is left and no other loss trains (`others`)."""
+    frozen = [layer.key for layer in weights if not layer.param.requires_grad]
+    if frozen:
+        if len(frozen) == len(weights) and not others:
+            raise ConfigError(f"topo.layers selects only frozen layers (requires_grad=False): {', '.join(frozen)}")
+        log.warning("TopoLoss skips %d frozen layer(s) (requires_grad=False), left out of its mean: %s",
+                    len(frozen), ", ".join(frozen))
+    return [layer for layer in weights if layer.param.requires_grad]
 
 
 def measured_sheets(selected: Sequence[TopoLayer], trained: set[str]) -> list[TopoLayer]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -74,6 +74,7 @@ class SpatialCorrelation:
     """TDANN's spatial correlation loss on the selected layers' responses (toponets_exp.topo.spatial_correlation)."""
 
     layers: list[TopoLayer]
+    title: ClassVar[str] = "spatial correlation loss"
     neighbourhoods: int = 20
     radius: float = 3.0
     responses: str = "locations"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from toponets_exp.errors import CheckpointError, few
+from toponets_exp.io import replacing, write_text
 from toponets_exp.restricted_pickle import PickledRecord, read_pickle
 
 log = logging.getLogger(__name__)
@@ -196,3 +197,15 @@ def read_tdann_positions(directory: str | Path) -> dict[str, TDANNPositions]:
 def read_topolm_positions(directory: str | Path) -> dict[str, TopoLMPositions]:
     """TopoLM's positions directory (`layer.0.attn.pkl` ...), by layer name in layer order."""
     return _read_directory(directory, (".pkl",), read_topolm_layer, "TopoLM positions")
+
+
+def write_tdann_positions(directory: str | Path, layers: Mapping[str, TDANNPositions], version: int = 2) -> Path:
+    """`layers` as TDANN's `LayerPositions.save_np` writes them (`<name>.npz`: np.savez of its five fields), each
+    file atomically, and `version.txt` (TDANN's reader: 2, coordinates in mm)."""
+    directory = Path(directory)
+    for name, layer in layers.items():
+        with replacing(directory / f"{name}.npz") as tmp, open(tmp, "wb") as stream:
+            np.savez(stream, name=layer.name, dims=np.asarray(layer.dims), coordinates=layer.coordinates,
+                     neighborhood_indices=layer.neighborhood_indices, neighborhood_width=layer.neighborhood_width)
+    write_text(directory / "version.txt", f"{version}\n")
+    return directory
