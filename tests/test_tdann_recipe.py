@@ -23,7 +23,7 @@ from toponets_exp.models.resnet import tdann_trunk
 from toponets_exp.topo import tdann_layout as layout
 from toponets_exp.topo.tdann_hooks import TDANNSpatial, picks, tdann_layers
 from toponets_exp.topo.tdann_loss import tdann_spatial_loss
-from toponets_exp.topo.tdann_swapopt import MAX_UNITS, swap_in_square, swap_optimise
+from toponets_exp.topo.tdann_swapopt import MAX_UNITS, swap_in_square, swap_layer, swap_optimise
 from toponets_exp.topo.unit_positions import TDANNPositions, read_tdann_positions, write_tdann_positions
 
 BLOCKS = ("layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1")
@@ -385,6 +385,17 @@ def test_retinotopic_with_a_width_capped_at_the_extent_draws_its_neighbourhoods(
     for seed in range(30):
         layers = layout.retinotopic(RESNET18_AT_16PX, 18, seed=seed, follow_maps=True, count=30)
         assert layers["layer4.1"].neighborhood_indices.shape == (30, 500)
+
+
+def test_swapping_with_a_width_capped_at_the_extent_starts_its_squares_inside() -> None:
+    """swap_layer on layer4.1 of a ResNet-18 at 16 px (its square as wide as the positions' extent on one axis) for
+    30 seeds: every square starts inside the positions, swaps are tried, the positions stay a permutation."""
+    for seed in range(30):
+        layer = layout.retinotopic({"layer4.1": RESNET18_AT_16PX["layer4.1"]}, 18, seed=seed, count=30)["layer4.1"]
+        features = np.random.default_rng(seed).standard_normal((20, len(layer.coordinates)))
+        swapped, kept = swap_layer(layer, features, 100, 100, np.random.default_rng(seed), count=30)
+        assert kept > 0 and swapped.neighborhood_indices.shape == (30, 500)
+        assert np.array_equal(np.sort(swapped.coordinates, axis=0), np.sort(layer.coordinates, axis=0))
 
 
 # --- swap optimisation (swapopt.py, losses_numpy.py) ---------------------------------------------------------------

@@ -13,14 +13,15 @@ from omegaconf import OmegaConf
 from cli import checkpoint_step, net_params, read_csv, run_cli, start_cli, wait_for_writes
 from test_experiments import composed
 from toponets_exp.build.tdann import block_outputs
-from toponets_exp.topo.tdann_layout import AREAS, TISSUE_MM, neighbourhood_width
+from toponets_exp.topo.tdann_hooks import TDANNLayer, TDANNSpatial
+from toponets_exp.topo.tdann_layout import AREAS, TISSUE_MM, neighbourhood_width, retinotopic
 from toponets_exp.topo.unit_positions import read_tdann_positions
 
 BLOCKS = ["layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0", "layer4.1"]
 TINY_TDANN = ["experiment=tdann_simclr_digits", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
               "trainer.limit_test_batches=1", "trainer.log_every_n_steps=1", "data.image_size=8", "data.batch_size=16",
-              "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "topo.tdann.neighbourhoods=500",
-              "topo.tdann.swapopt.steps=1000"]
+              "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+              "topo.tdann.neighbourhoods=500", "topo.tdann.swapopt.steps=1000"]
 
 
 def test_tdann_simclr_digits_trains_on_positions_it_writes_in_tdanns_format(tmp_path) -> None:
@@ -104,7 +105,8 @@ def test_tdann_imagenet_recipe_has_tdanns_settings() -> None:
     tdann = plain["topo"]["tdann"]
     assert plain["topo"]["loss"] == "tdann" and plain["topo"]["weight"] == 1.0 and tdann["layers"] == BLOCKS
     assert (tdann["layer_weight"], tdann["neighborhoods_per_batch"], tdann["use_old_version"]) == (0.25, 1, False)
-    assert plain["data"]["batch_size"] == 128 and plain["trainer"]["devices"] == 4 and plain["trainer"]["sync_batchnorm"]
+    assert plain["data"]["batch_size"] == 128 and plain["trainer"]["devices"] == 4
+    assert plain["trainer"]["sync_batchnorm"] is True
     assert plain["optim"]["lr"] == pytest.approx(0.3 * 128 * 4 / 256) and plain["trainer"]["max_epochs"] == 200
     assert plain["data"]["train_crop"] == "center" and plain["model"]["lit"]["views"]["blur_sigma"] == [0.1, 2.0]
     net = instantiate(cfg.model.net)
@@ -121,3 +123,21 @@ def test_compare_tdann_digits_sweeps_the_three_objectives() -> None:
     cfg = composed("compare_tdann_digits", "hydra.runtime.output_dir=/tmp/out")
     assert str(cfg.hydra.sweeper.params["topo"]) == "tdann,topoloss,off"
     assert str(cfg.hydra.sweeper.params["seed"]) == "0,1" and cfg.model.lit._target_ == "toponets_exp.lit.SimCLR"
+
+
+def test_every_rank_trains_on_rank_zeros_positions() -> None:
+    """TDANNSpatial.share: the positions the strategy broadcasts from rank 0 replace a rank's own (and the tensors
+    made from them on a device)."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1))
+    mine, theirs = (retinotopic({"layer1.0": (64, 4, 4)}, 18, seed, count=50)["layer1.0"] for seed in (0, 1))
+    loss = TDANNSpatial([TDANNLayer("0", net[0], mine, 1.0, 0.25)])
+    loss.layers[0].tensors(torch.device("cpu"))
+
+    class RankZero:
+        def broadcast(self, obj, src=0):
+            assert src == 0
+            return [theirs]
+
+    loss.share(RankZero())
+    coordinates, _ = loss.layers[0].tensors(torch.device("cpu"))
+    assert loss.layers[0].positions is theirs and torch.equal(coordinates, torch.as_tensor(theirs.coordinates).float())

@@ -152,7 +152,8 @@ def run_positions(settings: TDANNSettings, net: nn.Module, datamodule: Any, seed
     except CheckpointError as err:
         raise ConfigError(f"topo.tdann.positions_dir: {err}") from None
     size = int(getattr(datamodule, "input_size", 224))
-    dims = {k: tuple(v.shape[1:]) for k, v in block_outputs(net, torch.zeros(2, 3, size, size), settings.layers).items()}
+    outputs = block_outputs(net, torch.zeros(2, 3, size, size), settings.layers)
+    dims = {name: tuple(out.shape[1:]) for name, out in outputs.items()}
     check_fit(positions, dims, f"TDANN positions {str(source)!r}")
     return {name: positions[name] for name in settings.layers}, not resumed
 

@@ -13,7 +13,8 @@ from lightning.pytorch.callbacks import Callback
 from toponets_exp.checks import boolean, choice, integer
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.layer import TopoLayer
-from toponets_exp.topo.metrics import layer_listing, mean_topoloss, step_metrics, validation_metrics
+from toponets_exp.topo.metrics import (layer_listing, mean_topoloss, response_values, step_metrics,
+                                      validation_metrics)
 from toponets_exp.topo.overlap import ConcurrentTopoGrad
 from toponets_exp.topo.positions import Placements, place
 from toponets_exp.topo.schedule import Constant, Schedule
@@ -138,6 +139,8 @@ class TopoLossCallback(Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and len(trainer.optimizers) != 1:
             raise ConfigError(f"TopoLoss expects one optimizer, the LightningModule has {len(trainer.optimizers)}")
+        if self.tdann is not None:
+            self.tdann.share(trainer.strategy)
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
                              batch_idx: int) -> None:
@@ -179,7 +182,7 @@ class TopoLossCallback(Callback):
                     total, per_layer = self.loss.accumulate_grad(scales, dtype=torch.float32)
             check_finite("TopoLoss", total, per_layer, trainer.global_step, "have non-finite weights (NaN/Inf)")
         if spatial is not None:
-            check_finite("the spatial correlation loss", spatial, self._response_values(), trainer.global_step,
+            check_finite("the spatial correlation loss", spatial, response_values(self.response_losses), trainer.global_step,
                          "have non-finite responses (NaN/Inf)")
         if trainer.global_step % trainer.log_every_n_steps == 0:
             self._log(trainer, total, per_layer, spatial, multiplier)
@@ -207,14 +210,10 @@ class TopoLossCallback(Callback):
         return {"reduction": self.reduction, "total": float(total), "mean_unweighted": float(mean),
                 "per_layer": {name: float(v) for name, v in per_layer.items()}}
 
-    def _response_values(self) -> dict[str, torch.Tensor]:
-        """Each response loss's per-layer value in the last training batch."""
-        return {name: value for loss in self.response_losses for name, value in loss.values.items()}
-
     def _log(self, trainer: L.Trainer, total: torch.Tensor | None, per_layer: dict[str, torch.Tensor],
              spatial: torch.Tensor | None, multiplier: float) -> None:
         """Write topo metrics straight to the loggers (every trainer.log_every_n_steps optimizer steps)."""
-        metrics = step_metrics(total, per_layer, spatial, self._response_values(), multiplier)
+        metrics = step_metrics(total, per_layer, spatial, response_values(self.response_losses), multiplier)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
 

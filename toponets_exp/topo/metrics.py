@@ -37,6 +37,11 @@ def layer_listing(layers: Sequence[Any]) -> str:
                      for layer in layers)
 
 
+def response_values(losses: Sequence[Any]) -> dict[str, torch.Tensor]:
+    """Each response loss's per-layer value in the last training batch."""
+    return {name: value for loss in losses for name, value in loss.values.items()}
+
+
 def validation_metrics(layers: Sequence[TopoLayer], per_layer: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A validation's val_topo/<layer> (each measured layer's unweighted loss) and val_topo/mean (`mean_topoloss`)."""
     values = {f"val_topo/{name}": value for name, value in per_layer.items()}

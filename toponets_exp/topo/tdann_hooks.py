@@ -65,6 +65,13 @@ class TDANNSpatial:
     values: dict[str, torch.Tensor] = field(default_factory=dict)
     _handles: list[RemovableHandle] = field(default_factory=list)
 
+    def share(self, strategy: Any) -> None:
+        """Every rank trains on global rank 0's positions (each rank made them from the same seed, but its CPU maths
+        may round otherwise, and a swap decided by a rounding would differ)."""
+        shared = strategy.broadcast([layer.positions for layer in self.layers], src=0)
+        for layer, positions in zip(self.layers, shared):
+            layer.positions, layer._tensors = positions, {}
+
     def attach(self, step: int, batch_idx: int, coefficient: Callable[[TDANNLayer], float],
                backward_factor: Callable[[], float]) -> None:
         """Hook every block with a nonzero coefficient for this training batch; its loss joins the batch's backward."""

@@ -12,7 +12,9 @@ positions (tdann_layout.neighbourhood_lists and trim, 20,000 of them).
 
 Differences: a square of 500 units or more keeps a random 500 of them (TDANN's line for it calls `np.rng.choice`,
 which does not exist); the pair loss's Pearson correlation is computed in NumPy (equal to SciPy's `pearsonr` up to
-rounding). A `safe_point`, called before each square, may end the run there (a Slurm signal).
+rounding). A `safe_point`, called before each square, may end the run there (a Slurm signal). A square as wide as the
+positions' extent on an axis (a capped width, tdann_layout) starts at its minimum, where rounding would put the
+range's end below its start.
 """
 
 from __future__ import annotations
@@ -72,8 +74,8 @@ def swap_optimise(features: np.ndarray, positions: np.ndarray, steps: int, steps
     for _ in range(-(-steps // steps_per_square) if steps else 0):
         if safe_point is not None:
             safe_point()
-        x0 = rng.uniform(positions[:, 0].min(), positions[:, 0].max() - width)
-        y0 = rng.uniform(positions[:, 1].min(), positions[:, 1].max() - width)
+        x0, y0 = (rng.uniform(low, max(low, high)) for low, high in zip(positions.min(axis=0),
+                                                                         positions.max(axis=0) - width))
         inside = np.where((positions[:, 0] >= x0) & (positions[:, 0] <= x0 + width)
                           & (positions[:, 1] >= y0) & (positions[:, 1] <= y0 + width))[0]
         if len(inside) < MIN_UNITS:
