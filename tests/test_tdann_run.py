@@ -3,6 +3,7 @@ TDANN's loss trained on them through the topo callback, exact resume, and one-li
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from omegaconf import OmegaConf
 from cli import checkpoint_step, net_params, read_csv, run_cli, start_cli, wait_for_writes
 from test_experiments import composed
 from toponets_exp.build.tdann import block_outputs
+from toponets_exp.evaluation import task_data
+from toponets_exp.evaluation.context import EvalContext
 from toponets_exp.topo.tdann_hooks import TDANNLayer, TDANNSpatial
 from toponets_exp.topo.tdann_layout import AREAS, TISSUE_MM, neighbourhood_width, retinotopic
 from toponets_exp.topo.unit_positions import read_tdann_positions
@@ -141,3 +144,17 @@ def test_every_rank_trains_on_rank_zeros_positions() -> None:
     loss.share(RankZero())
     coordinates, _ = loss.layers[0].tensors(torch.device("cpu"))
     assert loss.layers[0].positions is theirs and torch.equal(coordinates, torch.as_tensor(theirs.coordinates).float())
+
+
+def test_a_trunk_takes_its_data_as_stimuli_and_scores_no_classifier() -> None:
+    """task=eval of a SimCLR trunk (model.net.num_classes 0) on its data: the data are its stimuli (the read-out and
+    the maps run) and the classifier's analyses say why they are skipped; with eval.stimuli the data stay unused."""
+    cfg = composed("simclr_digits", "hydra.runtime.output_dir=/tmp/out")
+    data = task_data(cfg, SimpleNamespace(config=cfg.model), "vision")
+    assert data.datamodule is not None and data.misfit is None
+    assert data.no_classifier == "the model is a trunk without a classifier (model.net.num_classes 0)"
+    ctx = EvalContext(None, [], data.datamodule, None, None, {}, None, None, no_classifier=data.no_classifier)
+    ctx.skip("task_accuracy", "the model's classifier")
+    assert ctx.skipped["task_accuracy"] == f"needs the model's classifier; {data.no_classifier}"
+    given = composed("simclr_digits", "hydra.runtime.output_dir=/tmp/out", "eval.stimuli=/stimuli")
+    assert task_data(given, SimpleNamespace(config=given.model), "vision").datamodule is None

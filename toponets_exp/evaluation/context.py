@@ -37,12 +37,15 @@ class EvalContext:
     figures: Path
     device: torch.device
     tokenizer: Any = None                # language: encodes the stimuli (data.tokenizer.TextTokenizer)
+    no_classifier: str | None = None     # why the model's outputs are no class scores of the data (a trunk)
     skipped: dict[str, str] = field(default_factory=dict)  # analysis -> why it did not run
     notes: list[str] = field(default_factory=list)          # what the report says of how a value was obtained
 
     def skip(self, analysis: str, needs: str) -> None:
-        """Record an analysis left out because the task's data does not fit the model."""
-        self.skipped[analysis] = f"needs {needs}; the task's data does not fit the model ({self.data_misfit})"
+        """Record an analysis left out because the task's data does not fit the model (or it has no classifier)."""
+        why = (self.no_classifier if self.data is not None
+               else f"the task's data does not fit the model ({self.data_misfit})")
+        self.skipped[analysis] = f"needs {needs}; {why}"
         log.warning("Skipped %s: %s", analysis, self.skipped[analysis])
 
     def note(self, text: str | None) -> None:

@@ -62,7 +62,7 @@ def _context(model: EvalModel, data: TaskData, settings: EvalSettings, figures: 
     device = _device(settings.device)
     model.net.to(device)
     return EvalContext(model.net, model.layers, data.datamodule, data.misfit, settings, model_eval, figures, device,
-                       tokenizer)
+                       tokenizer, no_classifier=data.no_classifier)
 
 
 def _analyses(ctx: EvalContext, positions: PositionSet | None) -> tuple[Section, dict[str, Any]]:

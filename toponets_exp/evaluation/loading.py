@@ -45,10 +45,19 @@ class EvalModel:
 
 @dataclass(frozen=True)
 class TaskData:
-    """The task's data module when it fits the model, else None and why not."""
+    """The task's data module when it fits the model, else None and why not; and why the model's outputs are not
+    the data's class scores, if they are not (a trunk: its data are stimuli, nothing scores its accuracy)."""
 
     datamodule: L.LightningDataModule | None
     misfit: str | None = None
+    no_classifier: str | None = None
+
+
+def no_classifier(model: DictConfig) -> str | None:
+    """Why a vision model's outputs are no class scores: a trunk (model.net.num_classes 0), else None."""
+    if model.net.get("num_classes", None) == 0:
+        return "the model is a trunk without a classifier (model.net.num_classes 0)"
+    return None
 
 
 def read_architecture(cfg: DictConfig, path: Path, state: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -129,13 +138,17 @@ def data_misfit(cfg: DictConfig, model: DictConfig, kind: str, datamodule: L.Lig
 
 
 def task_data(cfg: DictConfig, model: EvalModel, kind: str) -> TaskData:
-    """The task's data module (`data=`) if it fits the model, else why not."""
+    """The task's data module (`data=`) if it fits the model (a trunk: its data, without eval.stimuli), else why not."""
     datamodule = instantiate(cfg.data, _convert_="all")
     misfit = data_misfit(cfg, model.config, kind, datamodule)
+    trunk = no_classifier(model.config) if kind == "vision" else None
+    if misfit and trunk and not cfg.eval.get("stimuli"):  # a trunk evaluated on its data: their images are its stimuli
+        log.info("The model is a trunk (no classifier): the task's data are its stimuli, its accuracy is not scored")
+        return TaskData(datamodule, no_classifier=trunk)
     if misfit:
         log.info("The task's data does not fit the model (%s): the analyses that need it are skipped", misfit)
         return TaskData(None, misfit)
-    return TaskData(datamodule)
+    return TaskData(datamodule, no_classifier=trunk)
 
 
 def eval_tokenizer(model: DictConfig, choice: str, data: TaskData) -> TextTokenizer:

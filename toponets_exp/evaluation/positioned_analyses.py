@@ -102,8 +102,8 @@ def positioned_vision(ctx: EvalContext, positions: PositionSet) -> tuple[Section
         per_layer_orientation, out["gratings"] = positioned_orientation(ctx, positions)
         for name, entry in per_layer_orientation.items():
             per_layer[name]["orientation"] = entry
-    if ctx.data is None:
-        ctx.skip("task_accuracy", "the task's test split")
+    if ctx.data is None or ctx.no_classifier:
+        ctx.skip("task_accuracy", "the task's test split and the model's classifier")
     else:  # the classifier's accuracy (pruning and sheet downsampling are grid-only here)
         ctx.data.setup("test")
         out["task_accuracy"] = accuracy_on(whole_split(ctx.data.test_dataloader()), ev.metric_batches,

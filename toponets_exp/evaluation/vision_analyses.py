@@ -140,8 +140,8 @@ def vision_analyses(ctx: EvalContext, weights: Section) -> tuple[Section, dict[s
         orientation, out["gratings"] = orientation_analysis(ctx)
         merge_layers(per_layer, orientation)
     if ev.efficiency:
-        if ctx.data is None:
-            ctx.skip("efficiency", "the task's test split for accuracy")
+        if ctx.data is None or ctx.no_classifier:
+            ctx.skip("efficiency", "the task's test split and the model's classifier for accuracy")
         else:
             ctx.data.setup("test")
             evaluate = accuracy_on(whole_split(ctx.data.test_dataloader()), ev.metric_batches, ctx.device)

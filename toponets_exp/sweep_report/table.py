@@ -15,6 +15,7 @@ METRICS = {
     "test_acc": (("test", "acc"), True),
     "test_ppl": (("test", "ppl"), False),
     "test_loss": (("test", "loss"), False),
+    "eval_acc": (("eval", "accuracy", "value"), True),  # report.json's: the classifier's, else the linear read-out's
     "topo_loss": (("topo", "mean_unweighted"), False),
     "weight_smoothness": (("eval", "weight_smoothness"), True),
     "response_smoothness": (("eval", "response_smoothness"), True),
@@ -58,8 +59,12 @@ def rows(runs: Sequence[Run], varying: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def task_metric(table: Sequence[dict[str, Any]]) -> str:
-    """The task metric the table has: test accuracy (classifiers), else test perplexity (language models)."""
-    return "test_acc" if any(r["test_acc"] is not None for r in table) else "test_ppl"
+    """The task metric the table has: test accuracy (classifiers), else test perplexity (language models), else the
+    evaluation's accuracy (a trunk without a classifier: its linear read-out)."""
+    for metric in ("test_acc", "test_ppl", "eval_acc"):
+        if any(r[metric] is not None for r in table):
+            return metric
+    return "test_ppl"
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from toponets_exp.build import Run, build_run, overrides, plan_run, seed_and_check
 from toponets_exp.checks import number
-from toponets_exp.evaluation import EvalModel, TaskData, evaluate, positions_for
+from toponets_exp.evaluation import EvalModel, TaskData, evaluate, no_classifier, positions_for
 from toponets_exp.io import write_json
 from toponets_exp.loggers import finish_wandb, log_report
 from toponets_exp.resume.run_dir import SUMMARY, resume_command
@@ -72,4 +72,6 @@ def _evaluate(cfg: DictConfig, run: Run, checkpoint: str) -> dict[str, Any]:
     seed_and_check(cfg)
     model = EvalModel(run.module.net, run.layers, cfg.model, checkpoint, {}, run.topo.weight)
     positions = positions_for(run.plan.evaluation, model.net, {})
-    return evaluate(model, TaskData(run.datamodule), run.plan.evaluation, run.plan.out, positions)
+    trunk = no_classifier(cfg.model) if run.plan.evaluation.kind == "vision" else None
+    data = TaskData(run.datamodule, no_classifier=trunk)
+    return evaluate(model, data, run.plan.evaluation, run.plan.out, positions)
