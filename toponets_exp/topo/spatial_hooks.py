@@ -12,18 +12,19 @@ each hooked layer keeps one float32 tensor of its output's size (∂L/∂output)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 
 from toponets_exp.checks import choice, number
 from toponets_exp.errors import ConfigError
 from toponets_exp.topo.layer import TopoLayer
 from toponets_exp.topo.module_types import output_unit_dim
+from toponets_exp.topo.response_hooks import ResponseHooks, join_backward
 from toponets_exp.topo.spatial_correlation import (CONV_MODES, DISTANCES, sample_neighbourhoods,
                                                    spatial_correlation_loss, unit_responses)
 
@@ -70,7 +71,7 @@ SETTINGS = {"neighbourhoods", "radius", "responses", "distance", "scale"}
 
 
 @dataclass
-class SpatialCorrelation:
+class SpatialCorrelation(ResponseHooks):
     """TDANN's spatial correlation loss on the selected layers' responses (toponets_exp.topo.spatial_correlation)."""
 
     layers: list[TopoLayer]
@@ -81,8 +82,6 @@ class SpatialCorrelation:
     distance: str = "euclidean"
     scale: float = 0.5
     seed: int = 0
-    values: dict[str, torch.Tensor] = field(default_factory=dict)
-    _handles: list[RemovableHandle] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         choice("topo.spatial.responses", self.responses, CONV_MODES)
@@ -123,24 +122,7 @@ class SpatialCorrelation:
             unit_dim = output_unit_axis(output, layer)  # a layer without a unit axis fails even without grad
             if not torch.is_grad_enabled() or not output.requires_grad:
                 return  # no backward will run through this output
-            with torch.enable_grad():
-                leaf = output.detach().requires_grad_(True)
-                value = output_loss(leaf, layer, hoods, self.responses, unit_dim, self.distance, self.scale)
-                (grad,) = torch.autograd.grad(value, leaf)
-            self.values[layer.name] = value.detach()
-            output.register_hook(lambda incoming: incoming + (grad * (coef * backward_factor())).to(incoming.dtype))
+            loss = partial(output_loss, layer=layer, neighbourhoods=hoods, responses=self.responses,
+                           unit_dim=unit_dim, distance=self.distance, scale=self.scale)
+            self.values[layer.name] = join_backward(output, loss, coef, backward_factor)
         return hook
-
-    def detach(self) -> None:
-        """Remove the forward hooks (after the training batch: validation, test and predict never see them)."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def total(self, coefficient: Callable[[TopoLayer], float]) -> torch.Tensor | None:
-        """Σ coefficient·L over the layers hooked in the last batch (the coefficients carry the mean's 1/layers)."""
-        if not self.values:
-            return None
-        by_name = {layer.name: layer for layer in self.layers}
-        terms = [coefficient(by_name[name]) * value for name, value in self.values.items()]
-        return torch.stack(terms).sum()

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.utils.hooks import RemovableHandle
 
+from toponets_exp.topo.response_hooks import ResponseHooks, join_backward
 from toponets_exp.topo.spatial_hooks import neighbourhood_seed
 from toponets_exp.topo.tdann_loss import tdann_spatial_loss
 from toponets_exp.topo.unit_positions import TDANNPositions
@@ -54,7 +55,7 @@ def picks(layer: TDANNLayer, seed: int, step: int, batch_idx: int, index: int, c
 
 
 @dataclass
-class TDANNSpatial:
+class TDANNSpatial(ResponseHooks):
     """TDANN's spatial correlation loss on the named blocks (toponets_exp.topo.tdann_loss)."""
 
     layers: list[TDANNLayer]
@@ -62,8 +63,6 @@ class TDANNSpatial:
     neighborhoods_per_batch: int = 1
     use_old_version: bool = False
     seed: int = 0
-    values: dict[str, torch.Tensor] = field(default_factory=dict)
-    _handles: list[RemovableHandle] = field(default_factory=list)
 
     def share(self, strategy: Any) -> None:
         """Every rank trains on global rank 0's positions (each rank made them from the same seed, but its CPU maths
@@ -91,26 +90,11 @@ class TDANNSpatial:
             if not torch.is_grad_enabled() or not output.requires_grad:
                 return
             coordinates, hoods = layer.tensors(output.device)
-            with torch.enable_grad(), torch.autocast(output.device.type, enabled=False):
-                leaf = output.detach().requires_grad_(True)
-                value = tdann_spatial_loss(leaf, coordinates, hoods[rows.to(output.device)], self.use_old_version)
-                (grad,) = torch.autograd.grad(value, leaf)
-            self.values[layer.name] = value.detach()
-            output.register_hook(lambda incoming: incoming + (grad * (coef * backward_factor())).to(incoming.dtype))
+            loss = partial(tdann_spatial_loss, coordinates=coordinates, neighbourhoods=hoods[rows.to(output.device)],
+                           use_old_version=self.use_old_version)
+            with torch.autocast(output.device.type, enabled=False):
+                self.values[layer.name] = join_backward(output, loss, coef, backward_factor)
         return hook
-
-    def detach(self) -> None:
-        """Remove the forward hooks (after the training batch)."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def total(self, coefficient: Callable[[TDANNLayer], float]) -> torch.Tensor | None:
-        """Σ coefficient · L over the blocks hooked in the last batch."""
-        if not self.values:
-            return None
-        by_name = {layer.name: layer for layer in self.layers}
-        return torch.stack([coefficient(by_name[name]) * value for name, value in self.values.items()]).sum()
 
 
 def tdann_layers(net: nn.Module, positions: Mapping[str, TDANNPositions], weight: float,
