@@ -41,6 +41,8 @@ def test_tdann_simclr_digits_trains_on_positions_it_writes_in_tdanns_format(tmp_
     assert dims["layer1.0"] == (64, 8, 8) and dims["layer4.1"] == (512, 1, 1)
     assert all(len(p.coordinates) == math.prod(p.dims) for p in positions.values())
     assert "TDANN swap optimisation of layer1.0" in proc.stdout
+    saved = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["callbacks"]["TopoLossCallback"]["weight"] == 1.0  # τ, the measured TopoLoss sheets at 0 aside
     rows = [r for r in read_csv(out / "metrics.csv") if r.get("spatial/total")]
     assert len(rows) == 3 and all(0.0 <= float(r[f"spatial/{b}"]) <= 1.0 for r in rows for b in BLOCKS)
     summary = json.loads((out / "summary.json").read_text())

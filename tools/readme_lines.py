@@ -83,6 +83,9 @@ RECIPES = [
            ["trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
             "trainer.limit_test_batches=1", "trainer.enable_progress_bar=false", "topo.weight=0,3", "seed=0",
             "eval.after_train=false"]),
+    Recipe(r"^-m experiment=compare_tdann_digits$", TINY_TRAIN + TINY_VISION + [
+        "topo=tdann", "seed=0", "topo.tdann.neighbourhoods=500", "topo.tdann.swapopt.steps=1000",
+        "eval.after_train=false"]),
     Recipe(r"^-m experiment=paper_trends_digits$", TINY_TRAIN + TINY_VISION + ["topo.weight=0,5", "seed=0",
                                                                               "eval.after_train=false"]),
     Recipe(r"^--help$"),

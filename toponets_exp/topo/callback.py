@@ -81,9 +81,10 @@ class TopoLossCallback(Callback):
 
     @property
     def weight(self) -> float | None:
-        """The τ every trained layer shares (None where they differ): the run's τ, as checkpoints record it."""
+        """The τ every trained layer shares, layers at τ 0 aside (None where they differ): the run's τ, as checkpoints
+        record it (topo.loss=tdann measures topo.layers' TopoLoss at τ 0)."""
         taus = {layer.weight for layer in self._trained_layers()}
-        return taus.pop() if len(taus) == 1 else None
+        return taus.pop() if len(taus) == 1 else (taus - {0.0}).pop() if len(taus - {0.0}) == 1 else None
 
     @property
     def schedules(self) -> list[Schedule]:
