@@ -80,6 +80,13 @@ def test_bad_tdann_settings_are_one_line_errors(tmp_path, override, message) -> 
     assert not (tmp_path / "run" / "positions").exists()
 
 
+def test_tdann_on_a_model_without_resnet_blocks_is_one_line(tmp_path) -> None:
+    proc = run_cli("model=nanogpt", "data=text_embedded", "topo=tdann", "trainer.max_steps=1",
+                   f"hydra.run.dir={tmp_path / 'run'}")
+    assert proc.returncode == 2 and "topo.loss=tdann places the blocks of a ResNet-18 or -50" in proc.stdout, \
+        proc.stdout[-2000:]
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_reads_its_positions_and_ends_identical(tmp_path) -> None:
     """last.ckpt every 2 steps over 2 epochs of 3 batches; kill -9 after the first, resume: the positions are read

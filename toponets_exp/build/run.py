@@ -104,7 +104,7 @@ def tdann_loss(cfg: DictConfig, plan: Plan, net: nn.Module,
     written to the run directory (made now, or read from topo.tdann.positions_dir); else (None, {})."""
     if cfg.topo.loss != TDANN:
         return None, {}
-    settings = tdann_settings(cfg.topo.tdann)
+    settings = tdann_settings(cfg.topo.get("tdann"))
     positions, new = run_positions(settings, net, datamodule, cfg.seed, plan.out, plan.resume is not None,
                                    placement_safe_point())
     loss = build_tdann(settings, net, positions, number("topo.weight", cfg.topo.weight, 0.0), cfg.seed)

@@ -58,7 +58,8 @@ def tdann_settings(node: Any) -> TDANNSettings:
                           f"(swapopt: {', '.join(sorted(SWAPOPT_KEYS))})")
     layers = tdann.get("layers") or []
     if not isinstance(layers, list) or not layers or not all(isinstance(name, str) for name in layers):
-        raise ConfigError(f"topo.tdann.layers={layers!r}: accepted: a list of block names (layer1.0 ... layer4.1)")
+        raise ConfigError(f"topo.tdann.layers={layers!r}: accepted: a list of block names (layer1.0 ... layer4.1; "
+                          "topo=tdann sets TDANN's)")
     directory = tdann.get("positions_dir")
     return TDANNSettings(
         tuple(layers), number("topo.tdann.layer_weight", tdann.get("layer_weight", 0.25), 0.0),
@@ -110,10 +111,10 @@ def grating_images(size: int, stats: tuple[tuple[float, ...], tuple[float, ...]]
     return (make_gratings(size).images - mean) / std
 
 
-def make_positions(settings: TDANNSettings, net: nn.Module, size: int, stats: Any, seed: int,
+def make_positions(settings: TDANNSettings, net: nn.Module, depth: int, size: int, stats: Any, seed: int,
                    safe_point: Callable[[], None] | None = None) -> dict[str, TDANNPositions]:
-    """TDANN's positions of the blocks' units: retinotopic, then swap-optimised on the responses to the gratings."""
-    depth = block_depth(net, settings.layers)
+    """TDANN's positions of the blocks' units of a ResNet-`depth`: retinotopic, then swap-optimised on the responses
+    to the gratings."""
     responses = block_outputs(net, grating_images(size, stats), settings.layers)
     dims = {name: tuple(out.shape[1:]) for name, out in responses.items()}
     made = retinotopic(dims, depth, seed, settings.widths_follow_maps, settings.neighbourhoods)
@@ -140,13 +141,14 @@ def run_positions(settings: TDANNSettings, net: nn.Module, datamodule: Any, seed
                   safe_point: Callable[[], None] | None = None) -> tuple[dict[str, TDANNPositions], bool]:
     """(the positions the run trains on, whether they are to be written to <run dir>/positions): a resumed run's
     own, else `positions_dir`'s, else made now."""
+    depth = block_depth(net, settings.layers)
     source = out / POSITIONS_DIR if resumed else settings.positions_dir
     if source is None:
         stats = getattr(datamodule, "pixel_stats", None)
         if stats is None or not hasattr(datamodule, "input_size"):
             raise ConfigError(f"topo.loss=tdann makes positions from responses to images; {type(datamodule).__name__}"
                               " gives no image size and standardisation")
-        return make_positions(settings, net, int(datamodule.input_size), stats, seed, safe_point), True
+        return make_positions(settings, net, depth, int(datamodule.input_size), stats, seed, safe_point), True
     try:
         positions = read_tdann_positions(source)
     except CheckpointError as err:
