@@ -81,8 +81,7 @@ class TopoLossCallback(Callback):
 
     @property
     def weight(self) -> float | None:
-        """The τ every trained layer shares, layers at τ 0 aside (None where they differ): the run's τ, as checkpoints
-        record it (topo.loss=tdann measures topo.layers' TopoLoss at τ 0)."""
+        """The τ the trained layers share, those at τ 0 aside (None where they differ): the run's τ in checkpoints."""
         taus = {layer.weight for layer in self._trained_layers()}
         return taus.pop() if len(taus) == 1 else (taus - {0.0}).pop() if len(taus - {0.0}) == 1 else None
 
@@ -132,10 +131,11 @@ class TopoLossCallback(Callback):
         if stage != "fit":
             return
         check_exact_strategy(trainer.strategy)
-        for kind, layers in ((f"TopoLoss ({self.reduction})", self.loss.layers if self.loss else []),
-                             *((loss.title, loss.layers) for loss in self.response_losses)):
+        for kind, layers, how in (("TopoLoss", self.loss.layers if self.loss else [], self.reduction),
+                                  *((loss.title, loss.layers, loss.combined or self.reduction)
+                                    for loss in self.response_losses)):
             if layers:
-                log.info("%s on %d layers: %s", kind, len(layers), layer_listing(layers))
+                log.info("%s on %d layers (%s): %s", kind, len(layers), how, layer_listing(layers))
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.active and len(trainer.optimizers) != 1:

@@ -76,6 +76,7 @@ class SpatialCorrelation(ResponseHooks):
 
     layers: list[TopoLayer]
     title: ClassVar[str] = "spatial correlation loss"
+    combined: ClassVar[str | None] = None  # the callback's reduction
     neighbourhoods: int = 20
     radius: float = 3.0
     responses: str = "locations"

@@ -59,7 +59,8 @@ class TDANNSpatial(ResponseHooks):
     """TDANN's spatial correlation loss on the named blocks (toponets_exp.topo.tdann_loss)."""
 
     layers: list[TDANNLayer]
-    title: ClassVar[str] = "TDANN's spatial loss (sum of layer_weight x loss)"
+    title: ClassVar[str] = "TDANN's spatial loss"
+    combined: ClassVar[str | None] = "sum of layer_weight x loss"
     neighborhoods_per_batch: int = 1
     use_old_version: bool = False
     seed: int = 0
