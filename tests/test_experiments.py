@@ -27,7 +27,8 @@ RECIPES = {  # name -> (model builder, data module, paper τ sweep)
     "compare_topo_nanogpt_embedded": ("toponets_exp.models.gpt", "EmbeddedTextDataModule", [0, 3, 30]),
 }
 OTHER_RECIPES = {"simclr_digits",  # recipes without a τ sweep, each tested with its objective (tests/test_simclr.py,
-                 "tdann_simclr_digits", "tdann_simclr_resnet18_imagenet", "compare_tdann_digits"}  # test_tdann_run.py
+                 "tdann_simclr_digits", "tdann_simclr_resnet18_imagenet", "compare_tdann_digits",  # test_tdann_run.py
+                 "search_tau_digits"}  # tests/test_search.py
 COMPARED = {"compare_topo_digits": "topoloss,spatial_correlation,wiring",  # the losses a compare_topo_* sweeps
             "compare_topo_resnet18_imagenet": "topoloss,spatial_correlation,wiring",
             "compare_topo_nanogpt_embedded": "topoloss,topolm"}

@@ -64,7 +64,8 @@ def plot_pareto(table: Sequence[dict[str, Any]], metric: str, path: Path) -> Pat
 
 # The least y-span of a panel: an absolute span for metrics bounded in [0, 1] (or so), else a share of the mean;
 # with seeds, at least SD_SPAN pooled seed sds. A spread below the noise then looks flat.
-MIN_SPAN = {"test_acc": 0.05, "eval_acc": 0.05, "topo_loss": 0.05, "weight_smoothness": 0.05, "response_smoothness": 0.05,
+MIN_SPAN = {"test_acc": 0.05, "eval_acc": 0.05, "topo_loss": 0.05, "weight_smoothness": 0.05,
+            "response_smoothness": 0.05,
             "tdann_smoothness": 0.05, "morans_i_topolm": 0.05, "topoformer_tgi": 0.05, "orientation_selective": 0.05,
             "orientation_smoothness": 0.05, "spatial_entropy": 0.1, "cluster_radius": 0.5}
 MIN_RELATIVE_SPAN = 0.05

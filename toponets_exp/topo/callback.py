@@ -183,8 +183,8 @@ class TopoLossCallback(Callback):
                     total, per_layer = self.loss.accumulate_grad(scales, dtype=torch.float32)
             check_finite("TopoLoss", total, per_layer, trainer.global_step, "have non-finite weights (NaN/Inf)")
         if spatial is not None:
-            check_finite("the spatial correlation loss", spatial, response_values(self.response_losses), trainer.global_step,
-                         "have non-finite responses (NaN/Inf)")
+            check_finite("the spatial correlation loss", spatial, response_values(self.response_losses),
+                         trainer.global_step, "have non-finite responses (NaN/Inf)")
         if trainer.global_step % trainer.log_every_n_steps == 0:
             self._log(trainer, total, per_layer, spatial, multiplier)
 
