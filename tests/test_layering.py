@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "toponets_exp"
 LAYERS = [
     {"errors"},
     {"checks", "io", "console", "resolvers", "trainer_config", "restricted_pickle"},
-    {"models", "data", "sweep"},
+    {"models", "data", "sweep", "search"},
     {"topo", "lit", "resume", "loggers"},
     {"brain"},
     {"evaluation", "sweep_report"},

@@ -19,6 +19,7 @@ from toponets_exp.sweep_report import (Run, aggregate, collect, comparison_markd
                                        plot_comparison, plot_efficiency, plot_metrics_vs_tau, plot_pareto, rows,
                                        task_metric)
 from toponets_exp.sweep_report.runs import STATUSES
+from toponets_exp.sweep_report.search import front_markdown, is_search, plot_front, trial_rows
 from toponets_exp.sweep import sweep_group
 from toponets_exp.build import output_dir
 
@@ -79,6 +80,18 @@ def _sweep_report(dirs: list[str], runs: list[Run], varying: list[str],
     return table, figures
 
 
+def _search_front(sweep_dir: Path, out: Path) -> tuple[list[dict[str, Any]], list[Path]]:
+    """A search's trials (front_<name>.csv), its front (front_<name>.md) and objective-space figure."""
+    trials, names, directions = trial_rows(sweep_dir)
+    write_csv(out / f"front_{sweep_dir.name}.csv", list(trials[0]) if trials else ["trial"], trials)
+    write_text(out / f"front_{sweep_dir.name}.md", front_markdown(trials, names, directions,
+                                                                  f"Search {sweep_dir}: the Pareto front"))
+    figure = plot_front(trials, names, directions, out / "figures" / f"front_{sweep_dir.name}.png")
+    log.info("Search %s: %d trials, %d on the front: %s", sweep_dir, len(trials), sum(t["front"] for t in trials),
+             out / f"front_{sweep_dir.name}.md")
+    return trials, [figure] if figure else []
+
+
 def _comparison_report(table: list[dict[str, Any]], out: Path) -> list[Path]:
     """comparison.csv, comparison.md and figures/comparison.png in `out`; the figures written."""
     write_csv(out / "comparison.csv", list(table[0]), table)
@@ -110,6 +123,10 @@ def report(cfg: DictConfig) -> dict[str, Any]:
         tables["report"], figures = _sweep_report(sweep_dirs, runs, varying, out)
         result.update({"runs": len(runs), "varying": varying, "report": str(out / "report.md"),
                        "statuses": _statuses(tables["report"])})
+    for sweep_dir in (Path(d) for d in sweep_dirs if is_search(Path(d))):
+        tables[f"front_{sweep_dir.name}"], drawn = _search_front(sweep_dir, out)
+        figures += drawn
+        result.setdefault("fronts", []).append(str(out / f"front_{sweep_dir.name}.md"))
     if models:
         tables["comparison"] = models
         figures += _comparison_report(models, out)
