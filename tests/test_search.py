@@ -62,7 +62,7 @@ def test_objectives_are_validation_numbers_read_from_the_run(tmp_path) -> None:
 def test_kill_9_of_the_driver_then_the_same_command_finishes_the_study(tmp_path) -> None:
     """4 trials, one at a time: the driver is killed after the first trial's summary; the same command tells the
     study the rest, the first trial's run untouched (its summary the same file), every trial complete with its two
-    objectives and its run directory <sweep>/<number>."""
+    objectives and its run directory <sweep>/<number>; then the search's report."""
     sweep = tmp_path / "search"
     args = [*TINY_SEARCH, "hydra.sweeper.n_trials=4", f"hydra.sweep.dir={sweep}"]
     proc = start_cli(*args)
@@ -80,6 +80,21 @@ def test_kill_9_of_the_driver_then_the_same_command_finishes_the_study(tmp_path)
         assert trial.values == [summary["best_score"], summary["topo"]["mean_unweighted"]]
         assert summary["topo"]["weight"] == pytest.approx(trial.params["topo.weight"])
     assert len({t.params["topo.weight"] for t in trials}) == 4 and "search search: 4 trials told" in again.stdout
+    report_of_the_search(sweep, tmp_path / "report", study_of(sweep))
+
+
+def report_of_the_search(sweep: Path, out: Path, study: optuna.Study) -> None:
+    """task=report on a search directory: front_<name>.md (the front's searched values, validation objectives and
+    test numbers), front_<name>.csv (every trial) and figures/front_<name>.png, beside the sweep table."""
+    proc = run_cli("task=report", f"report.sweep_dir={sweep}", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    front = (out / "front_search.md").read_text()
+    assert "Objectives (validation): val_acc (maximize), topo (minimize)." in front
+    table = [line for line in front.splitlines() if line.startswith("| ")]
+    assert table[0] == "| trial | param:topo.weight | val_acc | topo | test_acc | test_loss |"
+    assert sorted(int(line.split("|")[1]) for line in table[1:]) == sorted(t.number for t in study.best_trials)
+    assert (out / "figures" / "front_search.png").is_file() and (out / "report.md").is_file()
+    assert len((out / "front_search.csv").read_text().splitlines()) == 1 + len(study.trials)
 
 
 def test_a_failed_trial_is_told_failed_and_the_search_goes_on(tmp_path) -> None:
@@ -127,22 +142,3 @@ def test_a_sweep_directory_holds_one_study_of_its_objectives(tmp_path) -> None:
     assert [t.values for t in again.trials] == [[1.0]]
     with pytest.raises(ConfigError, match="has objectives \\['a'\\] \\(maximize\\), not \\['b'\\] \\(minimize\\)"):
         open_study(tmp_path, "search", objectives({"b": {"path": "best_score", "direction": "minimize"}}), make)
-
-
-def test_report_of_a_search_draws_its_trials_and_lists_its_front(tmp_path) -> None:
-    """task=report on a search directory: front_<name>.md (the front's searched values, validation objectives and
-    test numbers), front_<name>.csv (every trial) and figures/front_<name>.png, beside the sweep table."""
-    sweep = tmp_path / "search"
-    assert run_cli(*TINY_SEARCH, "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}").returncode == 0
-    out = tmp_path / "report"
-    proc = run_cli("task=report", f"report.sweep_dir={sweep}", f"hydra.run.dir={out}")
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    front = (out / "front_search.md").read_text()
-    study = study_of(sweep)
-    assert "Objectives (validation): val_acc (maximize), topo (minimize)." in front
-    best = {t.number for t in study.best_trials}
-    table = [line for line in front.splitlines() if line.startswith("| ")]
-    assert table[0] == "| trial | param:topo.weight | val_acc | topo | test_acc | test_loss |"
-    assert sorted(int(line.split("|")[1]) for line in table[1:]) == sorted(best)
-    assert (out / "figures" / "front_search.png").is_file() and (out / "report.md").is_file()
-    assert len((out / "front_search.csv").read_text().splitlines()) == 1 + 3

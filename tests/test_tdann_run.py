@@ -3,6 +3,7 @@ TDANN's loss trained on them through the topo callback, exact resume, and one-li
 
 import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -27,20 +28,27 @@ TINY_TDANN = ["experiment=tdann_simclr_digits", "trainer.limit_train_batches=3",
               "topo.tdann.neighbourhoods=500", "topo.tdann.swapopt.steps=1000"]
 
 
-def test_tdann_simclr_digits_trains_on_positions_it_writes_in_tdanns_format(tmp_path) -> None:
-    """The embedded recipe end to end on tiny settings: positions of every unit of the 8 blocks (C·H·W of each
-    output) in <run dir>/positions as TDANN's .npz with version.txt 2, TDANN's loss logged per block at every step,
-    and the read-out accuracy in summary.json and report.json."""
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, str]:
+    """(the directory, the output) of the embedded recipe on tiny settings, evaluated (one layer's maps)."""
+    out = tmp_path_factory.mktemp("tdann") / "run"
     proc = run_cli(*TINY_TDANN, "trainer.max_epochs=1", "eval.gratings=false", "topo.layers=[layer4.1.conv1]",
                    f"hydra.run.dir={out}")
     assert proc.returncode == 0, proc.stdout[-3000:]
+    return out, proc.stdout
+
+
+def test_tdann_simclr_digits_trains_on_positions_it_writes_in_tdanns_format(trained) -> None:
+    """The embedded recipe end to end on tiny settings: positions of every unit of the 8 blocks (C·H·W of each
+    output) in <run dir>/positions as TDANN's .npz with version.txt 2, TDANN's loss logged per block at every step,
+    and the read-out accuracy in summary.json and report.json."""
+    out, stdout = trained
     positions = read_tdann_positions(out / "positions")
     assert list(positions) == BLOCKS and (out / "positions" / "version.txt").read_text() == "2\n"
     dims = {name: p.dims for name, p in positions.items()}
     assert dims["layer1.0"] == (64, 8, 8) and dims["layer4.1"] == (512, 1, 1)
     assert all(len(p.coordinates) == math.prod(p.dims) for p in positions.values())
-    assert "TDANN swap optimisation of layer1.0" in proc.stdout
+    assert "TDANN swap optimisation of layer1.0" in stdout
     saved = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert saved["callbacks"]["TopoLossCallback"]["weight"] == 1.0  # τ, the measured TopoLoss sheets at 0 aside
     rows = [r for r in read_csv(out / "metrics.csv") if r.get("spatial/total")]
@@ -51,12 +59,11 @@ def test_tdann_simclr_digits_trains_on_positions_it_writes_in_tdanns_format(tmp_
     assert 0.0 <= summary["eval"]["accuracy"]["value"] <= 1.0
 
 
-def test_a_run_trains_on_a_given_positions_directory(tmp_path) -> None:
+def test_a_run_trains_on_a_given_positions_directory(trained, tmp_path) -> None:
     """topo.tdann.positions_dir: the run trains on that directory's positions (copied to its own), makes none; a
     directory of another input size is refused in one line naming the block, nothing trained."""
-    first, second, refused = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    first, second, refused = trained[0], tmp_path / "b", tmp_path / "c"
     args = [*TINY_TDANN, "trainer.max_epochs=1", "trainer.limit_train_batches=1", "eval.after_train=false"]
-    assert run_cli(*args, f"hydra.run.dir={first}").returncode == 0
     proc = run_cli(*args, f"topo.tdann.positions_dir={first / 'positions'}", f"hydra.run.dir={second}")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "TDANN swap optimisation" not in proc.stdout

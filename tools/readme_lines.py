@@ -87,6 +87,8 @@ RECIPES = [
         "topo=tdann", "seed=0", "topo.tdann.neighbourhoods=500", "topo.tdann.swapopt.steps=1000",
         "eval.after_train=false"]),
     Recipe(r"^-m experiment=search_tau_digits$", TINY_TRAIN + TINY_VISION + TINY_EVAL + ["hydra.sweeper.n_trials=2"]),
+    Recipe(r"^-m experiment=paper_trends_digits seed=0$", TINY_TRAIN + TINY_VISION + [
+        "topo.weight=0,5", "eval.after_train=false"]),
     Recipe(r"^-m experiment=paper_trends_digits$", TINY_TRAIN + TINY_VISION + ["topo.weight=0,5", "seed=0",
                                                                               "eval.after_train=false"]),
     Recipe(r"^--help$"),
